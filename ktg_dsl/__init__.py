@@ -1,0 +1,42 @@
+"""ktg: declarative Knowledge Transfer Graphs.
+
+    spec = ktg_dsl.load_spec("specs/quickstart.yaml")     # raises SpecError with every issue
+    issues = ktg_dsl.validate_spec(spec)                  # errors and warnings
+    program = ktg_dsl.compile_spec(spec)                  # imports torch
+    engine = ktg_dsl.Engine(program)
+
+Importing this package does not import torch; ``compile_spec`` and ``Engine`` do, on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import KtgRuntimeError, SpecError, SpecIssue
+from .spec.api import load_spec, loads_spec, validate_spec
+from .spec.schema import Spec
+
+__version__ = "0.1.0"
+__all__ = [
+    "Engine",
+    "KtgRuntimeError",
+    "Program",
+    "Spec",
+    "SpecError",
+    "SpecIssue",
+    "compile_spec",
+    "load_spec",
+    "loads_spec",
+    "validate_spec",
+]
+
+_LAZY = {"compile_spec": "compiler", "Program": "compiler", "Engine": "engine"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'ktg_dsl' has no attribute {name!r}")

@@ -1,0 +1,151 @@
+"""Datasets, registered by name. Builders import torch only when called.
+
+A builder takes ``root``, ``download``, ``seed`` and ``split`` from the spec's ``data:`` section
+(plus its own arguments) and returns a :class:`ktg_dsl.components.data.bundle.DataBundle`.
+``meta["info"]`` tells the class count and input shape *without* loading anything, so that
+``ktg validate`` can check a graph against the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from ...registry import DATASETS
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    num_classes: int | None  # None: only known once loaded
+    input_shape: tuple[int, int, int] | None  # (C, H, W)
+
+
+PosInt = Annotated[int, Field(ge=1)]
+
+
+@DATASETS.register(info=lambda args, root: DatasetInfo(10, (1, 8, 8)))
+def digits(root: str, download: bool, seed: int, split: str) -> Any:
+    """The 1,797 8x8 handwritten digits bundled with scikit-learn (UCI optdigits test set),
+    loaded offline. A fixed 20% test part (stratified, independent of the spec's seed); the
+    rest splits 80/20 into train/val from the seed."""
+    from .digits import load_digits_bundle
+
+    return load_digits_bundle(seed=seed, split=split)
+
+
+@DATASETS.register(info=lambda args, root: DatasetInfo(10, (3, 32, 32)))
+def cifar10(
+    root: str,
+    download: bool,
+    seed: int,
+    split: str,
+    val_size: Annotated[int, Field(ge=0, le=25000)] = 10000,
+    augment: bool = True,
+) -> Any:
+    """CIFAR-10 through torchvision. ``split: val``: train 40,000 / val 10,000 from the seed;
+    ``split: test``: train on all 50,000, evaluate on the 10,000 test images."""
+    from .cifar import load_cifar_bundle
+
+    return load_cifar_bundle(
+        10, root=root, download=download, seed=seed, split=split, val_size=val_size, augment=augment
+    )
+
+
+@DATASETS.register(info=lambda args, root: DatasetInfo(100, (3, 32, 32)))
+def cifar100(
+    root: str,
+    download: bool,
+    seed: int,
+    split: str,
+    val_size: Annotated[int, Field(ge=0, le=25000)] = 10000,
+    augment: bool = True,
+) -> Any:
+    """CIFAR-100 through torchvision, with the same protocol as ``cifar10``."""
+    from .cifar import load_cifar_bundle
+
+    return load_cifar_bundle(
+        100,
+        root=root,
+        download=download,
+        seed=seed,
+        split=split,
+        val_size=val_size,
+        augment=augment,
+    )
+
+
+def _imagefolder_info(args: dict[str, Any], root: str) -> DatasetInfo:
+    train = Path(root) / "train"
+    size = int(args.get("image_size", 32))
+    classes = None
+    if train.is_dir():
+        classes = sum(1 for p in train.iterdir() if p.is_dir()) or None
+    return DatasetInfo(classes, (3, size, size))
+
+
+@DATASETS.register(info=_imagefolder_info)
+def imagefolder(
+    root: str,
+    download: bool,
+    seed: int,
+    split: str,
+    image_size: Annotated[int, Field(ge=8, le=1024)] = 32,
+    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2,
+    augment: bool = True,
+) -> Any:
+    """Your own images: ``root/train/<class>/*.png|jpg`` (and optionally ``root/val/`` and
+    ``root/test/`` with the same class folders), resized to ``image_size``. Without ``val/``,
+    ``val_fraction`` of train is held out from the seed."""
+    from .imagefolder import load_imagefolder_bundle
+
+    return load_imagefolder_bundle(
+        root=root,
+        seed=seed,
+        split=split,
+        image_size=image_size,
+        val_fraction=val_fraction,
+        augment=augment,
+    )
+
+
+@DATASETS.register(
+    info=lambda args, root: DatasetInfo(
+        int(args.get("num_classes", 10)),
+        (
+            int(args.get("channels", 3)),
+            int(args.get("image_size", 32)),
+            int(args.get("image_size", 32)),
+        ),
+    )
+)
+def synthetic(
+    root: str,
+    download: bool,
+    seed: int,
+    split: str,
+    num_classes: PosInt = 10,
+    image_size: Annotated[int, Field(ge=1, le=512)] = 32,
+    channels: Annotated[int, Field(ge=1, le=16)] = 3,
+    train_size: PosInt = 1024,
+    val_size: PosInt = 256,
+    noise: Annotated[float, Field(ge=0.0)] = 1.0,
+    augment: bool = False,
+) -> Any:
+    """Random images around one fixed prototype per class (learnable, no files): for tests
+    and benchmarks."""
+    from .synthetic import load_synthetic_bundle
+
+    return load_synthetic_bundle(
+        seed=seed,
+        split=split,
+        num_classes=num_classes,
+        image_size=image_size,
+        channels=channels,
+        train_size=train_size,
+        val_size=val_size,
+        noise=noise,
+        augment=augment,
+    )

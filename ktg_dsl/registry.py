@@ -1,0 +1,195 @@
+"""One generic registry per kind of component (models, gates, losses, ...).
+
+A component is a plain function (or class) registered under a name. The arguments a spec may
+give it are read from its signature before anything is built (confection's idea): each
+parameter the user may set becomes a field of a pydantic model, with the annotation as its type
+and the default as its default. Parameters that ktg supplies itself (a model's ``num_classes``,
+an optimizer's ``params``) are named ``injected`` and cannot be set from a spec.
+
+Registering never imports torch: built-in factories import it inside their bodies, so that
+``ktg validate`` stays fast and torch-free.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from .errors import choices_hint
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ENTRY_POINT_GROUP = "ktg_dsl.plugins"
+
+
+class UnknownComponentError(KeyError):
+    def __init__(self, kind: str, name: str, hint: str) -> None:
+        super().__init__(name)
+        self.kind = kind
+        self.name = name
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"unknown {self.kind} '{self.name}' ({self.hint})"
+
+
+@dataclass(frozen=True)
+class Component:
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    params: type[BaseModel]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def doc(self) -> str:
+        return inspect.getdoc(self.factory) or ""
+
+    def summary(self) -> str:
+        return self.doc.split("\n\n")[0].replace("\n", " ")
+
+    def check(self, args: dict[str, Any]) -> BaseModel:
+        """Validate user arguments (raises pydantic.ValidationError)."""
+        return self.params.model_validate(args)
+
+    def build(self, args: dict[str, Any] | None = None, **injected: Any) -> Any:
+        values = self.check(args or {}).model_dump()
+        return self.factory(**injected, **values)
+
+
+def params_model(
+    kind: str, name: str, fn: Callable[..., Any], injected: Iterable[str]
+) -> type[BaseModel]:
+    """A pydantic model of ``fn``'s user-settable parameters (unknown keys forbidden)."""
+    skip = set(injected)
+    sig = inspect.signature(fn)
+    try:
+        hints = _resolved_hints(fn)
+    except Exception:  # unresolvable annotations: accept any value, still check names
+        hints = {}
+    fields: dict[str, Any] = {}
+    for pname, param in sig.parameters.items():
+        if pname in skip or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        annotation = hints.get(pname, Any)
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[pname] = (annotation, default)
+    config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
+    model: type[BaseModel] = create_model(
+        f"{kind}_{name}".replace("-", "_"), __config__=config, **fields
+    )
+    return model
+
+
+def _resolved_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    import typing
+
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    return typing.get_type_hints(target, include_extras=True)
+
+
+class Registry:
+    """Named components of one kind, e.g. ``GATES``. ``register`` is used as a decorator."""
+
+    def __init__(self, kind: str, injected: Iterable[str] = ()) -> None:
+        self.kind = kind
+        self.injected = tuple(injected)
+        self._items: dict[str, Component] = {}
+
+    def register(self, name: str | None = None, **meta: Any) -> Callable[[F], F]:
+        def deco(fn: F) -> F:
+            key = name or fn.__name__
+            if key in self._items and self._items[key].factory is not fn:
+                raise ValueError(f"{self.kind} '{key}' is already registered")
+            model = params_model(self.kind, key, fn, self.injected)
+            self._items[key] = Component(self.kind, key, fn, model, dict(meta))
+            return fn
+
+        return deco
+
+    def get(self, name: str) -> Component:
+        try:
+            return self._items[name]
+        except (KeyError, TypeError):
+            raise UnknownComponentError(
+                self.kind, str(name), choices_hint(str(name), self._items)
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[Component]:
+        return iter(self._items[k] for k in sorted(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+MODELS = Registry("model", injected=("num_classes", "in_channels"))
+DATASETS = Registry("dataset", injected=("root", "download", "seed", "split"))
+OPTIMIZERS = Registry("optimizer", injected=("params", "foreach", "fused"))
+SCHEDULERS = Registry("scheduler", injected=("optimizer", "epochs", "steps_per_epoch"))
+GATES = Registry("gate")
+LOSSES = Registry("loss")
+SAMPLERS = Registry("sampler", injected=("seed",))
+PRUNERS = Registry("pruner", injected=("epochs",))
+
+REGISTRIES: dict[str, Registry] = {
+    r.kind: r for r in (MODELS, DATASETS, OPTIMIZERS, SCHEDULERS, GATES, LOSSES, SAMPLERS, PRUNERS)
+}
+
+_builtins_loaded = False
+
+
+def load_builtins() -> None:
+    """Register ktg's own components (torch-free imports)."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    _builtins_loaded = True
+    importlib.import_module("ktg_dsl.components")
+
+
+class PluginError(ImportError):
+    pass
+
+
+def load_plugins(modules: Iterable[str] = (), entry_points: bool = True) -> list[str]:
+    """Import plugin modules (by name) and installed entry points; they register on import.
+
+    Only modules the *user* names on the command line or installs as a package are imported;
+    a spec can never name code to run.
+    """
+    load_builtins()
+    loaded: list[str] = []
+    if entry_points:
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin entry point '{ep.name}' ({ep.value}) failed to load: {exc}"
+                ) from exc
+            loaded.append(ep.value)
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            raise PluginError(
+                f"plugin module '{name}' not found ({exc}); is it installed or on PYTHONPATH?"
+            ) from exc
+        except Exception as exc:
+            raise PluginError(
+                f"plugin module '{name}' failed to import: {type(exc).__name__}: {exc}"
+            ) from exc
+        loaded.append(name)
+    return loaded

@@ -1,0 +1,123 @@
+"""``--set key.path=value`` overrides, applied to the raw spec data before validation, so that
+an override gets exactly the messages a value written in the file would get."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from ..errors import Path, SpecIssue
+
+_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def parse_path(text: str) -> Path:
+    """``edges[0].gate`` or ``edges.0.gate`` -> ("edges", 0, "gate")."""
+    parts: list[str | int] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        if text[pos] == ".":
+            pos += 1
+            continue
+        m = _PART.match(text, pos)
+        if not m:
+            raise ValueError(f"cannot read key path {text!r}")
+        if m.group(2) is not None:
+            parts.append(int(m.group(2)))
+        else:
+            word = m.group(1)
+            parts.append(int(word) if word.isdigit() else word)
+        pos = m.end()
+    if not parts:
+        raise ValueError("empty key path")
+    return tuple(parts)
+
+
+def parse_override(text: str) -> tuple[Path, Any]:
+    """``train.epochs=3`` -> (("train", "epochs"), 3); the value is read as YAML."""
+    if "=" not in text:
+        raise ValueError(f"expected KEY.PATH=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    path = parse_path(key)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ValueError(f"cannot read the value of {key!r}: {exc}") from None
+    return path, value
+
+
+def set_path(
+    data: Any, path: Path, value: Any, default_of: Callable[[Path], Any] | None = None
+) -> Any:
+    """A copy of ``data`` with ``value`` at ``path``. A missing key on the way starts from
+    its default (``default_of``) or an empty mapping, and a component written by name
+    (``loss: kl``) becomes a mapping (``{type: kl}``) to take an argument."""
+    root = copy.deepcopy(data)
+    if not path:
+        return value
+    node: Any = root
+    for i, part in enumerate(path[:-1]):
+        nxt = path[i + 1]
+        if isinstance(node, list):
+            if not isinstance(part, int) or not -len(node) <= part < len(node):
+                raise KeyError(part)
+            child = node[part]
+        elif isinstance(node, dict):
+            child = node.get(part)
+            if child is None:
+                start = default_of((*path[: i + 1],)) if default_of else None
+                child = (
+                    copy.deepcopy(start)
+                    if isinstance(start, dict | list | str)
+                    else ([] if isinstance(nxt, int) else {})
+                )
+                node[part] = child
+        else:
+            raise KeyError(part)
+        if isinstance(child, str) and isinstance(nxt, str) and nxt != "type":
+            child = {"type": child}
+            node[part] = child
+        node = child
+    last = path[-1]
+    in_list = isinstance(node, list) and isinstance(last, int) and -len(node) <= last < len(node)
+    if not (in_list or isinstance(node, dict)):
+        raise KeyError(last)
+    node[last] = value
+    return root
+
+
+def apply_overrides(
+    data: dict[str, Any],
+    overrides: list[str],
+    default_of: Callable[[Path], Any] | None = None,
+) -> tuple[Any, dict[Path, str], list[SpecIssue]]:
+    """Apply each override; returns the new data, the origin of each overridden path (for
+    messages) and issues for overrides that cannot be read or placed."""
+    origins: dict[Path, str] = {}
+    issues: list[SpecIssue] = []
+    for text in overrides:
+        try:
+            path, value = parse_override(text)
+        except ValueError as exc:
+            issues.append(
+                SpecIssue((), str(exc), file=f"--set {text}", hint="e.g. --set train.epochs=3")
+            )
+            continue
+        try:
+            data = set_path(data, path, value, default_of)
+        except (KeyError, IndexError, TypeError):
+            issues.append(
+                SpecIssue(
+                    path,
+                    "cannot set this key: a parent is not a mapping or the list is shorter",
+                    file=f"--set {text}",
+                )
+            )
+            continue
+        origins[path] = f"--set {text}"
+    return data, origins, issues

@@ -1,0 +1,360 @@
+"""The spec, as pydantic models: strict (unknown keys are errors), frozen, torch-free.
+
+Components (models, gates, losses, ...) are written by name, ``gate: through``, or as a mapping
+with a ``type`` and the component's own arguments, ``loss: {type: kl, temperature: 4}``. This
+module checks the *shape* of the spec; ``spec/components.py`` checks each component against its
+registry and ``graph.py`` checks the graph.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+LABELS = "labels"  # the name of the ground-truth source in edges (`from: labels`)
+
+PosInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Switch = Literal["auto", "on", "off"]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ComponentRef(StrictModel):
+    """A registered component: ``name`` or ``{type: name, <argument>: <value>, ...}``."""
+
+    kind: ClassVar[str] = "component"
+    type: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, value: Any) -> Any:
+        if isinstance(value, ComponentRef):
+            return {"type": value.type, "args": dict(value.args)}
+        if isinstance(value, str):
+            return {"type": value, "args": {}}
+        if isinstance(value, dict):
+            if "type" not in value:
+                raise PydanticCustomError(
+                    "component_type_missing",
+                    f"a {cls.kind} written as a mapping needs 'type: <{cls.kind} name>'",
+                )
+            if not isinstance(value["type"], str):
+                raise PydanticCustomError(
+                    "component_type", f"'type' must be a {cls.kind} name (a string)"
+                )
+            return {"type": value["type"], "args": {k: v for k, v in value.items() if k != "type"}}
+        raise PydanticCustomError(
+            "component_ref",
+            f"expected a {cls.kind} name or a mapping with 'type', got {_kind(value)}",
+        )
+
+    @model_serializer(mode="plain")
+    def _dump(self) -> Any:
+        return {"type": self.type, **self.args} if self.args else self.type
+
+    def __str__(self) -> str:
+        if not self.args:
+            return self.type
+        inner = ", ".join(f"{k}: {v}" for k, v in self.args.items())
+        return f"{self.type}({inner})"
+
+
+def _kind(value: Any) -> str:
+    return {
+        list: "a list",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)
+
+
+class ModelRef(ComponentRef):
+    kind: ClassVar[str] = "model"
+
+
+class GateRef(ComponentRef):
+    kind: ClassVar[str] = "gate"
+
+
+class LossRef(ComponentRef):
+    kind: ClassVar[str] = "loss"
+
+
+class OptimizerRef(ComponentRef):
+    kind: ClassVar[str] = "optimizer"
+
+
+class SchedulerRef(ComponentRef):
+    kind: ClassVar[str] = "scheduler"
+
+
+class DatasetRef(ComponentRef):
+    kind: ClassVar[str] = "dataset"
+
+
+class SamplerRef(ComponentRef):
+    kind: ClassVar[str] = "sampler"
+
+
+class PrunerRef(ComponentRef):
+    kind: ClassVar[str] = "pruner"
+
+
+class DataConfig(StrictModel):
+    """Where the images come from and how they are batched."""
+
+    dataset: DatasetRef = Field(
+        description="digits | cifar10 | cifar100 | imagefolder | "
+        "synthetic, or a mapping with 'type' and the dataset's options"
+    )
+    root: str = Field(
+        "data", description="folder of the dataset files (relative to the working directory)"
+    )
+    download: bool = Field(False, description="fetch the dataset if it is missing")
+    split: Literal["val", "test"] = Field(
+        "val",
+        description="val: train on the train part, evaluate on a held-out val part; "
+        "test: train on train+val, evaluate on the test set",
+    )
+    batch_size: PosInt = Field(
+        64, description="training batch size (every node sees the same batch)"
+    )
+    eval_batch_size: PosInt | None = Field(None, description="default: 4 x batch_size")
+    num_workers: NonNegInt = Field(0, description="DataLoader workers for file-backed datasets")
+    drop_last: bool = Field(True, description="drop the last incomplete training batch")
+    on_device: Switch = Field(
+        "auto",
+        description="keep the whole dataset on the GPU and "
+        "augment there (auto: when it fits comfortably)",
+    )
+
+
+class TrainConfig(StrictModel):
+    """How training runs: epochs, precision, device and the engine's switches."""
+
+    epochs: PosInt = Field(description="number of epochs; gates run from the first to the last")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="auto: bf16 where the device has fast bf16, fp16 on other CUDA "
+        "GPUs, fp32 otherwise",
+    )
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda|cuda:\d+)$")] = Field(
+        "auto", description="auto (CUDA when available), cpu, cuda or cuda:N"
+    )
+    gate_unit: Literal["epoch", "step"] = Field(
+        "epoch", description="evaluate gates once per epoch (the original) or every step"
+    )
+    peer_reduction: Literal["sum", "mean"] = Field(
+        "sum",
+        description="combine a node's node->node edge losses by sum, or by mean over "
+        "its written (non-cutoff) peer edges as the original repository does",
+    )
+    deterministic: bool = Field(
+        False, description="deterministic kernels (slower); needed for bit-exact resume on GPU"
+    )
+    eval_every: PosInt = Field(1, description="evaluate every this many epochs (and at the end)")
+    grad_clip: Annotated[float, Field(gt=0.0)] | None = Field(
+        None, description="clip each node's gradient norm to this value"
+    )
+    channels_last: Switch = Field(
+        "auto",
+        description="channels-last memory format for "
+        "convolutions (auto: on CUDA and for bf16 on CPU)",
+    )
+    fuse_models: Switch = Field(
+        "auto",
+        description="train nodes of one architecture as one "
+        "batched model (torch.func) where it measures faster",
+    )
+    cuda_graphs: Switch = Field("auto", description="capture the static-shape step as a CUDA graph")
+    compile: Switch = Field("off", description="torch.compile the models")
+    fused_optimizer: Switch = Field("auto", description="fused/foreach optimizer kernels")
+    out_dir: str = Field("runs", description="run directories go to out_dir/<name>/<time>/")
+    checkpoint_every: PosInt = Field(1, description="write last.pt every this many epochs")
+    log_every: PosInt = Field(50, description="progress-bar refresh interval in steps")
+
+
+def _default_optimizer() -> OptimizerRef:
+    return OptimizerRef.model_validate(
+        {"type": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5.0e-4, "nesterov": True}
+    )
+
+
+class Defaults(StrictModel):
+    """Settings of every node unless the node overrides them."""
+
+    optimizer: OptimizerRef = Field(default_factory=_default_optimizer)
+    scheduler: SchedulerRef = Field(default_factory=lambda: SchedulerRef.model_validate("cosine"))
+    loss: LossRef = Field(
+        default_factory=lambda: LossRef.model_validate("kl"),
+        description="loss of node -> node edges",
+    )
+    labels_loss: LossRef = Field(
+        default_factory=lambda: LossRef.model_validate("ce"), description="loss of the labels edges"
+    )
+
+
+class NodeConfig(StrictModel):
+    """A model and how it trains."""
+
+    model: ModelRef = Field(description="a registered model: `ktg list model`")
+    optimizer: OptimizerRef | None = Field(None, description="default: defaults.optimizer")
+    scheduler: SchedulerRef | None = Field(None, description="default: defaults.scheduler")
+    loss: LossRef | None = Field(None, description="loss of the node -> node edges into this node")
+    labels_loss: LossRef | None = Field(None, description="default: defaults.labels_loss")
+    num_classes: PosInt | None = Field(
+        None, description="size of the model's output; default: the dataset's class count"
+    )
+    checkpoint: str | None = Field(
+        None, description="weights to load: a frozen teacher's, or a trained node's start"
+    )
+    frozen: bool | None = Field(
+        None,
+        description="true: never trains (a teacher); default: frozen exactly when no "
+        "incoming edge can ever open",
+    )
+
+
+class EdgeConfig(StrictModel):
+    """Knowledge from ``from`` (a node, or ``labels``) to ``to`` through a gated loss."""
+
+    to: str = Field(description="the receiving node")
+    from_: str = Field(alias="from", description="the sending node, or `labels`")
+    gate: GateRef = Field(
+        default_factory=lambda: GateRef.model_validate("through"),
+        description="weight over time: `ktg list gate`",
+    )
+    loss: LossRef | None = Field(None, description="default: the receiver's loss, then defaults")
+
+
+class Objective(StrictModel):
+    node: str | None = Field(None, description="default: the first node")
+    metric: Literal["val_top1", "train_top1", "train_loss"] = Field(
+        "val_top1", description="what the objective node is scored on"
+    )
+    direction: Literal["maximize", "minimize"] | None = Field(
+        None, description="default: maximize accuracies, minimize losses"
+    )
+    reduce: Literal["best", "last"] = Field(
+        "best", description="the trial's value: the best epoch's (the original) or the last"
+    )
+
+
+class EdgeChoice(StrictModel):
+    """Search choices for one edge: its own gate list, or fixed to the spec's gate."""
+
+    to: str
+    from_: str = Field(alias="from")
+    gates: list[GateRef] | None = Field(None, description="gate choices for this edge")
+    fixed: bool = Field(False, description="keep the gate the spec gives this edge")
+
+
+class NumericRange(StrictModel):
+    """A number searched over: ``path`` names a key in the spec."""
+
+    path: str = Field(description="e.g. defaults.loss.temperature or nodes.a.optimizer.lr")
+    low: float = Field(description="smallest value")
+    high: float = Field(description="largest value")
+    log: bool = Field(False, description="sample on a log scale")
+    step: Annotated[float, Field(gt=0.0)] | None = Field(None, description="discretisation step")
+    integer: bool = Field(False, description="an integer parameter")
+
+
+def _default_gate_choices() -> list[GateRef]:
+    return [
+        GateRef.model_validate(g)
+        for g in ("through", "cutoff", "positive_linear", "negative_linear")
+    ]
+
+
+class SearchConfig(StrictModel):
+    """An Optuna study over the graph: gates per edge, models per node, numeric ranges."""
+
+    objective: Objective = Field(default_factory=Objective)
+    trials: PosInt | None = Field(100, description="trials in the study (all workers together)")
+    timeout: Annotated[float, Field(gt=0.0)] | None = Field(None, description="seconds")
+    sampler: SamplerRef = Field(
+        default_factory=lambda: SamplerRef.model_validate("tpe"),
+        description="Optuna sampler: `ktg list sampler`",
+    )
+    pruner: PrunerRef = Field(
+        default_factory=lambda: PrunerRef.model_validate("hyperband"),
+        description="Optuna pruner, fed the objective every epoch",
+    )
+    gates: list[GateRef] = Field(
+        default_factory=_default_gate_choices,
+        description="gate choices for every edge, labels edges included",
+    )
+    edges: list[EdgeChoice] = Field(default_factory=list, description="per-edge choices")
+    models: dict[str, list[ModelRef]] = Field(
+        default_factory=dict, description="model choices per node; unlisted nodes keep theirs"
+    )
+    params: list[NumericRange] = Field(default_factory=list)
+
+
+class Spec(StrictModel):
+    """A Knowledge Transfer Graph: models (nodes), gated losses (edges), data and training."""
+
+    version: Literal[1] = Field(description="the spec language version")
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)] = Field(
+        description="names the runs (runs/<name>/...) and the search study"
+    )
+    description: str | None = Field(None, description="free text")
+    seed: int = Field(
+        0, description="seeds the weights, the data split, shuffling and augmentation"
+    )
+    data: DataConfig = Field(description="see `data` below")
+    train: TrainConfig = Field(description="see `train` below")
+    defaults: Defaults = Field(default_factory=Defaults, description="see `defaults` below")
+    nodes: Annotated[dict[str, NodeConfig], Field(min_length=1)] = Field(
+        description="the models, by name; their order is the gate matrix's row/column order"
+    )
+    edges: list[EdgeConfig] | None = Field(
+        None, description="the edges as a list; an edge not written is cut off"
+    )
+    gate_matrix: list[list[GateRef]] | None = Field(
+        None,
+        description="rows = receivers, columns = senders in node order; the diagonal is "
+        "the labels edge",
+    )
+    search: SearchConfig | None = Field(None, description="see `search` below")
+
+    _source: Any = PrivateAttr(default=None)  # spec.loader.SourceMap, when loaded from a file
+    _raw: Any = PrivateAttr(default=None)  # the data it was validated from (overrides applied)
+
+    @property
+    def node_names(self) -> list[str]:
+        return list(self.nodes)
+
+    @property
+    def source(self) -> Any:
+        return self._source
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The data this spec was validated from; for a spec built in code, its dump."""
+        if self._raw is None:
+            return self.to_data()
+        raw: dict[str, Any] = self._raw
+        return raw
+
+    def to_data(self) -> dict[str, Any]:
+        """Plain data (as written in YAML): component references in their short forms."""
+        data: dict[str, Any] = self.model_dump(
+            by_alias=True, exclude_none=True, exclude={"search"} if self.search is None else set()
+        )
+        return data

@@ -1,0 +1,78 @@
+"""Shared helpers: a small valid spec to mutate, spec files on disk, the CLI in-process."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent / "plugins"))
+
+BASE: dict[str, Any] = {
+    "version": 1,
+    "name": "tiny",
+    "seed": 0,
+    "data": {"dataset": "digits", "batch_size": 16},
+    "train": {"epochs": 3},
+    "nodes": {"a": {"model": "small_cnn"}, "b": {"model": "small_cnn"}},
+    "edges": [
+        {"to": "a", "from": "labels"},
+        {"to": "b", "from": "labels"},
+        {"to": "a", "from": "b"},
+        {"to": "b", "from": "a"},
+    ],
+}
+
+
+def base_spec(**changes: Any) -> dict[str, Any]:
+    data = copy.deepcopy(BASE)
+    data.update(changes)
+    return data
+
+
+@pytest.fixture
+def spec_file(tmp_path: Path) -> Callable[..., Path]:
+    """Write a spec (a dict, dumped as YAML, or text) and return its path."""
+
+    def write(content: dict[str, Any] | str, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        if isinstance(content, dict):
+            content = yaml.safe_dump(content, sort_keys=False)
+        path.write_text(content)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Run ``ktg ARGS`` in-process: (exit code, stdout, stderr)."""
+    from ktg_dsl.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def run_ktg(
+    *args: str, cwd: Path | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``ktg`` entry point in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "ktg_dsl.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+    )

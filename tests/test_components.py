@@ -1,0 +1,141 @@
+"""The registries: arguments checked against signatures; wrappers agree with torch."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from pydantic import ValidationError
+
+from ktg_dsl.registry import (
+    DATASETS,
+    GATES,
+    LOSSES,
+    MODELS,
+    OPTIMIZERS,
+    PRUNERS,
+    SAMPLERS,
+    SCHEDULERS,
+    PluginError,
+    Registry,
+    UnknownComponentError,
+    load_builtins,
+    load_plugins,
+)
+
+load_builtins()
+
+
+def test_every_registry_has_builtins() -> None:
+    assert {"through", "cutoff", "positive_linear", "negative_linear", "correct", "linear"} <= set(
+        GATES.names()
+    )
+    assert {"ce", "kl"} <= set(LOSSES.names())
+    assert {
+        "resnet20",
+        "resnet32",
+        "resnet110",
+        "resnet1202",
+        "wrn_28_2",
+        "resnet18",
+        "small_cnn",
+    } <= set(MODELS.names())
+    assert {"digits", "cifar10", "cifar100", "imagefolder", "synthetic"} <= set(DATASETS.names())
+    assert {"sgd", "adam", "adamw"} <= set(OPTIMIZERS.names())
+    assert {"cosine", "step", "multistep", "constant"} <= set(SCHEDULERS.names())
+    assert {"tpe", "random"} <= set(SAMPLERS.names())
+    assert {"hyperband", "successive_halving", "median", "none"} <= set(PRUNERS.names())
+
+
+def test_unknown_name_suggests_the_close_one() -> None:
+    with pytest.raises(UnknownComponentError) as exc:
+        GATES.get("positve_linear")
+    assert "did you mean 'positive_linear'" in str(exc.value)
+
+
+def test_arguments_checked_against_the_signature() -> None:
+    kl = LOSSES.get("kl")
+    assert kl.check({"temperature": 4}).model_dump() == {"temperature": 4.0}
+    with pytest.raises(ValidationError):
+        kl.check({"temperature": 0})
+    with pytest.raises(ValidationError):
+        kl.check({"temprature": 2})
+    with pytest.raises(ValidationError):
+        OPTIMIZERS.get("sgd").check({"lr": "fast"})
+
+
+def test_injected_parameters_cannot_be_set_from_a_spec() -> None:
+    with pytest.raises(ValidationError):
+        MODELS.get("resnet32").check({"num_classes": 10})
+    with pytest.raises(ValidationError):
+        OPTIMIZERS.get("sgd").check({"params": []})
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS.names())
+def test_optimizer_wrappers_match_torch(name: str) -> None:
+    import torch
+
+    comp = OPTIMIZERS.get(name)
+    torch_sig = inspect.signature(getattr(torch.optim, comp.meta["torch_name"]))
+    for arg, field in comp.params.model_fields.items():
+        assert arg in torch_sig.parameters, f"{name}.{arg} is not an argument of torch"
+        default = torch_sig.parameters[arg].default
+        assert field.default == default or tuple(field.default) == tuple(default), arg
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS.names())
+def test_optimizers_build(name: str) -> None:
+    import torch
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    opt = OPTIMIZERS.get(name).build({}, params=params, foreach=None, fused=None)
+    assert isinstance(opt, torch.optim.Optimizer)
+
+
+@pytest.mark.parametrize("name", SCHEDULERS.names())
+def test_schedulers_build_and_step(name: str) -> None:
+    import torch
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(3))], lr=0.1)
+    sched = SCHEDULERS.get(name).build({}, optimizer=opt, epochs=10, steps_per_epoch=5)
+    assert SCHEDULERS.get(name).meta["interval"] in ("epoch", "step")
+    for _ in range(3):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] > 0
+    assert isinstance(sched.state_dict(), dict)
+
+
+@pytest.mark.parametrize("name", SAMPLERS.names())
+def test_samplers_build(name: str) -> None:
+    assert SAMPLERS.get(name).build({}, seed=0) is not None
+
+
+@pytest.mark.parametrize("name", PRUNERS.names())
+def test_pruners_build(name: str) -> None:
+    assert PRUNERS.get(name).build({}, epochs=10) is not None
+
+
+def test_registering_twice_is_refused() -> None:
+    reg = Registry("thing")
+
+    @reg.register("x")
+    def x() -> int:
+        return 1
+
+    with pytest.raises(ValueError):
+
+        @reg.register("x")
+        def y() -> int:
+            return 2
+
+
+def test_plugin_module_registers_a_gate() -> None:
+    load_plugins(["ktg_test_plugin"], entry_points=False)
+    g = GATES.get("warm_start").build({"until": 0.5})
+    assert [g.weight(e, 5) for e in range(5)] == [0.0, 0.0, 1.0, 1.0, 1.0]
+
+
+def test_missing_plugin_is_a_clear_error() -> None:
+    with pytest.raises(PluginError, match="not found"):
+        load_plugins(["no_such_plugin_module_xyz"], entry_points=False)

@@ -1,0 +1,197 @@
+"""Graph checks, in the user's words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ktg_dsl
+from ktg_dsl.graph import build_graph
+from ktg_dsl.spec.api import parse_data
+
+from .conftest import base_spec
+
+
+def issues(data: dict[str, Any]) -> list[str]:
+    spec, found = parse_data(data)
+    assert spec is not None, found
+    return [i.format() for i in ktg_dsl.validate_spec(spec)]
+
+
+def errors(data: dict[str, Any]) -> list[str]:
+    return [i for i in issues(data) if ": warning:" not in i]
+
+
+def test_edges_to_and_from_unknown_nodes() -> None:
+    data = base_spec()
+    data["edges"] += [{"to": "c", "from": "a"}, {"to": "a", "from": "bb"}]
+    errs = errors(data)
+    assert any("edges[4].to: edge into 'c', which is not a node" in e for e in errs), errs
+    assert any(
+        "edges[5].from: 'a' reads from 'bb', which is not a node (did you mean 'b'?)" in e
+        for e in errs
+    ), errs
+
+
+def test_duplicate_edge_names_the_first() -> None:
+    data = base_spec()
+    data["edges"].append({"to": "a", "from": "b", "gate": "cutoff"})
+    assert any(
+        "edges[4]: duplicate edge b -> a (first written at edges[2])" in e for e in errors(data)
+    )
+
+
+def test_both_forms_at_once() -> None:
+    data = base_spec(gate_matrix=[["through", "through"], ["through", "through"]])
+    assert any("both 'edges' and 'gate_matrix'" in e for e in errors(data))
+
+
+def test_no_edges_at_all() -> None:
+    data = base_spec()
+    del data["edges"]
+    assert any("the spec has no edges" in e for e in errors(data))
+
+
+def test_matrix_of_the_wrong_size() -> None:
+    data = base_spec(gate_matrix=[["through", "through", "through"]])
+    del data["edges"]
+    errs = errors(data)
+    assert any(
+        "gate_matrix: the gate matrix has 1 rows but there are 2 nodes" in e for e in errs
+    ), errs
+    assert any("gate_matrix[0]: row 0 has 3 entries but there are 2 nodes" in e for e in errs)
+
+
+def test_node_that_never_trains_needs_a_checkpoint() -> None:
+    data = base_spec()
+    data["edges"] = [
+        {"to": "a", "from": "labels"},
+        {"to": "a", "from": "b"},
+        {"to": "b", "from": "labels", "gate": "cutoff"},
+    ]
+    errs = errors(data)
+    assert any("nodes.b: 'b' receives no edge that can ever open" in e for e in errs), errs
+    data["nodes"]["b"]["checkpoint"] = "teacher.pt"
+    assert errors(data) == []
+    spec, _ = parse_data(data)
+    assert spec is not None and build_graph(spec).frozen == {"b"}
+
+
+def test_rising_gate_in_a_one_epoch_run_never_opens() -> None:
+    data = base_spec(train={"epochs": 1})
+    data["edges"] = [
+        {"to": "a", "from": "labels"},
+        {"to": "b", "from": "labels", "gate": "positive_linear"},
+        {"to": "b", "from": "a", "gate": "positive_linear"},
+    ]
+    assert any("'b' receives no edge that can ever open" in e for e in errors(data))
+
+
+def test_frozen_node_with_open_edges_is_a_contradiction() -> None:
+    data = base_spec()
+    data["nodes"]["b"]["frozen"] = True
+    data["nodes"]["b"]["checkpoint"] = "t.pt"
+    assert any(
+        "nodes.b.frozen: 'b' is marked frozen but receives edges that open" in e
+        for e in errors(data)
+    )
+
+
+def test_frozen_without_checkpoint_warns() -> None:
+    data = base_spec()
+    data["nodes"]["b"]["frozen"] = True
+    data["edges"] = [{"to": "a", "from": "labels"}, {"to": "a", "from": "b"}]
+    found = issues(data)
+    assert any(": warning: 'b' is frozen without a checkpoint" in i for i in found), found
+    assert errors(data) == []
+
+
+def test_isolated_node_warns() -> None:
+    data = base_spec()
+    data["nodes"]["c"] = {"model": "small_cnn"}
+    data["edges"].append({"to": "c", "from": "labels"})
+    found = issues(data)
+    assert any("nodes.c: warning: 'c' neither teaches nor learns" in i for i in found), found
+    assert errors(data) == []
+
+
+def test_single_node_pretraining_does_not_warn() -> None:
+    data = base_spec(nodes={"a": {"model": "small_cnn"}}, edges=[{"to": "a", "from": "labels"}])
+    assert issues(data) == []
+
+
+def test_kl_between_different_class_counts() -> None:
+    data = base_spec()
+    data["nodes"]["b"]["num_classes"] = 5
+    errs = errors(data)
+    assert any("edges[2]: edge b -> a compares 5 classes with 10" in e for e in errs), errs
+    assert any(
+        "nodes.b.num_classes: 'b' has 5 outputs but the dataset has 10 classes" in e for e in errs
+    )
+
+
+def test_losses_must_fit_the_edge() -> None:
+    data = base_spec()
+    data["edges"][0]["loss"] = "kl"
+    data["edges"][2]["loss"] = "ce"
+    errs = errors(data)
+    assert any("edges[0]: the labels edge into 'a' uses the 'kl' loss" in e for e in errs)
+    assert any(
+        "edges[2]: edge b -> a uses the 'ce' loss, which needs the labels" in e for e in errs
+    )
+
+
+def test_self_edge_and_reserved_name() -> None:
+    data = base_spec()
+    data["edges"].append({"to": "a", "from": "a"})
+    assert any("'a' cannot teach itself" in e for e in errors(data))
+    data = base_spec()
+    data["nodes"]["labels"] = {"model": "small_cnn"}
+    assert any("'labels' is reserved" in e for e in errors(data))
+
+
+def test_search_objective_must_name_a_node() -> None:
+    data = base_spec(
+        search={
+            "objective": {"node": "aa"},
+            "models": {"z": ["resnet20"]},
+            "edges": [{"to": "a", "from": "q", "gates": ["through"]}],
+        }
+    )
+    errs = errors(data)
+    assert any(
+        "search.objective.node: the objective names 'aa', which is not a node "
+        "(did you mean 'a'?)" in e
+        for e in errs
+    ), errs
+    assert any("search.models.z: model choices for 'z'" in e for e in errs)
+    assert any("search.edges[0].from: 'q' is not a node" in e for e in errs)
+
+
+def test_search_params_must_name_a_numeric_key() -> None:
+    data = base_spec(
+        search={
+            "params": [
+                {"path": "defaults.loss.temperature", "low": 1, "high": 8, "log": True},
+                {"path": "train.nonsense", "low": 1, "high": 2},
+                {"path": "data.dataset", "low": 1, "high": 2},
+                {"path": "defaults.optimizer.lr", "low": 0.2, "high": 0.1},
+            ]
+        }
+    )
+    errs = errors(data)
+    assert not any("params[0]" in e for e in errs), errs
+    assert any(
+        "search.params[1].path: 'train.nonsense' does not take a searched number: "
+        "unknown key 'nonsense'" in e
+        for e in errs
+    ), errs
+    assert any("search.params[2].path" in e for e in errs)
+    assert any("search.params[3]: low (0.2) must be below high (0.1)" in e for e in errs)
+
+
+def test_graph_structure() -> None:
+    spec, _ = parse_data(base_spec())
+    assert spec is not None
+    g = build_graph(spec).graph
+    assert set(g.nodes) == {"labels", "a", "b"}
+    assert set(g.edges) == {("labels", "a"), ("labels", "b"), ("b", "a"), ("a", "b")}

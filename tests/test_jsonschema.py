@@ -1,0 +1,53 @@
+"""The committed JSON Schema equals the generated one, and every shipped spec satisfies it
+through the independent jsonschema library (what editors use)."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+import yaml
+
+from ktg_dsl.spec.jsonschema import schema_text, spec_json_schema
+
+from .conftest import ROOT, base_spec
+
+COMMITTED = ROOT / "schemas" / "ktg-spec.schema.json"
+
+
+def test_committed_schema_is_up_to_date() -> None:
+    assert COMMITTED.read_text() == schema_text(builtin_only=True), (
+        "schemas/ktg-spec.schema.json is stale: run `ktg schema -o schemas/ktg-spec.schema.json`"
+    )
+
+
+def test_schema_is_a_valid_draft_2020_12_schema() -> None:
+    jsonschema.Draft202012Validator.check_schema(spec_json_schema(builtin_only=True))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "specs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_specs_satisfy_the_schema(path) -> None:
+    jsonschema.validate(yaml.safe_load(path.read_text()), json.loads(COMMITTED.read_text()))
+
+
+def test_schema_rejects_what_pydantic_rejects() -> None:
+    schema = spec_json_schema(builtin_only=True)
+    bad = [
+        base_spec(train={"epochs": 0}),
+        base_spec(train={"epochs": 3, "precison": "bf16"}),
+        base_spec(defaults={"loss": {"type": "kl", "temperature": 0}}),
+        base_spec(defaults={"optimizer": {"type": "sgd", "momentun": 0.9}}),
+        base_spec(nodes={"a": {"model": "resnet23"}}),
+    ]
+    for data in bad:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(data, schema)
+    jsonschema.validate(base_spec(), schema)
+
+
+def test_spec_reference_doc_is_up_to_date() -> None:
+    from ktg_dsl.spec.reference import reference_markdown
+
+    assert (ROOT / "docs" / "spec-reference.md").read_text() == reference_markdown(), (
+        "docs/spec-reference.md is stale: run `ktg schema --reference -o docs/spec-reference.md`")
