@@ -50,4 +50,5 @@ def test_spec_reference_doc_is_up_to_date() -> None:
     from ktg_dsl.spec.reference import reference_markdown
 
     assert (ROOT / "docs" / "spec-reference.md").read_text() == reference_markdown(), (
-        "docs/spec-reference.md is stale: run `ktg schema --reference -o docs/spec-reference.md`")
+        "docs/spec-reference.md is stale: run `ktg schema --reference -o docs/spec-reference.md`"
+    )
