@@ -10,14 +10,15 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .errors import KtgRuntimeError, SpecError, SpecIssue
+from .errors import CommandExit, KtgRuntimeError, SpecError, SpecIssue, UsageError
+
+if TYPE_CHECKING:
+    from .graph import GraphReport
+    from .spec.schema import Spec
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class UsageError(Exception):
-    """Bad command-line usage (exit 2)."""
 
 
 def _err(text: str) -> None:
@@ -120,7 +121,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _load(args: argparse.Namespace) -> tuple[object, object]:
+def _load(args: argparse.Namespace) -> tuple[Spec, GraphReport]:
     """A checked spec and its graph for the commands that go on from validation."""
     from .spec.api import inspect_file
 
@@ -128,11 +129,11 @@ def _load(args: argparse.Namespace) -> tuple[object, object]:
         spec, report, issues = inspect_file(args.spec, getattr(args, "set", None) or ())
     except SpecError as exc:
         print_issues(exc.issues)
-        raise SystemExit(EXIT_USAGE if exc.unreadable else EXIT_INVALID) from None
+        raise CommandExit(EXIT_USAGE if exc.unreadable else EXIT_INVALID) from None
     if any(i.is_error for i in issues) or spec is None or report is None:
         print_issues(issues)
         _err(_summary(args.spec, issues))
-        raise SystemExit(EXIT_INVALID)
+        raise CommandExit(EXIT_INVALID)
     print_issues(issues)  # warnings
     return spec, report
 
@@ -293,6 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _err(f"ktg: {exc}")
             return EXIT_USAGE
         return int(args.func(args))
+    except CommandExit as exc:
+        return exc.code
     except UsageError as exc:
         _err(f"ktg: {exc}")
         return EXIT_USAGE

@@ -108,3 +108,15 @@ class SpecError(Exception):
 class KtgRuntimeError(RuntimeError):
     """A failure while compiling or training that is the user's to fix (a clear message, no
     traceback at the command line): a missing dataset, a bad checkpoint, a NaN loss."""
+
+
+class UsageError(Exception):
+    """A wrong command line (exit 2)."""
+
+
+class CommandExit(Exception):
+    """Ends a command with an exit code after its messages were printed."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code

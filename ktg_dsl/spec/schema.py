@@ -134,7 +134,6 @@ class DataConfig(StrictModel):
         64, description="training batch size (every node sees the same batch)"
     )
     eval_batch_size: PosInt | None = Field(None, description="default: 4 x batch_size")
-    num_workers: NonNegInt = Field(0, description="DataLoader workers for file-backed datasets")
     drop_last: bool = Field(True, description="drop the last incomplete training batch")
     on_device: Switch = Field(
         "auto",

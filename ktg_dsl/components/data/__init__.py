@@ -3,7 +3,8 @@
 A builder takes ``root``, ``download``, ``seed`` and ``split`` from the spec's ``data:`` section
 (plus its own arguments) and returns a :class:`ktg_dsl.components.data.bundle.DataBundle`.
 ``meta["info"]`` tells the class count and input shape *without* loading anything, so that
-``ktg validate`` can check a graph against the data.
+``ktg validate`` can check a graph against the data. Builders are named ``*_data`` and
+registered under their dataset's name, so that they never shadow their submodules.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ class DatasetInfo:
 PosInt = Annotated[int, Field(ge=1)]
 
 
-@DATASETS.register(info=lambda args, root: DatasetInfo(10, (1, 8, 8)))
-def digits(root: str, download: bool, seed: int, split: str) -> Any:
+@DATASETS.register("digits", info=lambda args, root: DatasetInfo(10, (1, 8, 8)))
+def digits_data(root: str, download: bool, seed: int, split: str) -> Any:
     """The 1,797 8x8 handwritten digits bundled with scikit-learn (UCI optdigits test set),
     loaded offline. A fixed 20% test part (stratified, independent of the spec's seed); the
     rest splits 80/20 into train/val from the seed."""
@@ -86,8 +87,8 @@ def _imagefolder_info(args: dict[str, Any], root: str) -> DatasetInfo:
     return DatasetInfo(classes, (3, size, size))
 
 
-@DATASETS.register(info=_imagefolder_info)
-def imagefolder(
+@DATASETS.register("imagefolder", info=_imagefolder_info)
+def imagefolder_data(
     root: str,
     download: bool,
     seed: int,
@@ -112,6 +113,7 @@ def imagefolder(
 
 
 @DATASETS.register(
+    "synthetic",
     info=lambda args, root: DatasetInfo(
         int(args.get("num_classes", 10)),
         (
@@ -119,9 +121,9 @@ def imagefolder(
             int(args.get("image_size", 32)),
             int(args.get("image_size", 32)),
         ),
-    )
+    ),
 )
-def synthetic(
+def synthetic_data(
     root: str,
     download: bool,
     seed: int,

@@ -3,7 +3,10 @@
 Every builder takes ``num_classes`` and ``in_channels`` (supplied by ktg from the dataset) and
 returns an ``nn.Module`` mapping ``[B, in_channels, H, W]`` to logits ``[B, num_classes]``.
 ``meta["param_count"]`` counts parameters without building (used by ``ktg render``);
-``meta["arch"]`` names the architecture so that nodes of one architecture can be fused.
+``meta["arch"]`` names the architecture (from the arguments, where they change it) so that
+nodes of one architecture can be fused. Builders that share a name with a submodule are
+registered under an explicit name (``small_cnn_model`` as ``small_cnn``): importing the
+submodule would otherwise replace the package attribute.
 """
 
 from __future__ import annotations
@@ -50,12 +53,14 @@ def _check_cifar_depth(depth: int) -> int:
 
 
 @MODELS.register(
+    "cifar_resnet",
+    arch=lambda a: f"resnet{a['depth']}",
     param_count=lambda num_classes, in_channels, depth=32: cifar_resnet_params(
         depth, num_classes, in_channels
     ),
     check=lambda a: _check_cifar_depth(a["depth"]),
 )
-def cifar_resnet(
+def cifar_resnet_model(
     num_classes: int, in_channels: int, depth: Annotated[int, Field(ge=8, le=2000)] = 32
 ) -> Any:
     """CIFAR ResNet of any depth 6n+2."""
@@ -81,6 +86,8 @@ def _wrn(num_classes: int, in_channels: int, depth: int, width: int, dropout: fl
 
 
 @MODELS.register(
+    "wrn",
+    arch=lambda a: f"wrn_{a['depth']}_{a['width']}",
     param_count=lambda num_classes, in_channels, depth=28, width=2, dropout=0.0: wrn_params(
         depth, width, num_classes, in_channels
     ),
@@ -151,12 +158,13 @@ for _depth in (18, 34, 50):
 
 
 @MODELS.register(
-    arch="small_cnn",
+    "small_cnn",
+    arch=lambda a: f"small_cnn_{a['width']}",
     param_count=lambda num_classes, in_channels, width=32: small_cnn_params(
         width, num_classes, in_channels
     ),
 )
-def small_cnn(
+def small_cnn_model(
     num_classes: int, in_channels: int, width: Annotated[int, Field(ge=4, le=1024)] = 32
 ) -> Any:
     """A small 3-layer CNN for tiny inputs such as the 8x8 digits (conv-BN-ReLU x3, global

@@ -1,0 +1,160 @@
+"""Checkpoints: written atomically (temporary file, fsync, rename), read with
+``torch.load(weights_only=True)`` so that loading one can never run code.
+
+* ``last.pt``: everything a run needs to continue: every node's model, optimizer, scheduler and
+  scaler state, the partial epoch's metric sums, best scores, RNG states and where it stopped
+  (epoch and batch). ``ktg train --resume RUN_DIR`` continues from it.
+* ``best/<node>.pt``: one node's weights at its best validation top-1, with what it is (model,
+  class count): the file a frozen teacher's ``checkpoint:`` names.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..atomic import write_with
+from ..compiler import RuntimeNode
+from ..errors import KtgRuntimeError
+
+RUN_FORMAT = "ktg-run"
+NODE_FORMAT = "ktg-node"
+VERSION = 1
+
+
+def save(obj: dict[str, Any], path: Path) -> None:
+    write_with(path, lambda f: torch.save(obj, f))
+
+
+def load(path: Path, what: str = "checkpoint") -> dict[str, Any]:
+    """Read a checkpoint safely; any problem becomes a clear KtgRuntimeError."""
+    if not path.exists():
+        raise KtgRuntimeError(f"{what} {path} does not exist")
+    if path.is_dir():
+        raise KtgRuntimeError(f"{what} {path} is a folder, not a checkpoint file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load fails in many ways on a bad file; all mean the same
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, pickle.UnpicklingError) and "Weights only" in str(exc):
+            raise KtgRuntimeError(
+                f"{what} {path} holds objects that are not plain weights "
+                f"and was not loaded (weights_only=True): {first}"
+            ) from None
+        raise KtgRuntimeError(
+            f"cannot read {what} {path}: it is corrupt or not a PyTorch "
+            f"checkpoint ({type(exc).__name__}: {first})"
+        ) from None
+    if not isinstance(obj, dict):
+        raise KtgRuntimeError(
+            f"{what} {path} is a {type(obj).__name__}, not a checkpoint dictionary"
+        )
+    return obj
+
+
+# --------------------------------------------------------------------------- RNG
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_tuples(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuples(value: Any) -> Any:
+    # random.setstate wants tuples; a round trip through some serialisers yields lists.
+    return tuple(_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+# --------------------------------------------------------------------------- nodes
+
+
+def node_checkpoint(
+    node: RuntimeNode, in_channels: int, epoch: int, val_top1: float | None
+) -> dict[str, Any]:
+    return {
+        "format": NODE_FORMAT,
+        "version": VERSION,
+        "node": node.name,
+        "model": {"type": node.config.model.type, "args": dict(node.config.model.args)},
+        "num_classes": node.num_classes,
+        "in_channels": in_channels,
+        "epoch": epoch,
+        "val_top1": val_top1,
+        "state_dict": node.model.state_dict(),
+    }
+
+
+def _extract_state(obj: dict[str, Any], node: str, path: Path) -> dict[str, Any]:
+    """The model weights in a checkpoint: a ktg node file, a ktg run file (by node name, or
+    its only node), or a plain state_dict."""
+    fmt = obj.get("format")
+    if fmt == NODE_FORMAT:
+        state: dict[str, Any] = obj["state_dict"]
+        return state
+    if fmt == RUN_FORMAT:
+        nodes = obj.get("engine", {})
+        if node in nodes:
+            state = nodes[node]["model"]
+            return state
+        if len(nodes) == 1:
+            state = next(iter(nodes.values()))["model"]
+            return state
+        raise KtgRuntimeError(
+            f"{path} is a run checkpoint of nodes {sorted(nodes)}, none "
+            f"named '{node}'; point 'checkpoint:' at best/<node>.pt instead"
+        )
+    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj
+    raise KtgRuntimeError(
+        f"{path} is not a ktg checkpoint or a state_dict (keys: {sorted(map(str, obj))[:8]})"
+    )
+
+
+def load_node_weights(node: RuntimeNode, path: Path) -> None:
+    """Load ``path`` into ``node``'s model; a mismatch names the node and the keys."""
+    obj = load(path, f"checkpoint of node '{node.name}'")
+    state = _extract_state(obj, node.name, path)
+    own = node.model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(
+        k
+        for k in set(own) & set(state)
+        if isinstance(state[k], torch.Tensor) and state[k].shape != own[k].shape
+    )
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {_short(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys {_short(unexpected)}")
+        if shapes:
+            k = shapes[0]
+            parts.append(
+                f"shape mismatch at {_short(shapes)} (e.g. {k}: checkpoint "
+                f"{tuple(state[k].shape)}, model {tuple(own[k].shape)})"
+            )
+        kind = obj.get("model", {}).get("type") if isinstance(obj.get("model"), dict) else None
+        what = f" (it holds a '{kind}')" if kind else ""
+        raise KtgRuntimeError(
+            f"checkpoint {path} does not fit node '{node.name}' "
+            f"('{node.config.model.type}'){what}: " + "; ".join(parts)
+        )
+    node.model.load_state_dict(state)
+
+
+def _short(keys: list[str], limit: int = 4) -> str:
+    return ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")

@@ -1,0 +1,320 @@
+"""The engine: a small interface to drive a compiled KTG by hand or from the trainer.
+
+    engine = Engine(program)
+    for epoch in range(program.epochs):
+        for x, y in batches:
+            engine.train_step(x, y, epoch)        # losses stay on the device
+        stats = engine.end_epoch(epoch)           # one host sync: loss, top-1, lr per node
+        top1 = engine.evaluate(val_batches)       # {node: top-1 %}
+
+The step follows the original KTG algorithm: every node forwards the same batch, node i's loss
+is sum_j gate_ij(t) * loss_ij with senders detached, and each node's optimizer steps on its own
+loss. It is computed as ONE backward over the sum of node losses (see ``step.py``), which is
+exactly the same thing because no gradient crosses an edge. Frozen teachers run in eval mode
+without autograd (the original left them in train mode, updating their BN statistics).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..compiler import Program, RuntimeNode
+from ..errors import KtgRuntimeError
+from .step import StepPlan, build_plan, edge_losses
+
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteLossError(KtgRuntimeError):
+    """A node's loss became NaN or infinite."""
+
+    def __init__(self, nodes: list[str], epoch: int) -> None:
+        self.nodes = nodes
+        self.epoch = epoch
+        names = ", ".join(f"'{n}'" for n in nodes)
+        super().__init__(
+            f"the loss of node {names} became NaN or infinite in epoch {epoch}; "
+            "lower the learning rate, add train.grad_clip, or use fp32"
+        )
+
+
+class Engine:
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.nodes: list[RuntimeNode] = list(program.nodes.values())
+        self.device = program.device
+        self._plans: dict[tuple[float, ...], StepPlan] = {}
+        self._mode: str | None = None
+        self._reset_metrics()
+
+    # ------------------------------------------------------------------ helpers
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        dtype = _AMP_DTYPES.get(self.program.precision)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def _set_mode(self, mode: str) -> None:
+        # model.train()/eval() walks every module; do it only when the mode changes.
+        if self._mode == mode:
+            return
+        for node in self.nodes:
+            node.model.train(mode == "train" and not node.frozen)
+        self._mode = mode
+
+    def plan(self, epoch: int, step: int | None = None) -> StepPlan:
+        weights = self.program.edge_weights(epoch, step)
+        key = tuple(weights)
+        found = self._plans.get(key)
+        if found is None:
+            if len(self._plans) > 4096:  # per-step gates: keep memory bounded
+                self._plans.clear()
+            found = self._plans[key] = build_plan(self.program, weights, self.device)
+        return found
+
+    def _inputs(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        x = x.to(self.device, non_blocking=True)
+        y = y.to(self.device, non_blocking=True)
+        if self.program.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if y.dtype != torch.long:
+            y = y.long()
+        c = self.program.num_classes
+        if y.device.type == "cpu":
+            if y.numel() and (int(y.max()) >= c or int(y.min()) < 0):
+                raise KtgRuntimeError(
+                    f"a batch holds label {int(y.max())} (or "
+                    f"{int(y.min())}) but the data has {c} classes "
+                    f"(0..{c - 1})"
+                )
+        else:  # checked on the device, without waiting for it
+            torch._assert_async(
+                ((y >= 0) & (y < c)).all(), "a batch holds a label outside the data's classes"
+            )
+        return x, y
+
+    def _forward(self, plan: StepPlan, x: Tensor, train: bool) -> Tensor:
+        outs = []
+        for i in plan.forward:
+            node = self.nodes[i]
+            if node.frozen or not train:
+                with torch.no_grad():
+                    z = node.model(x)
+            else:
+                z = node.model(x)
+            if not isinstance(z, Tensor) or z.shape != (x.shape[0], node.num_classes):
+                shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+                raise KtgRuntimeError(
+                    f"node '{node.name}' returned {shape} for a batch of "
+                    f"{x.shape[0]}, expected ({x.shape[0]}, "
+                    f"{node.num_classes})"
+                )
+            outs.append(z)
+        return torch.stack(outs)
+
+    # ------------------------------------------------------------------ training
+
+    def train_step(
+        self, x: Tensor, y: Tensor, epoch: int, step: int | None = None
+    ) -> dict[str, Tensor]:
+        """One step of every node on batch (x, y) at ``epoch`` (and ``step`` within it, for
+        per-step gates). Returns each trained node's loss as a 0-d tensor on the device; no
+        host synchronisation happens here."""
+        x, y = self._inputs(x, y)
+        plan = self.plan(epoch, step)
+        self._set_mode("train")
+        trainable = [n for n in self.nodes if not n.frozen]
+        for node in trainable:
+            assert node.optimizer is not None
+            node.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            logits = self._forward(plan, x, train=True)
+        losses = edge_losses(plan, logits, y, len(self.nodes))
+        total = self._scaled_total(plan, losses)
+        if total is not None:
+            total.backward()
+        for i in plan.stepping:
+            self._optimizer_step(self.nodes[i])
+        for node in trainable:
+            if node.scheduler_interval == "step" and node.scheduler is not None:
+                node.scheduler.step()
+        self._accumulate(plan, logits, y, losses)
+        return {n.name: losses[n.index].detach() for n in trainable}
+
+    def _scaled_total(self, plan: StepPlan, losses: Tensor) -> Tensor | None:
+        if not plan.stepping:
+            return None
+        parts = []
+        for i in plan.stepping:
+            scaler = self.nodes[i].scaler
+            parts.append(scaler.scale(losses[i]) if scaler is not None else losses[i])
+        return torch.stack(parts).sum() if len(parts) > 1 else parts[0]
+
+    def _optimizer_step(self, node: RuntimeNode) -> None:
+        assert node.optimizer is not None
+        clip = self.program.spec.train.grad_clip
+        if node.scaler is not None:
+            if clip:
+                node.scaler.unscale_(node.optimizer)
+                torch.nn.utils.clip_grad_norm_(node.model.parameters(), clip)
+            node.scaler.step(node.optimizer)
+            node.scaler.update()
+        else:
+            if clip:
+                torch.nn.utils.clip_grad_norm_(node.model.parameters(), clip)
+            node.optimizer.step()
+
+    def end_epoch(self, epoch: int) -> dict[str, dict[str, float]]:
+        """Read (one host sync) and reset the epoch's training metrics, then step the
+        per-epoch schedulers. Raises NonFiniteLossError naming the nodes whose loss broke."""
+        stats = self.read_metrics(epoch)
+        with warnings.catch_warnings():
+            # A node whose edges were all closed this epoch never stepped its optimizer;
+            # its schedule still advances with the epoch, as in the original.
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            for node in self.nodes:
+                if node.scheduler is not None and node.scheduler_interval == "epoch":
+                    node.scheduler.step()
+        return stats
+
+    # ------------------------------------------------------------------ metrics
+
+    def _reset_metrics(self) -> None:
+        n = len(self.nodes)
+        self._loss_sum = torch.zeros(n, dtype=torch.float64, device=self.device)
+        self._correct = torch.zeros(n, dtype=torch.long, device=self.device)
+        self._bad = torch.zeros(n, dtype=torch.bool, device=self.device)
+        self._seen = 0
+
+    def _accumulate(self, plan: StepPlan, logits: Tensor, y: Tensor, losses: Tensor) -> None:
+        with torch.no_grad():
+            b = y.shape[0]
+            self._loss_sum += losses.detach().double() * b
+            self._bad |= ~torch.isfinite(losses.detach())
+            hits = (logits.argmax(-1) == y).sum(-1)
+            index = torch.tensor(plan.forward, device=self.device)
+            self._correct.index_add_(0, index, hits)
+            self._seen += b
+
+    def metrics_state(self) -> dict[str, Any]:
+        """The partial epoch's metric sums (for a checkpoint taken mid-epoch)."""
+        return {
+            "loss_sum": self._loss_sum.cpu(),
+            "correct": self._correct.cpu(),
+            "bad": self._bad.cpu(),
+            "seen": self._seen,
+        }
+
+    def load_metrics_state(self, state: dict[str, Any]) -> None:
+        self._loss_sum = state["loss_sum"].to(self.device)
+        self._correct = state["correct"].to(self.device)
+        self._bad = state["bad"].to(self.device)
+        self._seen = int(state["seen"])
+
+    def peek(self) -> dict[str, tuple[float, float]]:
+        """(mean loss, top-1 %) so far this epoch, per trained node: one host sync, for a
+        progress display every so many steps."""
+        seen = max(self._seen, 1)
+        loss = (self._loss_sum / seen).tolist()
+        top1 = (self._correct.double() * (100.0 / seen)).tolist()
+        return {n.name: (loss[n.index], top1[n.index]) for n in self.nodes if not n.frozen}
+
+    def read_metrics(self, epoch: int) -> dict[str, dict[str, float]]:
+        loss, correct, bad = (t.cpu() for t in (self._loss_sum, self._correct, self._bad))
+        seen = max(self._seen, 1)
+        self._reset_metrics()
+        broken = [n.name for n in self.nodes if bool(bad[n.index])]
+        if broken:
+            raise NonFiniteLossError(broken, epoch)
+        return {
+            n.name: {
+                "train_loss": float(loss[n.index]) / seen,
+                "train_top1": 100.0 * float(correct[n.index]) / seen,
+                "lr": n.lr,
+            }
+            for n in self.nodes
+            if not n.frozen
+        }
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate_metrics(
+        self, batches: Iterable[tuple[Tensor, Tensor]]
+    ) -> dict[str, dict[str, float]]:
+        """Top-1 (%) and cross-entropy of every node on ``batches`` (eval mode, no grad)."""
+        self._set_mode("eval")
+        n = len(self.nodes)
+        correct = torch.zeros(n, dtype=torch.long, device=self.device)
+        ce = torch.zeros(n, dtype=torch.float64, device=self.device)
+        seen = 0
+        all_nodes = StepPlan(list(range(n)), [], {i: i for i in range(n)})
+        with torch.no_grad():
+            for x, y in batches:
+                x, y = self._inputs(x, y)
+                with self.autocast():
+                    logits = self._forward(all_nodes, x, train=False)
+                z = logits.float()
+                correct += (z.argmax(-1) == y).sum(-1)
+                ce += (
+                    torch.nn.functional.cross_entropy(
+                        z.flatten(0, 1), y.repeat(n), reduction="none"
+                    )
+                    .view(n, -1)
+                    .sum(-1)
+                    .double()
+                )
+                seen += y.shape[0]
+        self._set_mode("train")
+        if seen == 0:
+            raise KtgRuntimeError("evaluate() got no batches")
+        c, l_ = correct.cpu(), ce.cpu()
+        return {
+            node.name: {
+                "top1": 100.0 * float(c[node.index]) / seen,
+                "loss": float(l_[node.index]) / seen,
+            }
+            for node in self.nodes
+        }
+
+    def evaluate(self, batches: Iterable[tuple[Tensor, Tensor]]) -> dict[str, float]:
+        """Top-1 accuracy (%) of every node on ``batches``."""
+        return {k: v["top1"] for k, v in self.evaluate_metrics(batches).items()}
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a node needs to continue training: weights, optimizer, scheduler and
+        scaler states, by node name."""
+        out: dict[str, Any] = {}
+        for n in self.nodes:
+            out[n.name] = {
+                "model": n.model.state_dict(),
+                "optimizer": n.optimizer.state_dict() if n.optimizer else None,
+                "scheduler": n.scheduler.state_dict() if n.scheduler is not None else None,
+                "scaler": n.scaler.state_dict() if n.scaler is not None else None,
+            }
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        missing = [n.name for n in self.nodes if n.name not in state]
+        if missing:
+            raise KtgRuntimeError(f"the checkpoint has no state for node(s) {missing}")
+        for n in self.nodes:
+            s = state[n.name]
+            n.model.load_state_dict(s["model"])
+            if n.optimizer is not None and s.get("optimizer") is not None:
+                n.optimizer.load_state_dict(s["optimizer"])
+            if n.scheduler is not None and s.get("scheduler") is not None:
+                n.scheduler.load_state_dict(s["scheduler"])
+            if n.scaler is not None and s.get("scaler") is not None:
+                n.scaler.load_state_dict(s["scaler"])
+
+    def __iter__(self) -> Iterator[RuntimeNode]:
+        return iter(self.nodes)

@@ -1,0 +1,136 @@
+"""``ktg train``: pick the run directory, run the Trainer, print the per-node table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import KtgRuntimeError, SpecError, UsageError
+from .graph import GraphReport
+from .spec.schema import Spec
+
+
+def new_run_dir(spec: Spec) -> Path:
+    """``<out_dir>/<name>/<YYYYmmdd-HHMMSS>`` (a suffix if two runs start in one second), and a
+    ``latest`` link beside it."""
+    base = Path(spec.train.out_dir) / spec.name
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run = base / stamp
+    n = 1
+    while run.exists():
+        n += 1
+        run = base / f"{stamp}-{n}"
+    return run
+
+
+def _link_latest(run: Path) -> None:
+    link = run.parent / "latest"
+    try:
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(run.name)
+    except OSError:
+        pass  # a file system without links: nothing depends on it
+
+
+def results_table(
+    best: dict[str, dict[str, Any]],
+    last: dict[str, dict[str, Any]],
+    nodes: list[str],
+    eval_name: str,
+) -> str:
+    rows = [("node", f"best {eval_name} top-1", "epoch", f"last {eval_name} top-1")]
+    for name in nodes:
+        b = best.get(name)
+        last_top1 = last.get(name, {}).get("val_top1")
+        frozen = last.get(name, {}).get("frozen")
+        rows.append(
+            (
+                name + (" (frozen)" if frozen else ""),
+                f"{b['val_top1']:.2f}%" if b else "-",
+                str(b["epoch"] + 1) if b else "-",
+                f"{last_top1:.2f}%" if last_top1 is not None else "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def train_command(spec: Spec | None, report: GraphReport | None, args: argparse.Namespace) -> int:
+    from .engine.trainer import RESOLVED, Trainer
+
+    if args.resume:
+        if args.spec or args.set:
+            raise KtgRuntimeError(
+                "--resume continues a run with its own spec; give the run "
+                "directory alone (no SPEC, no --set)"
+            )
+        run_dir = Path(args.resume)
+        if not (run_dir / RESOLVED).exists() or not (run_dir / "last.pt").exists():
+            raise KtgRuntimeError(
+                f"{run_dir} is not a run directory with a checkpoint (needs {RESOLVED} and last.pt)"
+            )
+        from .spec.api import load_spec
+
+        try:
+            spec = load_spec(run_dir / RESOLVED)
+        except SpecError as exc:
+            raise KtgRuntimeError(
+                f"{run_dir / RESOLVED} is not a valid spec any more:\n"
+                + "\n".join(i.format() for i in exc.errors)
+            ) from None
+    else:
+        if spec is None:
+            raise UsageError("ktg train needs a SPEC (or --resume RUN_DIR)")
+        run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(spec)
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise KtgRuntimeError(
+                f"{run_dir} already holds a run; continue it with "
+                f"`ktg train --resume {run_dir}` or choose another --run-dir"
+            )
+    trainer = Trainer(spec, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+    print(f"ktg: run {run_dir}" + (" (resumed)" if args.resume else ""), file=sys.stderr)
+    try:
+        trainer.setup()
+        if not args.resume:
+            _link_latest(run_dir)
+        bundle, program = trainer.bundle, trainer.program
+        print(
+            f"ktg: {bundle.description}; {len(program.nodes)} nodes on {program.device} "
+            f"({program.precision}); {len(trainer.train_batches)} steps per epoch",
+            file=sys.stderr,
+        )
+        if trainer.start_epoch or trainer.start_step:
+            print(
+                f"ktg: continuing at epoch {trainer.start_epoch + 1}, batch "
+                f"{trainer.start_step + 1}",
+                file=sys.stderr,
+            )
+        result = trainer.train()
+    finally:
+        trainer.cleanup()
+    if result.interrupted:
+        print(
+            f"ktg: stopped; saved {run_dir / 'last.pt'}. Continue with:\n"
+            f"  ktg train --resume {run_dir}",
+            file=sys.stderr,
+        )
+        return 130
+    print(
+        results_table(
+            result.best, result.last, list(trainer.program.nodes), trainer.bundle.eval_name
+        )
+    )
+    print(f"\n{result.epochs_done} epochs in {result.wall_time:.1f} s; run directory: {run_dir}")
+    return 0
