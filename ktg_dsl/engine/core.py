@@ -199,8 +199,7 @@ class Engine:
             self._loss_sum += losses.detach().double() * b
             self._bad |= ~torch.isfinite(losses.detach())
             hits = (logits.argmax(-1) == y).sum(-1)
-            index = torch.tensor(plan.forward, device=self.device)
-            self._correct.index_add_(0, index, hits)
+            self._correct.index_add_(0, plan.forward_index, hits)
             self._seen += b
 
     def metrics_state(self) -> dict[str, Any]:
@@ -254,7 +253,9 @@ class Engine:
         correct = torch.zeros(n, dtype=torch.long, device=self.device)
         ce = torch.zeros(n, dtype=torch.float64, device=self.device)
         seen = 0
-        all_nodes = StepPlan(list(range(n)), [], {i: i for i in range(n)})
+        all_nodes = StepPlan(
+            list(range(n)), [], {i: i for i in range(n)}, torch.arange(n, device=self.device)
+        )
         with torch.no_grad():
             for x, y in batches:
                 x, y = self._inputs(x, y)

@@ -11,8 +11,9 @@ stacked logits ``Z [M, B, C]`` (float32):
 
 Gate weights are known on the host before the step (they depend on time only), so a plan is
 built per distinct set of open edges: edges whose weight is 0 now are not computed, cut-off edges
-never are. The ``correct`` gate multiplies an edge's per-sample loss by the sender's
-correct-prediction mask. Each edge's loss is a mean over the batch.
+never are. Every index the step needs is a device tensor made once with the plan, so a step
+copies nothing from the host. The ``correct`` gate multiplies an edge's per-sample loss by the
+sender's correct-prediction mask. Each edge's loss is a mean over the batch.
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ from ..components.losses import KL, CrossEntropy
 
 @dataclass
 class _Group:
-    """Edges computed together. ``receivers``/``senders`` index the stacked logits."""
+    """Edges computed together. ``receivers``/``senders`` are rows of the stacked logits;
+    ``targets`` are the receivers' node indices (where their losses go)."""
 
-    receivers: list[int]
-    senders: list[int]
+    receivers: Tensor
+    senders: Tensor
+    targets: Tensor
     weights: Tensor  # [R, S] (KL) or [R] (labels); 0 where no edge
     correct: Tensor | None  # same shape, 1 where the edge has the correct gate
+    sender_masks: Tensor | None = None  # [S] rows of the correct-mask table, -1 for none
     temperature: float = 1.0
     label_smoothing: float = 0.0
 
@@ -46,10 +50,12 @@ class StepPlan:
     forward: list[int]  # node indices to run, in order (trained nodes, then needed teachers)
     stepping: list[int]  # nodes with at least one open incoming edge: they take a step
     position: dict[int, int]  # node index -> row in the stacked logits
+    forward_index: Tensor  # ``forward`` on the device
     labels: list[_Group] = field(default_factory=list)
     kl: list[_Group] = field(default_factory=list)
-    generic: list[tuple[EdgeSlot, float]] = field(default_factory=list)
-    correct_senders: list[int] = field(default_factory=list)  # positions needing a mask
+    generic: list[tuple[EdgeSlot, float, Tensor]] = field(default_factory=list)
+    correct_rows: Tensor | None = None  # rows of Z whose correct-prediction mask is needed
+    mask_of: dict[int, int] = field(default_factory=dict)  # row of Z -> row of the mask table
 
 
 def build_plan(program: Program, weights: list[float], device: torch.device) -> StepPlan:
@@ -60,10 +66,24 @@ def build_plan(program: Program, weights: list[float], device: torch.device) -> 
     teachers = sorted({e.sender for e, _ in open_edges if nodes[e.sender].frozen})
     forward = trained + teachers
     pos = {node: i for i, node in enumerate(forward)}
-    plan = StepPlan(forward, sorted({e.receiver for e, _ in open_edges}), pos)
 
-    def tensor(values: list[float] | list[list[float]]) -> Tensor:
+    def floats(values: list[float] | list[list[float]]) -> Tensor:
         return torch.tensor(values, dtype=torch.float32, device=device)
+
+    def longs(values: list[int]) -> Tensor:
+        return torch.tensor(values, dtype=torch.long, device=device)
+
+    # correct-prediction masks are computed once per step for every sender that needs one
+    correct_rows = sorted({pos[e.sender] for e, _ in open_edges if e.gate.per_sample})
+    mask_of = {row: i for i, row in enumerate(correct_rows)}
+    plan = StepPlan(
+        forward,
+        sorted({e.receiver for e, _ in open_edges}),
+        pos,
+        longs(forward),
+        correct_rows=longs(correct_rows) if correct_rows else None,
+        mask_of=mask_of,
+    )
 
     labels: dict[float, list[tuple[EdgeSlot, float]]] = {}
     kl: dict[float, list[tuple[EdgeSlot, float]]] = {}
@@ -73,21 +93,23 @@ def build_plan(program: Program, weights: list[float], device: torch.device) -> 
         elif not e.is_labels and type(e.loss) is KL:
             kl.setdefault(e.loss.temperature, []).append((e, w))
         else:
-            plan.generic.append((e, w))
-    correct: set[int] = set()
+            plan.generic.append((e, w, longs([e.receiver])))
+
     for smoothing, group in sorted(labels.items()):
-        rs = [pos[e.receiver] for e, _ in group]
+        rows = [pos[e.receiver] for e, _ in group]
         flags = [1.0 if e.gate.per_sample else 0.0 for e, _ in group]
-        correct |= {pos[e.sender] for e, _ in group if e.gate.per_sample}
         plan.labels.append(
             _Group(
-                rs,
-                rs,
-                tensor([w for _, w in group]),
-                tensor(flags) if any(flags) else None,
+                longs(rows),
+                longs(rows),
+                longs([e.receiver for e, _ in group]),
+                floats([w for _, w in group]),
+                floats(flags) if any(flags) else None,
+                sender_masks=longs([mask_of.get(r, -1) for r in rows]) if any(flags) else None,
                 label_smoothing=smoothing,
             )
         )
+
     for temp, group in sorted(kl.items()):
         rs = sorted({pos[e.receiver] for e, _ in group})
         ss = sorted({pos[e.sender] for e, _ in group})
@@ -98,80 +120,64 @@ def build_plan(program: Program, weights: list[float], device: torch.device) -> 
             wm[r][s] = weight
             if e.gate.per_sample:
                 cm[r][s] = 1.0
-                correct.add(pos[e.sender])
         has_correct = any(any(row) for row in cm)
         plan.kl.append(
-            _Group(rs, ss, tensor(wm), tensor(cm) if has_correct else None, temperature=temp)
+            _Group(
+                longs(rs),
+                longs(ss),
+                longs([forward[r] for r in rs]),
+                floats(wm),
+                floats(cm) if has_correct else None,
+                sender_masks=longs([mask_of.get(s, -1) for s in ss]) if has_correct else None,
+                temperature=temp,
+            )
         )
-    correct |= {pos[e.sender] for e, _ in plan.generic if e.gate.per_sample}
-    plan.correct_senders = sorted(correct)
     return plan
+
+
+def _masks_for(table: Tensor, rows: Tensor) -> Tensor:
+    """Rows of the correct-mask table; index -1 (no mask needed) gives ones."""
+    padded = torch.cat([table, torch.ones_like(table[:1])])
+    return padded[torch.where(rows < 0, table.shape[0], rows)]
 
 
 def edge_losses(plan: StepPlan, logits: Tensor, y: Tensor, n_nodes: int) -> Tensor:
     """Per-node losses ``[n_nodes]`` (float32) from stacked logits ``[M, B, C]``."""
     z = logits.float()
     losses = z.new_zeros(n_nodes)
-    masks: dict[int, Tensor] = {}
-    if plan.correct_senders:
-        hits = (z[plan.correct_senders].argmax(-1) == y).float()  # [K, B]
-        masks = {p: hits[i] for i, p in enumerate(plan.correct_senders)}
-    node_of = {p: node for node, p in plan.position.items()}
+    table = None
+    if plan.correct_rows is not None:
+        table = (z.index_select(0, plan.correct_rows).argmax(-1) == y).float()  # [K, B]
 
     for g in plan.labels:
-        r = g.receivers
+        zr = z.index_select(0, g.receivers)
+        r = zr.shape[0]
         ce = F.cross_entropy(
-            z[r].flatten(0, 1),
-            y.repeat(len(r)),
-            reduction="none",
-            label_smoothing=g.label_smoothing,
-        ).view(len(r), -1)  # [R, B]
-        if g.correct is not None:
-            mask = torch.stack([masks[p] if p in masks else torch.ones_like(ce[0]) for p in r])
-            ce = torch.where(g.correct[:, None] > 0, ce * mask, ce)
-        per_node = ce.mean(-1) * g.weights
-        losses = losses.index_add(0, _index([node_of[p] for p in r], z.device), per_node)
+            zr.flatten(0, 1), y.repeat(r), reduction="none", label_smoothing=g.label_smoothing
+        ).view(r, -1)  # [R, B]
+        if g.correct is not None and table is not None and g.sender_masks is not None:
+            ce = ce * _masks_for(table, g.sender_masks)
+        losses = losses.index_add(0, g.targets, ce.mean(-1) * g.weights)
 
     for g in plan.kl:
         t = g.temperature
-        union = sorted(set(g.receivers) | set(g.senders))
-        logp = F.log_softmax(z[union] / t, dim=-1)
-        at = {p: i for i, p in enumerate(union)}
-        logq = logp[[at[p] for p in g.receivers]]  # receivers, with gradient
-        logp_s = logp[[at[p] for p in g.senders]].detach()  # senders, detached
-        p_s = logp_s.exp()
-        neg_entropy = (p_s * logp_s).sum(-1)  # [S, B]
-        cross = torch.einsum("sbc,rbc->rsb", p_s, logq)  # [R, S, B]
+        logq = F.log_softmax(z.index_select(0, g.receivers) / t, dim=-1)  # with gradient
+        logp = F.log_softmax(z.index_select(0, g.senders).detach() / t, dim=-1)
+        p = logp.exp()
+        neg_entropy = (p * logp).sum(-1)  # [S, B]
+        cross = torch.einsum("sbc,rbc->rsb", p, logq)  # [R, S, B]
         kl = (neg_entropy[None] - cross) * (t * t)  # per-sample KL(p_s || q_r) * T^2
         per_pair = kl.mean(-1)  # [R, S]
-        if g.correct is not None:
-            mask = torch.stack(
-                [masks.get(p, torch.ones_like(neg_entropy[0])) for p in g.senders]
-            )  # [S, B]
-            masked = (kl * mask[None]).mean(-1)
+        if g.correct is not None and table is not None and g.sender_masks is not None:
+            masked = (kl * _masks_for(table, g.sender_masks)[None]).mean(-1)
             per_pair = torch.where(g.correct > 0, masked, per_pair)
-        per_node = (per_pair * g.weights).sum(-1)
-        losses = losses.index_add(0, _index([node_of[p] for p in g.receivers], z.device), per_node)
+        losses = losses.index_add(0, g.targets, (per_pair * g.weights).sum(-1))
 
-    for e, w in plan.generic:
+    for e, w, target in plan.generic:
         rp = plan.position[e.receiver]
-        target = y if e.is_labels else z[plan.position[e.sender]].detach()
-        per_sample = e.loss.per_sample(z[rp], target)
-        if e.gate.per_sample:
-            per_sample = per_sample * masks[plan.position[e.sender]]
-        losses = losses.index_add(
-            0, _index([e.receiver], z.device), (per_sample.mean() * w).reshape(1)
-        )
+        sp = plan.position[e.sender]
+        per_sample = e.loss.per_sample(z[rp], y if e.is_labels else z[sp].detach())
+        if e.gate.per_sample and table is not None:
+            per_sample = per_sample * table[plan.mask_of[sp]]
+        losses = losses.index_add(0, target, (per_sample.mean() * w).reshape(1))
     return losses
-
-
-_INDEX_CACHE: dict[tuple[tuple[int, ...], torch.device], Tensor] = {}
-
-
-def _index(values: list[int], device: torch.device) -> Tensor:
-    key = (tuple(values), device)
-    found = _INDEX_CACHE.get(key)
-    if found is None:
-        found = torch.tensor(values, dtype=torch.long, device=device)
-        _INDEX_CACHE[key] = found
-    return found

@@ -12,19 +12,32 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
     model_serializer,
     model_validator,
 )
+from pydantic.json_schema import WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 LABELS = "labels"  # the name of the ground-truth source in edges (`from: labels`)
 
 PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
-Switch = Literal["auto", "on", "off"]
+
+
+def _switch(value: Any) -> Any:
+    # YAML 1.1 reads a bare on/off (also yes/no) as a boolean: accept what the user meant.
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+Switch = Annotated[
+    Literal["auto", "on", "off"],
+    BeforeValidator(_switch),
+    WithJsonSchema({"anyOf": [{"enum": ["auto", "on", "off"]}, {"type": "boolean"}]}),
+]
 
 
 class StrictModel(BaseModel):
