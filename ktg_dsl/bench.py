@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from .compiler import Program, compile_spec
 from .components.data import DatasetInfo
 from .engine import Engine
+from .errors import KtgRuntimeError
 from .graph import GraphReport, data_info
 from .registry import OPTIMIZERS
 from .spec.schema import Spec
@@ -274,11 +275,12 @@ def run_bench(
     steps: int = 10,
     rounds: int = 3,
     warmup: int = 3,
+    with_compile: bool = False,
     report: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     info = data_info(spec)
     if info is None or info.num_classes is None or info.input_shape is None:
-        raise SystemExit(
+        raise KtgRuntimeError(
             "ktg bench needs a dataset whose shape is known without loading (e.g. synthetic)"
         )
     torch.manual_seed(spec.seed)
@@ -307,6 +309,21 @@ def run_bench(
         Variant("ideal(fp32)", ideal_step(fp32), batch, sync),
         epoch_variant(compile_spec(spec, data_info=info), spec, steps),
     ]
+    compile_seconds = None
+    if with_compile:
+        compiled = compile_spec(
+            spec.model_copy(update={"train": spec.train.model_copy(update={"compile": "on"})}),
+            data_info=info,
+        )
+        variant = Variant(
+            f"engine({compiled.precision},compiled)", engine_step(compiled), batch, sync
+        )
+        tick = time.perf_counter()
+        variant.step(*batches[0])  # the first call compiles
+        sync()
+        compile_seconds = round(time.perf_counter() - tick, 1)
+        report(f"torch.compile: first step took {compile_seconds} s")
+        variants.append(variant)
     report(
         f"ktg bench: {spec.name}: nodes {[n.config.model.type for n in auto.nodes.values()]}, "
         f"batch {batch}, input {info.input_shape}, {info.num_classes} classes, device {dev} "
@@ -348,6 +365,10 @@ def _device_name(dev: torch.device) -> str:
         return torch.cuda.get_device_name(dev)
     import platform
 
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
     return platform.processor() or platform.machine()
 
 
@@ -369,6 +390,7 @@ def bench_command(spec: Spec, report: GraphReport, args: argparse.Namespace) -> 
         steps=args.steps,
         rounds=args.rounds,
         warmup=args.warmup,
+        with_compile=args.compile,
         report=lambda s: print(s, file=sys.stderr, flush=True),
     )
     print(format_result(result))

@@ -254,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument(
+        "--compile", action="store_true", help="also measure the engine with train.compile: on"
+    )
     overrides(p)
 
     p = command("schema", cmd_schema, "print or write the JSON Schema of specs", spec=None)

@@ -173,6 +173,17 @@ def resolve_channels_last(switch: str, device: torch.device, precision: Precisio
     return device.type == "cuda" or torch.backends.mkldnn.is_available()
 
 
+COMPILE_MIN_STEPS = 20_000  # below this, compiling costs more than it saves (CPU benchmark)
+
+
+def resolve_compile(switch: str, device: torch.device, total_steps: int | None) -> bool:
+    if switch != "auto":
+        return switch == "on"
+    # Measured on the CPU benchmark: about 2 minutes to compile, then 1.3x faster steps; it
+    # pays off in long runs only. Not yet measured on a GPU, so auto leaves CUDA alone.
+    return device.type == "cpu" and total_steps is not None and total_steps >= COMPILE_MIN_STEPS
+
+
 # --------------------------------------------------------------------------- compile
 
 
@@ -240,6 +251,9 @@ def compile_spec(
         model = model.to(dev)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
+        total = steps_per_epoch * spec.train.epochs if steps_per_epoch else None
+        if resolve_compile(spec.train.compile, dev, total):
+            model.compile()  # in place: state_dict keys stay those of the plain model
         frozen = name in report.frozen
         node = RuntimeNode(name, position, model, dev, frozen, classes, _arch(cfg), cfg)
         if frozen:

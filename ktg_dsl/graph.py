@@ -428,6 +428,14 @@ def _check_search(spec: Spec) -> list[SpecIssue]:
             SpecIssue(("search", "gates"), "no gate choices", hint="list at least one gate")
         )
     for i, p in enumerate(s.params):
+        if s.sampler.type == "bruteforce" and not p.integer and p.step is None:
+            issues.append(
+                SpecIssue(
+                    ("search", "params", i),
+                    "the bruteforce sampler needs a finite space",
+                    hint="give this range a 'step'",
+                )
+            )
         if p.low >= p.high:
             issues.append(
                 SpecIssue(

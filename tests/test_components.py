@@ -139,3 +139,15 @@ def test_plugin_module_registers_a_gate() -> None:
 def test_missing_plugin_is_a_clear_error() -> None:
     with pytest.raises(PluginError, match="not found"):
         load_plugins(["no_such_plugin_module_xyz"], entry_points=False)
+
+
+def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch) -> None:
+    # an installed package declaring a plugin, as pip would leave it on sys.path
+    dist = tmp_path / "ktg_fake_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ktg-fake-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[ktg_dsl.plugins]\nfake = ktg_test_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    loaded = load_plugins([], entry_points=True)
+    assert "ktg_test_plugin" in loaded
+    assert "warm_start" in GATES

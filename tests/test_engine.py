@@ -275,8 +275,10 @@ def test_cutoff_edge_is_exactly_no_edge() -> None:
 
     def summary(engine: Engine) -> Any:
         plan = engine.plan(0)
-        groups = [(g.receivers.tolist(), g.senders.tolist(), g.weights.tolist())
-                  for g in plan.labels + plan.kl]
+        groups = [
+            (g.receivers.tolist(), g.senders.tolist(), g.weights.tolist())
+            for g in plan.labels + plan.kl
+        ]
         return plan.forward, plan.stepping, groups, plan.generic
 
     assert summary(Engine(p1)) == summary(Engine(p2))

@@ -396,3 +396,32 @@ def test_files_are_written_with_normal_permissions(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert mode == 0o666 & ~umask
+
+
+@pytest.mark.slow
+def test_compiled_models_train_evaluate_and_checkpoint(tmp_path: Path) -> None:
+    data = tiny_spec(epochs=2, compile="on")
+    data["nodes"] = {
+        "a": {"model": {"type": "small_cnn", "width": 4}},
+        "b": {"model": {"type": "small_cnn", "width": 4}},
+    }
+    spec = load_spec(write(tmp_path, data))
+    trainer = Trainer(spec, tmp_path / "run", progress=False)
+    trainer.setup()
+    result = trainer.train()
+    trainer.cleanup()
+    assert result.epochs_done == 2
+    assert all(row["val_top1"] is not None for row in result.last.values())
+    # compiled in place: checkpoints keep the plain model's keys and load into one
+    state = ckpt.load(tmp_path / "run" / "best" / "a.pt")["state_dict"]
+    assert not any(k.startswith("_orig_mod") for k in state)
+    data["train"]["compile"] = "off"
+    plain = Trainer(
+        load_spec(write(tmp_path, data, "plain.yaml")), tmp_path / "plain", progress=False
+    )
+    plain.setup()
+    node = plain.program.nodes["a"]
+    ckpt.load_node_weights(node, tmp_path / "run" / "best" / "a.pt")
+    for k, v in node.model.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    plain.cleanup()

@@ -3,6 +3,8 @@ search runs."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -42,12 +44,25 @@ def random(seed: int | None) -> Any:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+@contextlib.contextmanager
+def _experimental_ok() -> Iterator[None]:
+    """Optuna warns that some samplers are experimental on every use; the docs say it once."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
 @SAMPLERS.register()
 def bruteforce(seed: int | None) -> Any:
     """Every combination once (small graphs with few choices only)."""
     import optuna
 
-    return optuna.samplers.BruteForceSampler(seed=seed)
+    with _experimental_ok():
+        return optuna.samplers.BruteForceSampler(seed=seed)
 
 
 @SAMPLERS.register()

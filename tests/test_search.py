@@ -1,0 +1,320 @@
+"""``ktg search`` on tiny data with real Optuna storages (journal files and sqlite)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+import ktg_dsl
+from ktg_dsl.search import SearchSpace
+from ktg_dsl.spec.api import parse_data
+
+
+def search_spec(trials: int = 3, epochs: int = 2, **search: Any) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "name": "s",
+        "seed": 1,
+        "data": {
+            "dataset": {
+                "type": "synthetic",
+                "num_classes": 4,
+                "image_size": 8,
+                "train_size": 128,
+                "val_size": 64,
+            },
+            "batch_size": 32,
+        },
+        "train": {"epochs": epochs, "precision": "fp32", "device": "cpu"},
+        "defaults": {"optimizer": {"type": "sgd", "lr": 0.05, "momentum": 0.9}},
+        "nodes": {
+            "a": {"model": {"type": "small_cnn", "width": 4}},
+            "b": {"model": {"type": "small_cnn", "width": 4}},
+        },
+        "edges": [
+            {"to": "a", "from": "labels"},
+            {"to": "b", "from": "labels"},
+            {"to": "a", "from": "b", "loss": {"type": "kl", "temperature": 3.0}},
+        ],
+        "search": {
+            "trials": trials,
+            "sampler": "random",
+            "pruner": "none",
+            "gates": ["through", "positive_linear", "cutoff"],
+            "edges": [
+                {"to": "a", "from": "labels", "fixed": True},
+                {"to": "b", "from": "labels", "gates": ["through"]},
+            ],
+            "models": {"b": [{"type": "small_cnn", "width": 4}, {"type": "small_cnn", "width": 8}]},
+            **search,
+        },
+    }
+
+
+def write(tmp_path: Path, data: dict[str, Any], name: str = "search.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def study_of(storage: str, name: str = "s") -> Any:
+    if "://" not in storage:
+        backend = optuna.storages.journal.JournalFileBackend(storage)
+        return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(backend))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def ktg(*args: Any, cwd: Path, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ktg_dsl.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+        **kw,
+    )
+
+
+def test_search_space_and_concrete_specs() -> None:
+    spec, _ = parse_data(
+        search_spec(params=[{"path": "defaults.loss.temperature", "low": 1.0, "high": 4.0}])
+    )
+    assert spec is not None
+    space = SearchSpace(spec)
+    keys = {(r, s): c for r, s, c in space.edges}
+    assert keys[("a", "labels")] is None  # fixed
+    assert [str(g) for g in keys[("b", "labels")] or []] == ["through"]
+    assert [str(g) for g in keys[("a", "b")] or []] == ["through", "positive_linear", "cutoff"]
+    assert len(space.edges) == 4  # a<-labels, a<-b, b<-labels, b<-a
+
+    trial = optuna.trial.FixedTrial(
+        {
+            "gate:a<-b": "positive_linear",
+            "gate:b<-labels": "through",
+            "gate:b<-a": "cutoff",
+            "model:b": "small_cnn(width: 8)",
+            "param:defaults.loss.temperature": 2.5,
+        }
+    )
+    sampled = space.suggest(trial)
+    data = space.concrete(sampled)
+    concrete, issues = parse_data(data)
+    assert concrete is not None and not issues
+    assert "search" not in data
+    edges = {(e["to"], e["from"]): e for e in data["edges"]}
+    assert set(edges) == {("a", "labels"), ("a", "b"), ("b", "labels")}  # cutoff: not written
+    assert edges[("a", "b")]["gate"] == "positive_linear"
+    assert edges[("a", "b")]["loss"] == {"type": "kl", "temperature": 3.0}  # kept from the spec
+    assert data["nodes"]["b"]["model"] == {"type": "small_cnn", "width": 8}
+    assert data["defaults"]["loss"] == {"type": "kl", "temperature": 2.5}
+    assert not ktg_dsl.validate_spec(concrete)
+
+
+def test_search_runs_continues_exports_and_summarises(
+    tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = write(tmp_path, search_spec(trials=3))
+    code, out, err = cli("search", spec, "--trials", "2")
+    assert code == 0, err
+    journal = tmp_path / "runs" / "s" / "search" / "study.journal"
+    assert journal.exists()
+    study = study_of(str(journal))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    for t in study.trials:  # each trial's run directory is kept
+        run = Path(t.user_attrs["run_dir"])
+        assert (tmp_path / run / "metrics.jsonl").exists()
+    # running again continues the same study, up to search.trials in all
+    code, _, err = cli("search", spec)
+    assert code == 0, err
+    assert len(study_of(str(journal)).trials) == 3
+    code, out, _ = cli("search", spec)
+    assert code == 0 and "already has 3 finished trials" in out
+
+    code, out, _ = cli("search", spec, "--summary")
+    assert code == 0 and "3 complete" in out and "rows receive from columns" in out
+
+    best = tmp_path / "best.yaml"
+    code, out, err = cli("search", spec, "--export", best)
+    assert code == 0, err
+    exported = ktg_dsl.load_spec(best)
+    assert exported.search is None
+    assert cli("validate", best)[0] == 0
+    assert cli("render", best, "-o", tmp_path / "best.dot")[0] == 0
+    code, _, err = cli(
+        "train", best, "--set", "train.epochs=1", "--run-dir", tmp_path / "retrain", "--no-progress"
+    )
+    assert code == 0, err
+    code, _, err = cli("search", spec, "--export", tmp_path / "t1.yaml", "--trial", "1")
+    assert code == 0 and "trial 1" in (tmp_path / "t1.yaml").read_text()
+    code, _, err = cli("search", spec, "--export", tmp_path / "t9.yaml", "--trial", "9")
+    assert code == 1 and "no trial 9" in err
+
+
+def test_sqlite_storage_and_two_processes_share_one_study(tmp_path: Path) -> None:
+    spec = write(tmp_path, search_spec(trials=4))
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "ktg_dsl.cli",
+        "search",
+        str(spec),
+        "--storage",
+        url,
+        "--trials",
+        "2",
+    ]
+    procs = [
+        subprocess.Popen(
+            cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    study = study_of(url)
+    numbers = sorted(t.number for t in study.trials)
+    assert numbers == [0, 1, 2, 3]
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    pids = {t.user_attrs["pid"] for t in study.trials}
+    assert len(pids) == 2, "both processes ran trials"
+    run_dirs = [t.user_attrs["run_dir"] for t in study.trials]
+    assert len(set(run_dirs)) == 4
+
+
+def test_jobs_runs_worker_processes(tmp_path: Path) -> None:
+    spec = write(tmp_path, search_spec(trials=4))
+    res = ktg("search", spec, "--jobs", "2", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    study = study_of(str(tmp_path / "runs" / "s" / "search" / "study.journal"))
+    assert len(study.trials) == 4
+    assert len({t.user_attrs["pid"] for t in study.trials}) == 2
+
+
+def test_pruned_trials_stop_at_once(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    # a plugin pruner (registered by tests/plugins) that prunes every trial but the first at
+    # its second epoch: pruned trials must stop right there, not run their 4 epochs
+    data = search_spec(trials=3, epochs=4, pruner={"type": "after_first_trial", "at_epoch": 1})
+    code, _, err = cli("search", write(tmp_path, data), "--plugin", "ktg_test_plugin")
+    assert code == 0, err
+    study = study_of(str(tmp_path / "runs" / "s" / "search" / "study.journal"))
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.PRUNED], states
+    assert sorted(study.trials[0].intermediate_values) == [0, 1, 2, 3]
+    for t in study.trials[1:]:
+        assert sorted(t.intermediate_values) == [0, 1]
+        rows = (Path(t.user_attrs["run_dir"]) / "metrics.jsonl").read_text().splitlines()
+        assert {yaml.safe_load(r)["epoch"] for r in rows} == {0, 1}, "stopped at once"
+
+
+def test_failing_trials_are_recorded_and_the_study_goes_on(
+    tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = search_spec(trials=8)
+    # b's only incoming edges can be cut off: such a graph is invalid (b never trains)
+    data["search"]["edges"] = [
+        {"to": "a", "from": "labels", "fixed": True},
+        {"to": "b", "from": "labels", "gates": ["cutoff"]},
+    ]
+    data["search"]["gates"] = ["cutoff", "through"]
+    # and a learning rate so large that the loss becomes NaN
+    data["search"]["params"] = [
+        {"path": "defaults.optimizer.lr", "low": 1e30, "high": 2e30, "step": 1e30}
+    ]
+    data["search"]["sampler"] = "bruteforce"  # every combination: both kinds of failure
+    code, _, err = cli("search", write(tmp_path, data))
+    assert code == 0, err
+    study = study_of(str(tmp_path / "runs" / "s" / "search" / "study.journal"))
+    assert len(study.trials) == 8
+    reasons = [t.user_attrs.get("fail_reason", "") for t in study.trials]
+    assert all(t.state == TrialState.FAIL for t in study.trials), reasons
+    assert any("not a valid spec" in r and "'b'" in r for r in reasons), reasons
+    assert any("NaN" in r for r in reasons), reasons
+    code, out, _ = cli("search", write(tmp_path, data), "--summary")
+    assert "failed trials:" in out and "NaN" in out
+
+
+def test_unreachable_storage_is_a_clear_error(tmp_path: Path, cli) -> None:
+    spec = write(tmp_path, search_spec())
+    code, _, err = cli("search", spec, "--storage", "sqlite:////no/such/dir/study.db")
+    assert code == 1 and "cannot open the study storage" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists(), "nothing started"
+
+
+def test_spec_without_search_section(tmp_path: Path, cli) -> None:
+    data = search_spec()
+    del data["search"]
+    code, _, err = cli("search", write(tmp_path, data))
+    assert code == 2 and "no 'search:' section" in err
+
+
+def test_killed_worker_trial_is_failed_and_requeued(tmp_path: Path) -> None:
+    data = search_spec(trials=2, epochs=30)
+    data["data"]["dataset"]["train_size"] = 512
+    spec = write(tmp_path, data)
+    journal = tmp_path / "runs" / "s" / "search" / "study.journal"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ktg_dsl.cli", "search", str(spec), "--trials", "1"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        trial_dir = tmp_path / "runs" / "s" / "search" / "s" / "trial-0000" / "metrics.jsonl"
+        if trial_dir.exists() and trial_dir.read_text().strip():
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    study = study_of(str(journal))
+    assert [t.state for t in study.trials] == [TrialState.RUNNING]
+    killed = study.trials[0]
+
+    data["train"]["epochs"] = 1
+    res = ktg("search", write(tmp_path, data), "--trials", "1", cwd=tmp_path)
+    assert "left running by a worker that died" in res.stderr
+    study = study_of(str(journal))
+    first = study.trials[0]
+    assert first.state == TrialState.FAIL and "died" in first.user_attrs["fail_reason"]
+    retried = study.trials[1]
+    assert retried.params == killed.params and retried.state == TrialState.COMPLETE
+
+
+def test_interrupted_worker_marks_its_trial_failed(tmp_path: Path) -> None:
+    data = search_spec(trials=2, epochs=30)
+    data["data"]["dataset"]["train_size"] = 512
+    spec = write(tmp_path, data)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ktg_dsl.cli", "search", str(spec)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics = tmp_path / "runs" / "s" / "search" / "s" / "trial-0000" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while not (metrics.exists() and metrics.read_text().strip()):
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Run the same command again to continue" in err
+    study = study_of(str(tmp_path / "runs" / "s" / "search" / "study.journal"))
+    assert [t.state for t in study.trials] == [TrialState.FAIL]
