@@ -70,7 +70,10 @@ def qmc(seed: int | None, qmc_type: str = "sobol") -> Any:
     """Quasi-Monte-Carlo for numeric ranges; categorical choices are sampled at random."""
     import optuna
 
-    return optuna.samplers.QMCSampler(seed=seed, qmc_type=qmc_type, warn_independent_sampling=False)
+    with _experimental_ok():
+        return optuna.samplers.QMCSampler(
+            seed=seed, qmc_type=qmc_type, warn_independent_sampling=False
+        )
 
 
 @SAMPLERS.register()
