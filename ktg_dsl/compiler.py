@@ -5,6 +5,7 @@ and input shape come from the dataset's registered description.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -165,7 +166,7 @@ def resolve_precision(text: str, device: torch.device) -> Precision:
     return text  # type: ignore[return-value]
 
 
-def resolve_channels_last(switch: str, device: torch.device, precision: Precision) -> bool:
+def resolve_channels_last(switch: str, device: torch.device) -> bool:
     if switch != "auto":
         return switch == "on"
     # cuDNN and oneDNN both run convolutions fastest in NHWC (measured on this project's CPU
@@ -195,15 +196,20 @@ def _arch(node: NodeConfig) -> str | None:
     return str(arch) if arch is not None else None
 
 
+def node_seed(seed: int, position: int) -> int:
+    """The seed of a node's initial weights: a hash of (spec seed, node position), so that a
+    node's initialisation never depends on what was built before it."""
+    digest = hashlib.sha256(f"ktg-node:{seed}:{position}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # 63 bits: what torch.manual_seed takes
+
+
 def _seeded(seed: int, fn: Callable[[], nn.Module]) -> nn.Module:
-    # Each node's initial weights depend only on (spec seed, node position), not on what was
-    # built before it, so adding a node never changes the others' initialisation.
-    state = torch.random.get_rng_state()
-    try:
+    # fork_rng restores every generator (CPU and CUDA) afterwards: building a program leaves
+    # the caller's random state as it was.
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         return fn()
-    finally:
-        torch.random.set_rng_state(state)
 
 
 def compile_spec(
@@ -229,9 +235,7 @@ def compile_spec(
         device if isinstance(device, torch.device) else resolve_device(device or spec.train.device)
     )
     prec = resolve_precision(precision or spec.train.precision, dev)
-    if prec == "fp16" and dev.type != "cuda":
-        raise KtgRuntimeError("precision fp16 needs a CUDA device")
-    channels_last = resolve_channels_last(spec.train.channels_last, dev, prec)
+    channels_last = resolve_channels_last(spec.train.channels_last, dev)
 
     nodes: OrderedDict[str, RuntimeNode] = OrderedDict()
     channels = info.input_shape[0]
@@ -242,7 +246,7 @@ def compile_spec(
             module: nn.Module = build(cfg.model, num_classes=classes, in_channels=channels)
             return module
 
-        model = _seeded(spec.seed * 1000 + position, make)
+        model = _seeded(node_seed(spec.seed, position), make)
         if not isinstance(model, nn.Module):
             raise KtgRuntimeError(
                 f"model '{cfg.model.type}' of node '{name}' returned "
@@ -301,9 +305,7 @@ def _attach_training(
     cfg = node.config
     opt_ref = cfg.optimizer or spec.defaults.optimizer
     comp = OPTIMIZERS.get(opt_ref.type)
-    fused, foreach = _optimizer_impl(
-        spec.train.fused_optimizer, dev, comp.meta.get("fusable", False)
-    )
+    fused, foreach = _optimizer_impl(spec.train.fused_optimizer)
     node.optimizer = comp.build(
         opt_ref.args, params=list(node.model.parameters()), fused=fused, foreach=foreach
     )
@@ -327,12 +329,10 @@ def _attach_training(
         node.scaler = torch.amp.GradScaler("cuda")
 
 
-def _optimizer_impl(
-    switch: str, dev: torch.device, fusable: bool
-) -> tuple[bool | None, bool | None]:
-    """(fused, foreach) for the optimizer: fused kernels on CUDA where torch has them."""
+def _optimizer_impl(switch: str) -> tuple[bool | None, bool | None]:
+    """(fused, foreach) asked of the optimizer: one fused kernel per step where torch has it
+    (SGD, Adam, AdamW, on CPU and CUDA), the multi-tensor path otherwise; ``off``: torch's
+    per-parameter loop."""
     if switch == "off":
         return None, False
-    if dev.type == "cuda" and fusable:
-        return True, None
-    return None, True if switch == "on" or dev.type == "cuda" else None
+    return True, True

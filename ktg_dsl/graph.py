@@ -330,33 +330,31 @@ def build_graph(spec: Spec) -> GraphReport:
     # -- class counts
     default_classes = info.num_classes if info else None
     counts: dict[str, int | None] = {n: spec.nodes[n].num_classes or default_classes for n in names}
+    for name in names:
+        # every node is evaluated on the labels: its output must have one logit per class
+        have = spec.nodes[name].num_classes
+        if have and default_classes and have != default_classes:
+            issues.append(
+                SpecIssue(
+                    ("nodes", name, "num_classes"),
+                    f"'{name}' has {have} outputs but the dataset has {default_classes} classes",
+                    hint="every node is evaluated on the labels: remove num_classes",
+                )
+            )
     for e in valid:
-        if not g.edges[e.sender, e.receiver]["closed"]:
-            if e.is_labels:
-                have = counts[e.receiver]
-                if (
-                    spec.nodes[e.receiver].num_classes
-                    and default_classes
-                    and have != default_classes
-                ):
-                    issues.append(
-                        SpecIssue(
-                            ("nodes", e.receiver, "num_classes"),
-                            f"'{e.receiver}' has {have} "
-                            f"outputs but the dataset has {default_classes} classes",
-                            hint="remove num_classes or cut off its labels edge",
-                        )
-                    )
-            elif loss_target(e.loss) == "logits":
-                a, b = counts[e.sender], counts[e.receiver]
-                if a is not None and b is not None and a != b:
-                    issues.append(
-                        SpecIssue(
-                            e.path,
-                            f"edge {e.sender} -> {e.receiver} compares {a} classes with {b}",
-                            hint="nodes joined by a KL edge need the same class count",
-                        )
-                    )
+        if e.is_labels or g.edges[e.sender, e.receiver]["closed"]:
+            continue
+        if loss_target(e.loss) != "logits":
+            continue
+        a, b = counts[e.sender], counts[e.receiver]
+        if a is not None and b is not None and a != b:
+            issues.append(
+                SpecIssue(
+                    e.path,
+                    f"edge {e.sender} -> {e.receiver} compares {a} classes with {b}",
+                    hint="nodes joined by a KL edge need the same class count",
+                )
+            )
 
     issues.extend(_check_search(spec))
     return GraphReport(g, valid, frozen, counts, info, issues)
@@ -428,6 +426,23 @@ def _check_search(spec: Spec) -> list[SpecIssue]:
             SpecIssue(("search", "gates"), "no gate choices", hint="list at least one gate")
         )
     for i, p in enumerate(s.params):
+        where = ("search", "params", i)
+        if p.log and p.step is not None:
+            issues.append(
+                SpecIssue(
+                    where,
+                    "a range is either on a log scale or stepped, not both",
+                    hint="remove 'step' or 'log'",
+                )
+            )
+        if p.integer and any(v is not None and float(v) != int(v) for v in (p.low, p.high, p.step)):
+            issues.append(
+                SpecIssue(
+                    where,
+                    "an integer range needs whole low, high and step",
+                    hint="e.g. {low: 1, high: 8, step: 1}",
+                )
+            )
         if s.sampler.type == "bruteforce" and not p.integer and p.step is None:
             issues.append(
                 SpecIssue(

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -206,10 +206,6 @@ def open_study(spec: Spec, storage: Any, name: str, seed: int | None) -> Any:
     import optuna
 
     assert spec.search is not None
-    metric = spec.search.objective.metric
-    direction = spec.search.objective.direction or (
-        "minimize" if metric.endswith("loss") else "maximize"
-    )
     sampler = SAMPLERS.get(spec.search.sampler.type).build(spec.search.sampler.args, seed=seed)
     pruner = PRUNERS.get(spec.search.pruner.type).build(
         spec.search.pruner.args, epochs=spec.train.epochs
@@ -218,7 +214,7 @@ def open_study(spec: Spec, storage: Any, name: str, seed: int | None) -> Any:
         return optuna.create_study(
             storage=storage,
             study_name=name,
-            direction=direction,
+            direction=direction(spec.search.objective),
             sampler=sampler,
             pruner=pruner,
             load_if_exists=True,
@@ -267,6 +263,7 @@ class Objective:
         assert space.spec.search is not None
         self.goal = space.spec.search.objective
         self.node = self.goal.node or space.names[0]
+        self.stop_requested = False  # Ctrl-C seen by a trial that still completed
 
     def __call__(self, trial: Any) -> float:
         import optuna
@@ -309,26 +306,46 @@ class Objective:
             raise
         except (KtgRuntimeError, SpecError) as exc:
             return self._fail(trial, str(exc))
-        except RuntimeError as exc:  # out of memory and other torch failures
-            return self._fail(trial, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+        except Exception as exc:  # out of memory, a plugin's bug: this trial fails, not the study
+            text = str(exc).strip()
+            return self._fail(
+                trial, f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no message'}"
+            )
         finally:
             trainer.cleanup()
+            self.stop_requested = self.stop_requested or trainer.stop_requested
+            _release_memory()
         if result.interrupted:
             trial.set_user_attr("fail_reason", "interrupted")
             raise KeyboardInterrupt
         if not values:
             return self._fail(trial, f"node '{self.node}' reported no {metric}")
-        maximize = (
-            self.goal.direction or ("minimize" if metric.endswith("loss") else "maximize")
-        ) == "maximize"
         if self.goal.reduce == "last":
             return values[-1]
-        return max(values) if maximize else min(values)
+        return max(values) if direction(self.goal) == "maximize" else min(values)
 
     @staticmethod
     def _fail(trial: Any, reason: str) -> float:
         trial.set_user_attr("fail_reason", reason)
         raise TrialFailed(reason)
+
+
+def direction(goal: Any) -> Literal["maximize", "minimize"]:
+    """maximize or minimize: as written, else maximize accuracies and minimize losses."""
+    if goal.direction is not None:
+        chosen: Literal["maximize", "minimize"] = goal.direction
+        return chosen
+    return "minimize" if goal.metric.endswith("loss") else "maximize"
+
+
+def _release_memory() -> None:
+    import gc
+
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # a trial that ran out of memory must not starve the next
 
 
 class TrialFailed(Exception):
@@ -512,7 +529,10 @@ def _optimize(spec: Spec, storage: Any, url: str, name: str, args: argparse.Name
     study = open_study(spec, storage, name, seed=seed)
     runs = Path(spec.train.out_dir) / spec.name / "search" / name
     objective = Objective(space, name, runs)
-    callbacks: list[Any] = [_print_trial]
+    callbacks: list[Any] = [
+        _print_trial,
+        lambda st, _t: st.stop() if objective.stop_requested else None,
+    ]
     if total is not None:
         states = (
             optuna.trial.TrialState.COMPLETE,
@@ -538,6 +558,14 @@ def _optimize(spec: Spec, storage: Any, url: str, name: str, args: argparse.Name
         print(
             "ktg: search interrupted; the running trial is marked failed. Run the same "
             "command again to continue the study.",
+            file=sys.stderr,
+        )
+        _stop(procs)
+        return 130
+    if objective.stop_requested:
+        print(
+            "ktg: search stopped after its trial finished. Run the same command again to "
+            "continue the study.",
             file=sys.stderr,
         )
         _stop(procs)
@@ -571,7 +599,10 @@ def _spawn_workers(
         cmd += ["--set", s]
     env = dict(os.environ)
     threads = max(1, (os.cpu_count() or 1) // (count + 1))
-    env.setdefault("OMP_NUM_THREADS", str(threads))
+    env["OMP_NUM_THREADS"] = str(threads)  # the cores are shared out between the workers
+    import torch
+
+    torch.set_num_threads(threads)  # this process trains trials too
     procs = []
     for _ in range(count):
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL))

@@ -67,7 +67,9 @@ ALL_GATES = [
     {"to": "b", "from": "t", "gate": "correct"},
     {"to": "c", "from": "labels", "gate": "correct"},
     {"to": "c", "from": "a", "gate": "through", "loss": "mse"},
-    {"to": "c", "from": "b", "gate": "negative_linear"},
+    # b's labels edge is not per sample, but b sends a correct-gated edge: only that edge may
+    # be masked by b's correct predictions
+    {"to": "c", "from": "b", "gate": "correct", "loss": {"type": "kl", "temperature": 4.0}},
 ]
 
 
@@ -274,12 +276,10 @@ def test_cutoff_edge_is_exactly_no_edge() -> None:
     assert [(e.receiver, e.sender) for e in p1.edges] == [(e.receiver, e.sender) for e in p2.edges]
 
     def summary(engine: Engine) -> Any:
-        plan = engine.plan(0)
-        groups = [
-            (g.receivers.tolist(), g.senders.tolist(), g.weights.tolist())
-            for g in plan.labels + plan.kl
-        ]
-        return plan.forward, plan.stepping, groups, plan.generic
+        plan, _ = engine.plan(0)
+        assert plan.weights is not None
+        groups = [(g.receivers.tolist(), g.senders.tolist()) for g in plan.labels + plan.kl]
+        return plan.forward, plan.stepping, groups, plan.generic, plan.weights.tolist()
 
     assert summary(Engine(p1)) == summary(Engine(p2))
 
@@ -431,3 +431,59 @@ def test_fp16_overflow_skips_only_that_node() -> None:
     engine.train_step(x.cuda(), y.cuda(), 1)
     assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), before_a, strict=True))
     assert any(not torch.equal(p, q) for p, q in zip(b.model.parameters(), before_b, strict=True))
+
+
+def test_a_broken_sender_reaches_only_its_own_receivers() -> None:
+    spec = make_spec(
+        [
+            {"to": "a", "from": "labels"},
+            {"to": "b", "from": "labels"},
+            {"to": "c", "from": "labels"},
+            {"to": "a", "from": "c"},
+            {"to": "b", "from": "a"},
+        ],
+        nodes={n: {"model": {"type": "small_cnn", "width": 4}} for n in ("a", "b", "c")},
+    )
+    program = ktg_dsl.compile_spec(spec, data_info=INFO)
+    engine = Engine(program)
+    with torch.no_grad():
+        for p in program.nodes["c"].model.parameters():
+            p.fill_(float("nan"))
+    x, y = batches_for(1)[0]
+    losses = engine.train_step(x, y, 1)
+    assert torch.isnan(losses["a"]) and torch.isnan(losses["c"])
+    assert torch.isfinite(losses["b"]), "b reads only from a"
+
+
+def test_per_step_gates_build_one_plan_per_epoch() -> None:
+    spec = make_spec(ALL_GATES, gate_unit="step", epochs=2)
+    program = ktg_dsl.compile_spec(spec, data_info=INFO, steps_per_epoch=5)
+    engine = Engine(program)
+    built = []
+    import ktg_dsl.engine.core as core
+
+    real = core.build_plan
+    core.build_plan = lambda *a, **k: built.append(1) or real(*a, **k)  # type: ignore[assignment]
+    try:
+        for epoch in range(2):
+            for step, (x, y) in enumerate(batches_for(5)):
+                engine.train_step(x, y, epoch, step)
+    finally:
+        core.build_plan = real  # type: ignore[assignment]
+    assert len(built) == 2
+
+
+def test_mode_is_restored_whoever_changed_it() -> None:
+    program = ktg_dsl.compile_spec(make_spec(ALL_GATES), data_info=INFO)
+    engine = Engine(program)
+    x, y = batches_for(1)[0]
+    engine.train_step(x, y, 1)
+    for node in program.nodes.values():
+        node.model.train()  # a notebook habit
+    teacher = program.nodes["t"].model
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    program.nodes["a"].model.eval()
+    engine.train_step(x, y, 1)
+    assert not teacher.training and program.nodes["a"].model.training
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(v, before[k]), k

@@ -181,12 +181,34 @@ def test_search_params_must_name_a_numeric_key() -> None:
     errs = errors(data)
     assert not any("params[0]" in e for e in errs), errs
     assert any(
-        "search.params[1].path: 'train.nonsense' does not take a searched number: "
-        "unknown key 'nonsense'" in e
+        "search.params[1].path: 'train.nonsense' cannot be 1: unknown key 'nonsense'" in e
         for e in errs
     ), errs
     assert any("search.params[2].path" in e for e in errs)
     assert any("search.params[3]: low (0.2) must be below high (0.1)" in e for e in errs)
+
+
+def test_search_ranges_optuna_cannot_sample() -> None:
+    data = base_spec(
+        search={
+            "params": [
+                {"path": "defaults.loss.temperature", "low": 1, "high": 8, "log": True, "step": 1},
+                {"path": "train.epochs", "low": 1, "high": 8, "integer": True, "step": 0.5},
+                {"path": "defaults.loss.temperature", "low": 0.0, "high": 8},
+            ]
+        }
+    )
+    errs = errors(data)
+    assert any(
+        "search.params[0]: a range is either on a log scale or stepped" in e for e in errs
+    ), errs
+    assert any(
+        "search.params[1]: an integer range needs whole low, high and step" in e for e in errs
+    )
+    assert any(
+        "search.params[2].path: 'defaults.loss.temperature' cannot be 0: must be > 0.0" in e
+        for e in errs
+    ), errs
 
 
 def test_graph_structure() -> None:

@@ -425,3 +425,40 @@ def test_compiled_models_train_evaluate_and_checkpoint(tmp_path: Path) -> None:
     for k, v in node.model.state_dict().items():
         assert torch.equal(v, state[k]), k
     plain.cleanup()
+
+
+def test_ctrl_c_during_the_last_batch_stops_at_the_epoch_end(tmp_path: Path) -> None:
+    data = tiny_spec(train_size=16, epochs=4)  # one batch per epoch
+    spec = load_spec(write(tmp_path, data))
+    trainer = Trainer(spec, tmp_path / "run", progress=False)
+    trainer.setup()
+    trainer.on_epoch = lambda epoch, rows: (
+        os.kill(os.getpid(), signal.SIGINT) if epoch == 0 else None
+    )
+    result = trainer.train()
+    trainer.cleanup()
+    assert result.interrupted and result.epochs_done == 1
+    state = ckpt.load(tmp_path / "run" / "last.pt")
+    assert (state["epoch"], state["step"]) == (1, 0)
+
+
+def test_ctrl_c_after_a_nan_keeps_the_good_checkpoint(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, tiny_spec(epochs=3)))
+    trainer = Trainer(spec, tmp_path / "run", progress=False)
+    trainer.setup()
+    real_step = trainer.engine.train_step
+
+    def step(x: torch.Tensor, y: torch.Tensor, epoch: int, i: int | None = None) -> Any:
+        if epoch == 1 and i == 0:
+            with torch.no_grad():
+                for p in trainer.program.nodes["a"].model.parameters():
+                    p.fill_(float("nan"))
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(x, y, epoch, i)
+
+    trainer.engine.train_step = step  # type: ignore[method-assign]
+    with pytest.raises(KtgRuntimeError, match=r"'a'.*epoch 1"):
+        trainer.train()
+    trainer.cleanup()
+    state = ckpt.load(tmp_path / "run" / "last.pt")
+    assert (state["epoch"], state["step"]) == (1, 0), "the end-of-epoch-0 checkpoint is kept"

@@ -2,7 +2,8 @@
 
 Each wrapper repeats its torch class's user-facing arguments with types and bounds, so a spec is
 checked without importing torch; ``tests/test_components.py`` keeps the names and defaults equal
-to the installed torch's signatures. ``foreach``/``fused`` are chosen by the engine.
+to the installed torch's signatures. ``foreach``/``fused`` are chosen by the engine: fused kernels
+where the class has them, else the multi-tensor (foreach) path.
 """
 
 from __future__ import annotations
@@ -22,19 +23,32 @@ Eps = Annotated[float, Field(gt=0.0)]
 def _build(
     cls_name: str, params: Any, foreach: bool | None, fused: bool | None, **kwargs: Any
 ) -> Any:
+    """``torch.optim.<cls_name>(params, **kwargs)`` with the engine's implementation choice:
+    fused kernels where the class has them, else foreach when asked."""
+    import inspect
+
     import torch
 
     cls = getattr(torch.optim, cls_name)
     if "betas" in kwargs:
         kwargs["betas"] = tuple(kwargs["betas"])
-    if fused:
-        kwargs["fused"] = True
-    elif foreach is not None:
+    params = list(params)
+    if fused and "fused" in inspect.signature(cls).parameters:
+        try:
+            return cls(params, fused=True, **kwargs)
+        except (RuntimeError, ValueError):
+            pass  # no fused kernel for this device or dtype in this torch: the foreach path
+    if foreach is not None:
         kwargs["foreach"] = foreach
     return cls(params, **kwargs)
 
 
-@OPTIMIZERS.register(torch_name="SGD", fusable=True)
+def _check_sgd(args: dict[str, Any]) -> None:
+    if args["nesterov"] and (args["momentum"] <= 0 or args["dampening"] != 0):
+        raise ValueError("nesterov needs momentum > 0 and dampening = 0")
+
+
+@OPTIMIZERS.register(torch_name="SGD", check=_check_sgd)
 def sgd(
     params: Any,
     lr: LR = 0.001,
@@ -47,23 +61,10 @@ def sgd(
     fused: bool | None = None,
 ) -> Any:
     """Stochastic gradient descent (torch.optim.SGD), with momentum and Nesterov."""
-    if nesterov and (momentum <= 0 or dampening != 0):
-        raise ValueError("nesterov needs momentum > 0 and dampening = 0")
-    return _build(
-        "SGD",
-        params,
-        foreach,
-        fused,
-        lr=lr,
-        momentum=momentum,
-        dampening=dampening,
-        weight_decay=weight_decay,
-        nesterov=nesterov,
-        maximize=maximize,
-    )
+    return _build("SGD", **locals())
 
 
-@OPTIMIZERS.register(torch_name="Adam", fusable=True)
+@OPTIMIZERS.register(torch_name="Adam")
 def adam(
     params: Any,
     lr: LR = 0.001,
@@ -76,21 +77,10 @@ def adam(
     fused: bool | None = None,
 ) -> Any:
     """Adam (torch.optim.Adam)."""
-    return _build(
-        "Adam",
-        params,
-        foreach,
-        fused,
-        lr=lr,
-        betas=betas,
-        eps=eps,
-        weight_decay=weight_decay,
-        amsgrad=amsgrad,
-        maximize=maximize,
-    )
+    return _build("Adam", **locals())
 
 
-@OPTIMIZERS.register(torch_name="AdamW", fusable=True)
+@OPTIMIZERS.register(torch_name="AdamW")
 def adamw(
     params: Any,
     lr: LR = 0.001,
@@ -103,18 +93,7 @@ def adamw(
     fused: bool | None = None,
 ) -> Any:
     """Adam with decoupled weight decay (torch.optim.AdamW)."""
-    return _build(
-        "AdamW",
-        params,
-        foreach,
-        fused,
-        lr=lr,
-        betas=betas,
-        eps=eps,
-        weight_decay=weight_decay,
-        amsgrad=amsgrad,
-        maximize=maximize,
-    )
+    return _build("AdamW", **locals())
 
 
 @OPTIMIZERS.register(torch_name="RMSprop")
@@ -131,19 +110,7 @@ def rmsprop(
     fused: bool | None = None,
 ) -> Any:
     """RMSprop (torch.optim.RMSprop)."""
-    return _build(
-        "RMSprop",
-        params,
-        foreach,
-        None,
-        lr=lr,
-        alpha=alpha,
-        eps=eps,
-        weight_decay=weight_decay,
-        momentum=momentum,
-        centered=centered,
-        maximize=maximize,
-    )
+    return _build("RMSprop", **locals())
 
 
 @OPTIMIZERS.register(torch_name="Adagrad")
@@ -159,18 +126,7 @@ def adagrad(
     fused: bool | None = None,
 ) -> Any:
     """Adagrad (torch.optim.Adagrad)."""
-    return _build(
-        "Adagrad",
-        params,
-        foreach,
-        None,
-        lr=lr,
-        lr_decay=lr_decay,
-        weight_decay=weight_decay,
-        initial_accumulator_value=initial_accumulator_value,
-        eps=eps,
-        maximize=maximize,
-    )
+    return _build("Adagrad", **locals())
 
 
 @OPTIMIZERS.register(torch_name="NAdam")
@@ -187,19 +143,7 @@ def nadam(
     fused: bool | None = None,
 ) -> Any:
     """NAdam (torch.optim.NAdam)."""
-    return _build(
-        "NAdam",
-        params,
-        foreach,
-        None,
-        lr=lr,
-        betas=betas,
-        eps=eps,
-        weight_decay=weight_decay,
-        momentum_decay=momentum_decay,
-        decoupled_weight_decay=decoupled_weight_decay,
-        maximize=maximize,
-    )
+    return _build("NAdam", **locals())
 
 
 @OPTIMIZERS.register(torch_name="RAdam")
@@ -215,15 +159,4 @@ def radam(
     fused: bool | None = None,
 ) -> Any:
     """RAdam (torch.optim.RAdam)."""
-    return _build(
-        "RAdam",
-        params,
-        foreach,
-        None,
-        lr=lr,
-        betas=betas,
-        eps=eps,
-        weight_decay=weight_decay,
-        decoupled_weight_decay=decoupled_weight_decay,
-        maximize=maximize,
-    )
+    return _build("RAdam", **locals())

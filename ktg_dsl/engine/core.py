@@ -29,6 +29,7 @@ from ..errors import KtgRuntimeError
 from .step import StepPlan, build_plan, edge_losses
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_SCHEDULER_ORDER = "Detected call of `lr_scheduler.step"
 
 
 class NonFiniteLossError(KtgRuntimeError):
@@ -49,8 +50,8 @@ class Engine:
         self.program = program
         self.nodes: list[RuntimeNode] = list(program.nodes.values())
         self.device = program.device
-        self._plans: dict[tuple[float, ...], StepPlan] = {}
-        self._mode: str | None = None
+        self.trainable: list[RuntimeNode] = [n for n in self.nodes if not n.frozen]
+        self._plans: dict[tuple[Any, ...], StepPlan] = {}
         self._reset_metrics()
 
     # ------------------------------------------------------------------ helpers
@@ -62,22 +63,33 @@ class Engine:
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def _set_mode(self, mode: str) -> None:
-        # model.train()/eval() walks every module; do it only when the mode changes.
-        if self._mode == mode:
-            return
+        # model.train()/eval() walks every module, so only when a model's own flag says it is
+        # in the wrong mode (whoever set it: the engine, or user code between steps).
         for node in self.nodes:
-            node.model.train(mode == "train" and not node.frozen)
-        self._mode = mode
+            want = mode == "train" and not node.frozen
+            if node.model.training != want:
+                node.model.train(want)
 
-    def plan(self, epoch: int, step: int | None = None) -> StepPlan:
-        weights = self.program.edge_weights(epoch, step)
-        key = tuple(weights)
+    def plan(self, epoch: int, step: int | None = None) -> tuple[StepPlan, int]:
+        """The plan in force at this time, and the row of its weight table to use."""
+        program = self.program
+        if program.spec.train.gate_unit == "epoch":
+            weights = program.edge_weights(epoch)
+            key: tuple[Any, ...] = ("epoch", *weights)
+            rows, row = [weights], 0
+        else:
+            # One plan per epoch holding every step's weights: moving gates then cost no
+            # host-to-device copy per step.
+            key = ("step", epoch)
+            rows, row = None, step or 0
         found = self._plans.get(key)
         if found is None:
-            if len(self._plans) > 4096:  # per-step gates: keep memory bounded
-                self._plans.clear()
-            found = self._plans[key] = build_plan(self.program, weights, self.device)
-        return found
+            if rows is None:
+                steps = program.steps_per_epoch or 1
+                rows = [program.edge_weights(epoch, s) for s in range(steps)]
+                self._plans = {k: v for k, v in self._plans.items() if k[0] != "step"}
+            found = self._plans[key] = build_plan(program, rows, self.device)
+        return found, row
 
     def _inputs(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         x = x.to(self.device, non_blocking=True)
@@ -100,9 +112,10 @@ class Engine:
             )
         return x, y
 
-    def _forward(self, plan: StepPlan, x: Tensor, train: bool) -> Tensor:
+    def _forward(self, nodes: list[int], x: Tensor, train: bool) -> Tensor:
+        """Stacked logits ``[len(nodes), B, C]``; frozen nodes (and all in eval) without grad."""
         outs = []
-        for i in plan.forward:
+        for i in nodes:
             node = self.nodes[i]
             if node.frozen or not train:
                 with torch.no_grad():
@@ -128,25 +141,26 @@ class Engine:
         per-step gates). Returns each trained node's loss as a 0-d tensor on the device; no
         host synchronisation happens here."""
         x, y = self._inputs(x, y)
-        plan = self.plan(epoch, step)
+        plan, row = self.plan(epoch, step)
         self._set_mode("train")
-        trainable = [n for n in self.nodes if not n.frozen]
-        for node in trainable:
+        for node in self.trainable:
             assert node.optimizer is not None
             node.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
-            logits = self._forward(plan, x, train=True)
-        losses = edge_losses(plan, logits, y, len(self.nodes))
+            logits = self._forward(plan.forward, x, train=True)
+        losses = edge_losses(plan, logits, y, len(self.nodes), row)
         total = self._scaled_total(plan, losses)
         if total is not None:
             total.backward()
         for i in plan.stepping:
             self._optimizer_step(self.nodes[i])
-        for node in trainable:
-            if node.scheduler_interval == "step" and node.scheduler is not None:
-                node.scheduler.step()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_SCHEDULER_ORDER)  # see end_epoch
+            for node in self.trainable:
+                if node.scheduler_interval == "step" and node.scheduler is not None:
+                    node.scheduler.step()
         self._accumulate(plan, logits, y, losses)
-        return {n.name: losses[n.index].detach() for n in trainable}
+        return {n.name: losses[n.index].detach() for n in self.trainable}
 
     def _scaled_total(self, plan: StepPlan, losses: Tensor) -> Tensor | None:
         if not plan.stepping:
@@ -178,7 +192,7 @@ class Engine:
         with warnings.catch_warnings():
             # A node whose edges were all closed this epoch never stepped its optimizer;
             # its schedule still advances with the epoch, as in the original.
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            warnings.filterwarnings("ignore", message=_SCHEDULER_ORDER)
             for node in self.nodes:
                 if node.scheduler is not None and node.scheduler_interval == "epoch":
                     node.scheduler.step()
@@ -201,6 +215,14 @@ class Engine:
             hits = (logits.argmax(-1) == y).sum(-1)
             self._correct.index_add_(0, plan.forward_index, hits)
             self._seen += b
+
+    def has_nonfinite(self) -> bool:
+        """Whether a loss broke since the last read (one host sync)."""
+        return bool(self._bad.any())
+
+    def nonfinite_nodes(self) -> list[str]:
+        bad = self._bad.cpu()
+        return [n.name for n in self.nodes if bool(bad[n.index])]
 
     def metrics_state(self) -> dict[str, Any]:
         """The partial epoch's metric sums (for a checkpoint taken mid-epoch)."""
@@ -228,8 +250,8 @@ class Engine:
     def read_metrics(self, epoch: int) -> dict[str, dict[str, float]]:
         loss, correct, bad = (t.cpu() for t in (self._loss_sum, self._correct, self._bad))
         seen = max(self._seen, 1)
-        self._reset_metrics()
         broken = [n.name for n in self.nodes if bool(bad[n.index])]
+        self._reset_metrics()
         if broken:
             raise NonFiniteLossError(broken, epoch)
         return {
@@ -253,14 +275,12 @@ class Engine:
         correct = torch.zeros(n, dtype=torch.long, device=self.device)
         ce = torch.zeros(n, dtype=torch.float64, device=self.device)
         seen = 0
-        all_nodes = StepPlan(
-            list(range(n)), [], {i: i for i in range(n)}, torch.arange(n, device=self.device)
-        )
+        every = list(range(n))
         with torch.no_grad():
             for x, y in batches:
                 x, y = self._inputs(x, y)
                 with self.autocast():
-                    logits = self._forward(all_nodes, x, train=False)
+                    logits = self._forward(every, x, train=False)
                 z = logits.float()
                 correct += (z.argmax(-1) == y).sum(-1)
                 ce += (

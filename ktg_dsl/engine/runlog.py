@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..atomic import write_text_atomic
+
 TB_TAGS = {
     "train_loss": "train_loss",
     "train_top1": "train_score",
@@ -45,7 +47,7 @@ class RunLog:
                     kept.append(line)
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a kill
-        self.path.write_text("".join(f"{k}\n" for k in kept), encoding="utf-8")
+        write_text_atomic(self.path, "".join(f"{k}\n" for k in kept))
 
     def epoch(self, epoch: int, rows: dict[str, dict[str, Any]]) -> None:
         for node, row in rows.items():

@@ -5,15 +5,20 @@ whole graph trains with ONE backward of sum_i L_i. The losses are computed toget
 stacked logits ``Z [M, B, C]`` (float32):
 
 * labels edges with cross-entropy: one ``cross_entropy`` over all receivers at once;
-* KL edges of one temperature T: one ``log_softmax`` of ``Z / T`` and one einsum that gives the
-  per-sample KL of every (receiver, sender) pair; a weight matrix picks the pairs that exist;
+* KL edges of one temperature T: one ``log_softmax`` of ``Z / T`` for the receivers and one for
+  the (detached) senders, then the per-sample KL of every edge of the group at once, gathered
+  pair by pair (only edges that exist are computed, so a sender's NaN reaches only its own
+  receivers);
 * any other loss (``mse``, plugins): edge by edge, through its ``per_sample``.
 
-Gate weights are known on the host before the step (they depend on time only), so a plan is
-built per distinct set of open edges: edges whose weight is 0 now are not computed, cut-off edges
-never are. Every index the step needs is a device tensor made once with the plan, so a step
-copies nothing from the host. The ``correct`` gate multiplies an edge's per-sample loss by the
-sender's correct-prediction mask. Each edge's loss is a mean over the batch.
+Gate weights are known on the host before the step (they depend on time only). A plan is built
+once per set of open edges: edges whose weight is 0 throughout are not computed, cut-off edges
+never are. A plan holds its weights as a device table with one row per time index it serves
+(one row when gates move per epoch; one per step of the epoch when they move per step), and
+every index it needs as a device tensor, so that a step copies nothing from the host.
+
+The ``correct`` gate multiplies an edge's per-sample loss by the sender's correct-prediction
+mask; other edges use a row of ones. Each edge's loss is a mean over the batch.
 """
 
 from __future__ import annotations
@@ -30,82 +35,95 @@ from ..components.losses import KL, CrossEntropy
 
 @dataclass
 class _Group:
-    """Edges computed together. ``receivers``/``senders`` are rows of the stacked logits;
-    ``targets`` are the receivers' node indices (where their losses go)."""
+    """Edges computed together, one entry per edge.
+
+    ``receivers``/``senders``: rows of the stacked logits; ``targets``: the receivers' node
+    indices (where the losses go); ``weight_cols``: the edges' columns in the weight table;
+    ``masks``: rows of the correct-mask table, -1 where the gate is not per sample.
+    For KL groups, ``r_rows``/``s_rows`` are the distinct receivers/senders and ``pair_r`` /
+    ``pair_s`` index them per edge."""
 
     receivers: Tensor
     senders: Tensor
     targets: Tensor
-    weights: Tensor  # [R, S] (KL) or [R] (labels); 0 where no edge
-    correct: Tensor | None  # same shape, 1 where the edge has the correct gate
-    sender_masks: Tensor | None = None  # [S] rows of the correct-mask table, -1 for none
+    weight_cols: Tensor
+    masks: Tensor | None
     temperature: float = 1.0
     label_smoothing: float = 0.0
+    r_rows: Tensor | None = None
+    s_rows: Tensor | None = None
+    pair_r: Tensor | None = None
+    pair_s: Tensor | None = None
 
 
 @dataclass
 class StepPlan:
-    """What one step computes at a given time."""
+    """What one step computes while a given set of edges is open."""
 
     forward: list[int]  # node indices to run, in order (trained nodes, then needed teachers)
     stepping: list[int]  # nodes with at least one open incoming edge: they take a step
     position: dict[int, int]  # node index -> row in the stacked logits
     forward_index: Tensor  # ``forward`` on the device
+    weights: Tensor | None = None  # [time rows, open edges]
     labels: list[_Group] = field(default_factory=list)
     kl: list[_Group] = field(default_factory=list)
-    generic: list[tuple[EdgeSlot, float, Tensor]] = field(default_factory=list)
+    generic: list[tuple[EdgeSlot, int, Tensor]] = field(default_factory=list)  # edge, column
     correct_rows: Tensor | None = None  # rows of Z whose correct-prediction mask is needed
     mask_of: dict[int, int] = field(default_factory=dict)  # row of Z -> row of the mask table
 
 
-def build_plan(program: Program, weights: list[float], device: torch.device) -> StepPlan:
-    """The plan for edge weights ``weights`` (one per ``program.edges``)."""
+def build_plan(program: Program, weight_rows: list[list[float]], device: torch.device) -> StepPlan:
+    """The plan for a table of edge weights: one row per time index the plan serves, one
+    column per ``program.edges``. An edge is open if any row gives it a weight above 0."""
     nodes = list(program.nodes.values())
-    open_edges = [(e, w) for e, w in zip(program.edges, weights, strict=True) if w > 0.0]
+    columns = [i for i in range(len(program.edges)) if any(row[i] > 0.0 for row in weight_rows)]
+    open_edges = [(program.edges[i], col) for col, i in enumerate(columns)]
     trained = [n.index for n in nodes if not n.frozen]
     teachers = sorted({e.sender for e, _ in open_edges if nodes[e.sender].frozen})
     forward = trained + teachers
     pos = {node: i for i, node in enumerate(forward)}
 
-    def floats(values: list[float] | list[list[float]]) -> Tensor:
-        return torch.tensor(values, dtype=torch.float32, device=device)
-
     def longs(values: list[int]) -> Tensor:
         return torch.tensor(values, dtype=torch.long, device=device)
 
-    # correct-prediction masks are computed once per step for every sender that needs one
     correct_rows = sorted({pos[e.sender] for e, _ in open_edges if e.gate.per_sample})
     mask_of = {row: i for i, row in enumerate(correct_rows)}
+    table = torch.tensor(
+        [[row[i] for i in columns] for row in weight_rows], dtype=torch.float32, device=device
+    )
     plan = StepPlan(
         forward,
         sorted({e.receiver for e, _ in open_edges}),
         pos,
         longs(forward),
+        weights=table,
         correct_rows=longs(correct_rows) if correct_rows else None,
         mask_of=mask_of,
     )
 
-    labels: dict[float, list[tuple[EdgeSlot, float]]] = {}
-    kl: dict[float, list[tuple[EdgeSlot, float]]] = {}
-    for e, w in open_edges:
+    def masks(group: list[tuple[EdgeSlot, int]]) -> Tensor | None:
+        rows = [mask_of[pos[e.sender]] if e.gate.per_sample else -1 for e, _ in group]
+        return longs(rows) if any(r >= 0 for r in rows) else None
+
+    labels: dict[float, list[tuple[EdgeSlot, int]]] = {}
+    kl: dict[float, list[tuple[EdgeSlot, int]]] = {}
+    for e, col in open_edges:
         if e.is_labels and type(e.loss) is CrossEntropy:
-            labels.setdefault(e.loss.label_smoothing, []).append((e, w))
+            labels.setdefault(e.loss.label_smoothing, []).append((e, col))
         elif not e.is_labels and type(e.loss) is KL:
-            kl.setdefault(e.loss.temperature, []).append((e, w))
+            kl.setdefault(e.loss.temperature, []).append((e, col))
         else:
-            plan.generic.append((e, w, longs([e.receiver])))
+            plan.generic.append((e, col, longs([e.receiver])))
 
     for smoothing, group in sorted(labels.items()):
         rows = [pos[e.receiver] for e, _ in group]
-        flags = [1.0 if e.gate.per_sample else 0.0 for e, _ in group]
         plan.labels.append(
             _Group(
                 longs(rows),
                 longs(rows),
                 longs([e.receiver for e, _ in group]),
-                floats([w for _, w in group]),
-                floats(flags) if any(flags) else None,
-                sender_masks=longs([mask_of.get(r, -1) for r in rows]) if any(flags) else None,
+                longs([c for _, c in group]),
+                masks(group),
                 label_smoothing=smoothing,
             )
         )
@@ -113,38 +131,38 @@ def build_plan(program: Program, weights: list[float], device: torch.device) -> 
     for temp, group in sorted(kl.items()):
         rs = sorted({pos[e.receiver] for e, _ in group})
         ss = sorted({pos[e.sender] for e, _ in group})
-        wm = [[0.0] * len(ss) for _ in rs]
-        cm = [[0.0] * len(ss) for _ in rs]
-        for e, weight in group:
-            r, s = rs.index(pos[e.receiver]), ss.index(pos[e.sender])
-            wm[r][s] = weight
-            if e.gate.per_sample:
-                cm[r][s] = 1.0
-        has_correct = any(any(row) for row in cm)
         plan.kl.append(
             _Group(
-                longs(rs),
-                longs(ss),
-                longs([forward[r] for r in rs]),
-                floats(wm),
-                floats(cm) if has_correct else None,
-                sender_masks=longs([mask_of.get(s, -1) for s in ss]) if has_correct else None,
+                longs([pos[e.receiver] for e, _ in group]),
+                longs([pos[e.sender] for e, _ in group]),
+                longs([e.receiver for e, _ in group]),
+                longs([c for _, c in group]),
+                masks(group),
                 temperature=temp,
+                r_rows=longs(rs),
+                s_rows=longs(ss),
+                pair_r=longs([rs.index(pos[e.receiver]) for e, _ in group]),
+                pair_s=longs([ss.index(pos[e.sender]) for e, _ in group]),
             )
         )
     return plan
 
 
-def _masks_for(table: Tensor, rows: Tensor) -> Tensor:
-    """Rows of the correct-mask table; index -1 (no mask needed) gives ones."""
+def _masked(per_sample: Tensor, table: Tensor | None, rows: Tensor | None) -> Tensor:
+    """Multiply each edge's per-sample loss [E, B] by its correct mask (ones where none)."""
+    if rows is None or table is None:
+        return per_sample
     padded = torch.cat([table, torch.ones_like(table[:1])])
-    return padded[torch.where(rows < 0, table.shape[0], rows)]
+    return per_sample * padded[torch.where(rows < 0, table.shape[0], rows)]
 
 
-def edge_losses(plan: StepPlan, logits: Tensor, y: Tensor, n_nodes: int) -> Tensor:
-    """Per-node losses ``[n_nodes]`` (float32) from stacked logits ``[M, B, C]``."""
+def edge_losses(plan: StepPlan, logits: Tensor, y: Tensor, n_nodes: int, row: int = 0) -> Tensor:
+    """Per-node losses ``[n_nodes]`` (float32) from stacked logits ``[M, B, C]``, with the
+    weights of time row ``row`` of the plan."""
     z = logits.float()
     losses = z.new_zeros(n_nodes)
+    assert plan.weights is not None
+    w = plan.weights[row]
     table = None
     if plan.correct_rows is not None:
         table = (z.index_select(0, plan.correct_rows).argmax(-1) == y).float()  # [K, B]
@@ -154,30 +172,28 @@ def edge_losses(plan: StepPlan, logits: Tensor, y: Tensor, n_nodes: int) -> Tens
         r = zr.shape[0]
         ce = F.cross_entropy(
             zr.flatten(0, 1), y.repeat(r), reduction="none", label_smoothing=g.label_smoothing
-        ).view(r, -1)  # [R, B]
-        if g.correct is not None and table is not None and g.sender_masks is not None:
-            ce = ce * _masks_for(table, g.sender_masks)
-        losses = losses.index_add(0, g.targets, ce.mean(-1) * g.weights)
+        ).view(r, -1)  # [E, B]
+        ce = _masked(ce, table, g.masks)
+        losses = losses.index_add(0, g.targets, ce.mean(-1) * w.index_select(0, g.weight_cols))
 
     for g in plan.kl:
+        assert g.r_rows is not None and g.s_rows is not None
+        assert g.pair_r is not None and g.pair_s is not None
         t = g.temperature
-        logq = F.log_softmax(z.index_select(0, g.receivers) / t, dim=-1)  # with gradient
-        logp = F.log_softmax(z.index_select(0, g.senders).detach() / t, dim=-1)
+        logq = F.log_softmax(z.index_select(0, g.r_rows) / t, dim=-1)  # receivers: gradient
+        logp = F.log_softmax(z.index_select(0, g.s_rows).detach() / t, dim=-1)  # senders
         p = logp.exp()
         neg_entropy = (p * logp).sum(-1)  # [S, B]
-        cross = torch.einsum("sbc,rbc->rsb", p, logq)  # [R, S, B]
-        kl = (neg_entropy[None] - cross) * (t * t)  # per-sample KL(p_s || q_r) * T^2
-        per_pair = kl.mean(-1)  # [R, S]
-        if g.correct is not None and table is not None and g.sender_masks is not None:
-            masked = (kl * _masks_for(table, g.sender_masks)[None]).mean(-1)
-            per_pair = torch.where(g.correct > 0, masked, per_pair)
-        losses = losses.index_add(0, g.targets, (per_pair * g.weights).sum(-1))
+        cross = (p.index_select(0, g.pair_s) * logq.index_select(0, g.pair_r)).sum(-1)
+        kl = (neg_entropy.index_select(0, g.pair_s) - cross) * (t * t)  # [E, B]
+        kl = _masked(kl, table, g.masks)
+        losses = losses.index_add(0, g.targets, kl.mean(-1) * w.index_select(0, g.weight_cols))
 
-    for e, w, target in plan.generic:
+    for e, col, target in plan.generic:
         rp = plan.position[e.receiver]
         sp = plan.position[e.sender]
         per_sample = e.loss.per_sample(z[rp], y if e.is_labels else z[sp].detach())
         if e.gate.per_sample and table is not None:
             per_sample = per_sample * table[plan.mask_of[sp]]
-        losses = losses.index_add(0, target, (per_sample.mean() * w).reshape(1))
+        losses = losses.index_add(0, target, (per_sample.mean() * w[col]).reshape(1))
     return losses

@@ -14,6 +14,7 @@ import math
 import platform
 import random
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -218,15 +219,36 @@ class Trainer:
             self.engine.load_state_dict(state["engine"])
             self.engine.load_metrics_state(state["metrics"])
             ckpt.set_rng_state(state["rng"])
+            self.start_epoch = int(state["epoch"])
+            self.start_step = int(state["step"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise KtgRuntimeError(
                 f"{path} is damaged or from another ktg version "
                 f"({type(exc).__name__}: {exc}); nothing was changed"
             ) from None
-        self.start_epoch = int(state["epoch"])
-        self.start_step = int(state["step"])
         self.best = dict(state.get("best", {}))
+        self._warn_if_elsewhere()
         self.elapsed = float(state.get("elapsed", 0.0))
+
+    def _warn_if_elsewhere(self) -> None:
+        """A run resumed where 'auto' resolves differently is no longer the same run."""
+        try:
+            before = json.loads((self.run_dir / "run.json").read_text())
+        except (OSError, ValueError):
+            return
+        now = self._run_info()
+        changed = [
+            f"{k} {before.get(k)} -> {now[k]}"
+            for k in ("device", "precision", "channels_last")
+            if before.get(k) != now[k]
+        ]
+        if changed:
+            print(
+                "ktg: warning: this run continues on a different setup ("
+                + ", ".join(changed)
+                + "); it will not match an uninterrupted run exactly",
+                file=sys.stderr,
+            )
 
     # ------------------------------------------------------------------ save
 
@@ -248,6 +270,11 @@ class Trainer:
         ckpt.save(state, self.run_dir / LAST)
 
     # ------------------------------------------------------------------ train
+
+    @property
+    def stop_requested(self) -> bool:
+        """Ctrl-C (or SIGTERM) was received during ``train()``."""
+        return self._stop_requested
 
     def _request_stop(self, signum: int, frame: FrameType | None) -> None:
         if self._stop_requested:  # a second Ctrl-C: stop now, without saving
@@ -287,11 +314,15 @@ class Trainer:
                 self.log.epoch(epoch, rows)
                 result.last = rows
                 result.epochs_done = epoch + 1
-                if (epoch + 1) % spec.train.checkpoint_every == 0 or epoch + 1 == epochs:
+                saved = (epoch + 1) % spec.train.checkpoint_every == 0 or epoch + 1 == epochs
+                if saved or self._stop_requested:
                     self.save(epoch + 1, 0)
                 self.progress.end(self._epoch_line(epoch, rows))
                 if self.on_epoch is not None:
                     self.on_epoch(epoch, rows)
+                if self._stop_requested:  # asked during the epoch's last batch or evaluation
+                    result.interrupted = epoch + 1 < epochs
+                    break
         except NonFiniteLossError as exc:
             last = self.run_dir / LAST
             kept = f"; the last good checkpoint is kept: {last}" if last.exists() else ""
@@ -316,6 +347,8 @@ class Trainer:
             if (step + 1) % every == 0:
                 self.progress.update(every, self.engine.peek() if self.progress.bar_ok else None)
             if self._stop_requested and step + 1 < total:
+                if self.engine.has_nonfinite():  # never replace a good last.pt with NaNs
+                    raise NonFiniteLossError(self.engine.nonfinite_nodes(), epoch)
                 self.save(epoch, step + 1)
                 self.progress.end(f"stopped in epoch {epoch + 1} at batch {step + 1}/{total}")
                 return True

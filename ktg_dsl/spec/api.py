@@ -81,32 +81,23 @@ def _search_param_issues(spec: Spec) -> list[SpecIssue]:
             path = parse_path(p.path)
             if path[0] == "search":
                 raise ValueError("the search section cannot search itself")
-            probe = (p.low + p.high) / 2
-            data = set_path(spec.raw, path, int(probe) if p.integer else probe, spec_default)
+            probes = [int(v) if p.integer else v for v in (p.low, p.high)]
+            datas = [set_path(spec.raw, path, v, spec_default) for v in probes]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             issues.append(SpecIssue(where, f"cannot search {p.path!r}: {exc}"))
             continue
-        try:
-            trial = Spec.model_validate(data)
-        except ValidationError as exc:
-            first = issues_from_validation(exc, Spec)[0]
-            issues.append(
-                SpecIssue(
-                    where,
-                    f"{p.path!r} does not take a searched number: {first.message}",
-                    hint=first.hint,
+        for value, data in zip(probes, datas, strict=True):  # both ends must be allowed
+            try:
+                bad = [x for x in component_issues(Spec.model_validate(data)) if x.is_error]
+            except ValidationError as exc:
+                bad = issues_from_validation(exc, Spec)[:1]
+            if bad:
+                issues.append(
+                    SpecIssue(
+                        where, f"{p.path!r} cannot be {value:g}: {bad[0].message}", hint=bad[0].hint
+                    )
                 )
-            )
-            continue
-        bad = [x for x in component_issues(trial) if x.is_error]
-        if bad:
-            issues.append(
-                SpecIssue(
-                    where,
-                    f"{p.path!r} does not take a searched number: {bad[0].message}",
-                    hint=bad[0].hint,
-                )
-            )
+                break
     return issues
 
 

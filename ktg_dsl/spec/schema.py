@@ -325,7 +325,10 @@ class Spec(StrictModel):
     )
     description: str | None = Field(None, description="free text")
     seed: int = Field(
-        0, description="seeds the weights, the data split, shuffling and augmentation"
+        0,
+        ge=0,
+        lt=2**32,
+        description="seeds the weights, the data split, shuffling and augmentation",
     )
     data: DataConfig = Field(description="see `data` below")
     train: TrainConfig = Field(description="see `train` below")
