@@ -1,12 +1,17 @@
 """Write files so that a reader sees the old file or the whole new one, never a part:
 a temporary file in the same folder, flushed and fsynced, then renamed over the target.
 A failure (disk full, no permission) removes the temporary file and leaves the target as it was.
+
+Only regular files are replaced: a symbolic link is followed (its target is written), and a
+device or pipe (``/dev/null``, a FIFO) is written in place; ``-`` is standard output.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,23 +20,45 @@ from typing import IO
 from .errors import KtgRuntimeError
 
 
-def _check_folder(path: Path) -> None:
+def is_stream(path: str | os.PathLike[str]) -> bool:
+    """``-`` (standard output), or an existing device, pipe or socket."""
+    if str(path) == "-":
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Raise KtgRuntimeError now if ``path`` cannot be written (before any work is done)."""
+    if not is_stream(path):
+        _check_folder(Path(os.path.realpath(path)), shown=Path(path))
+
+
+def _check_folder(path: Path, shown: Path | None = None) -> None:
+    shown = shown or path
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.exists():
-        raise KtgRuntimeError(f"cannot write {path}: the folder {folder} does not exist")
+        raise KtgRuntimeError(f"cannot write {shown}: the folder {folder} does not exist")
     if not folder.is_dir():
-        raise KtgRuntimeError(f"cannot write {path}: {folder} is not a folder")
+        raise KtgRuntimeError(f"cannot write {shown}: {folder} is not a folder")
     if not os.access(folder, os.W_OK):
-        raise KtgRuntimeError(f"cannot write {path}: the folder {folder} is not writable")
+        raise KtgRuntimeError(f"cannot write {shown}: the folder {folder} is not writable")
     if path.is_dir():
-        raise KtgRuntimeError(f"cannot write {path}: it is a folder")
+        raise KtgRuntimeError(f"cannot write {shown}: it is a folder")
 
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[bytes]]:
     """``with atomic_open(p) as f: f.write(...)`` -> p appears complete or not at all."""
-    target = Path(path)
-    _check_folder(target)
+    if is_stream(path):
+        with _stream(path) as f:
+            yield f
+        return
+    target = Path(os.path.realpath(path))  # through a symbolic link: replace what it names
+    _check_folder(target, shown=Path(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
@@ -50,6 +77,21 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[b
             ) from exc
         raise
     _fsync_dir(target.parent)
+
+
+@contextlib.contextmanager
+def _stream(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """Standard output, or a device or pipe written in place (never replaced)."""
+    if str(path) == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    try:
+        with open(path, "wb") as f:
+            yield f
+            f.flush()
+    except OSError as exc:
+        raise KtgRuntimeError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _umask() -> int:

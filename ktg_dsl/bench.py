@@ -385,6 +385,10 @@ def format_result(result: dict[str, Any]) -> str:
 
 
 def bench_command(spec: Spec, report: GraphReport, args: argparse.Namespace) -> int:
+    if args.json:
+        from .atomic import check_writable
+
+        check_writable(args.json)  # before minutes of measuring, not after
     result = run_bench(
         spec,
         steps=args.steps,

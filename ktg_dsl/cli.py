@@ -30,6 +30,20 @@ def print_issues(issues: Sequence[SpecIssue]) -> None:
         _err(issue.format())
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("s" if n != 1 else "")
 
@@ -65,7 +79,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         ):
             from .probe import probe_models
 
-            issues = issues + probe_models(spec, report)
+            probed = [
+                spec.source.attach(i) if spec.source else i for i in probe_models(spec, report)
+            ]
+            issues = issues + probed
+            args.deep = not any("not probed" in i.message for i in probed)
         print_issues(issues)
         if any(i.is_error for i in issues):
             worst = max(worst, EXIT_INVALID)
@@ -150,6 +168,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         return train_command(None, None, args)
+    if not args.spec:
+        raise UsageError("ktg train needs a SPEC (or --resume RUN_DIR)")
     spec, report = _load(args)
     return train_command(spec, report, args)
 
@@ -157,6 +177,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from .search import search_command
 
+    if args.trial is not None and not args.export:
+        raise UsageError("--trial N goes with --export FILE")
     spec, report = _load(args)
     return search_command(spec, report, args)
 
@@ -241,18 +263,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="Optuna storage URL or journal file (default: a journal file next to the runs)",
     )
     p.add_argument("--study", help="study name (default: the spec's name)")
-    p.add_argument("--trials", type=int, help="trials for this worker to run")
-    p.add_argument("--jobs", type=int, default=1, help="trials to run in parallel processes")
+    p.add_argument("--trials", type=positive_int, help="trials for this worker to run")
+    p.add_argument(
+        "--jobs", type=positive_int, default=1, help="trials to run in parallel processes"
+    )
     p.add_argument("--export", metavar="FILE", help="write the best (or --trial) trial's spec")
     p.add_argument("--trial", type=int, help="with --export: this trial instead of the best")
     p.add_argument("--summary", action="store_true", help="print the best trials")
-    p.add_argument("--top", type=int, default=5, help="with --summary: how many")
+    p.add_argument("--top", type=positive_int, default=5, help="with --summary: how many")
     overrides(p)
 
     p = command("bench", cmd_bench, "measure the engine against the original loop")
-    p.add_argument("--steps", type=int, default=10, help="timed steps per round")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--steps", type=positive_int, default=10, help="timed steps per round")
+    p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds")
+    p.add_argument("--warmup", type=non_negative_int, default=3, help="untimed steps first")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument(
         "--compile", action="store_true", help="also measure the engine with train.compile: on"

@@ -156,12 +156,13 @@ def _check_names(spec: Spec) -> list[SpecIssue]:
                     hint="name the node something else",
                 )
             )
-        elif not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,63}", name):
+        elif not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,63}", name, flags=re.ASCII):
             issues.append(
                 SpecIssue(
                     ("nodes", name),
                     f"node name {name!r} is not allowed",
-                    hint="letters, digits, '_' and '-', starting with a letter",
+                    hint="1 to 64 ASCII letters, digits, '_' and '-', starting with a letter "
+                    "or '_'",
                 )
             )
     return issues

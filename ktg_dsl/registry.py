@@ -80,7 +80,9 @@ def params_model(
         annotation = hints.get(pname, Any)
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (annotation, default)
-    config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
+    config = ConfigDict(
+        extra="forbid", arbitrary_types_allowed=True, frozen=True, allow_inf_nan=False
+    )
     model: type[BaseModel] = create_model(
         f"{kind}_{name}".replace("-", "_"), __config__=config, **fields
     )

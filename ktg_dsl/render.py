@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import html
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import graphviz
 
-from .atomic import write_bytes_atomic, write_text_atomic
+from .atomic import check_writable, write_bytes_atomic, write_text_atomic
 from .errors import KtgRuntimeError, UsageError
 from .graph import Edge, GraphReport, gate_horizon
 from .registry import LOSSES, MODELS
@@ -93,9 +94,23 @@ def epoch_weight(gate: Gate | None, epoch: int, spec: Spec) -> float:
     return gate.weight(t, horizon)
 
 
-def weights_over_epochs(spec: Spec, edges: list[DrawnEdge]) -> list[list[float]]:
-    """One row per epoch, one column per edge."""
-    return [[epoch_weight(d.gate, e, spec) for d in edges] for e in range(spec.train.epochs)]
+SAMPLED_EPOCHS = 512  # a picture needs no more; a run may have millions of epochs
+MAX_CSV_EPOCHS = 100_000
+
+
+def sampled_epochs(epochs: int, limit: int | None) -> list[int]:
+    """Every epoch, or ``limit`` evenly spaced ones (first and last included)."""
+    if limit is None or epochs <= limit:
+        return list(range(epochs))
+    return sorted({round(i * (epochs - 1) / (limit - 1)) for i in range(limit)})
+
+
+def weights_over_epochs(
+    spec: Spec, edges: list[DrawnEdge], limit: int | None = None
+) -> tuple[list[int], list[list[float]]]:
+    """The epochs sampled, and one row per sampled epoch, one column per edge."""
+    epochs = sampled_epochs(spec.train.epochs, limit)
+    return epochs, [[epoch_weight(d.gate, e, spec) for d in edges] for e in epochs]
 
 
 def sparkline(values: list[float], top: float) -> str:
@@ -159,7 +174,9 @@ def _alpha(color: str, opacity: float) -> str:
     return f"{color}{round(255 * opacity):02x}"
 
 
-def _edge_attrs(d: DrawnEdge, series: list[float], top: float, epoch: int | None) -> dict[str, str]:
+def _edge_attrs(
+    d: DrawnEdge, series: list[float], top: float, epoch: int | None, spec: Spec
+) -> dict[str, str]:
     look = LOOKS["cutoff" if d.closed else d.kind]
     gate_text = d.gate.describe() if d.gate is not None else str(d.edge.gate)
     lines = []
@@ -173,7 +190,7 @@ def _edge_attrs(d: DrawnEdge, series: list[float], top: float, epoch: int | None
         lines.append(spark)
     width, opacity = 2.0, 1.0
     if epoch is not None and not d.closed:
-        w = series[epoch]
+        w = epoch_weight(d.gate, epoch, spec)
         lines.append(f"w={_fmt(w)}")
         share = min(w / top, 1.0)
         # weight 0 still shows (faint), so the edge does not vanish from the picture
@@ -221,7 +238,7 @@ def build_dot(
 ) -> graphviz.Digraph:
     """The graph as Graphviz source (no Graphviz program needed to build it)."""
     edges = drawn_edges(spec, report, show_cutoff)
-    table = weights_over_epochs(spec, edges)
+    _, table = weights_over_epochs(spec, edges, SAMPLED_EPOCHS)
     top = max([1.0, *(w for row in table for w in row)])
     epochs = spec.train.epochs
     when = f"at epoch {epoch} of 0..{epochs - 1}" if epoch is not None else f"{epochs} epochs"
@@ -265,7 +282,7 @@ def build_dot(
         )
     for i, d in enumerate(edges):
         series = [row[i] for row in table]
-        dot.edge(d.edge.sender, d.edge.receiver, **_edge_attrs(d, series, top, epoch))
+        dot.edge(d.edge.sender, d.edge.receiver, **_edge_attrs(d, series, top, epoch, spec))
 
     kinds = sorted({"cutoff" if d.closed else d.kind for d in edges}, key=list(LOOKS).index)
     marks = []
@@ -284,7 +301,8 @@ def build_dot(
 
 def schedule_csv(spec: Spec, edges: list[DrawnEdge]) -> str:
     rows = [",".join(["epoch", *(d.key for d in edges)])]
-    for e, row in enumerate(weights_over_epochs(spec, edges)):
+    epochs, table = weights_over_epochs(spec, edges)
+    for e, row in zip(epochs, table, strict=True):
         rows.append(",".join([str(e), *(repr(w) for w in row)]))
     return "\n".join(rows) + "\n"
 
@@ -303,8 +321,9 @@ def _ticks(top: float, n: int = 5, integer: bool = False) -> list[float]:
 
 def schedule_svg(spec: Spec, edges: list[DrawnEdge]) -> str:
     """A line chart of every edge's weight over the epochs, as plain SVG text."""
-    table = weights_over_epochs(spec, edges)
+    sampled, table = weights_over_epochs(spec, edges, SAMPLED_EPOCHS)
     epochs = spec.train.epochs
+    ends = [*sampled[1:], epochs]  # each sample holds until the next one
     yticks = _ticks(max([1.0, *(w for row in table for w in row)]), 4)
     xticks = [t for t in _ticks(epochs, 5, integer=True) if t <= epochs]
     left, right, top_m, plot_h, plot_w = 56, 20, 40, 260, 560
@@ -351,7 +370,8 @@ def schedule_svg(spec: Spec, edges: list[DrawnEdge]) -> str:
         later = sum(columns[j] == columns[i] for j in range(i + 1, len(edges)))
         # a gate holds its weight for the whole epoch: draw a staircase, not a ramp
         points = " ".join(
-            f"{x(e):.1f},{y(w):.1f} {x(e + 1):.1f},{y(w):.1f}" for e, w in enumerate(columns[i])
+            f"{x(e):.1f},{y(w):.1f} {x(end):.1f},{y(w):.1f}"
+            for e, end, w in zip(sampled, ends, columns[i], strict=True)
         )
         out.append(
             f'<polyline class="edge" data-edge="{html.escape(d.key)}" points="{points}" '
@@ -406,6 +426,10 @@ def _check_args(args: argparse.Namespace, epochs: int) -> str:
             f"--epoch {epoch} is outside the run: epochs are counted from 0, so 0..{epochs - 1}"
         )
     schedule = getattr(args, "schedule", None)
+    if schedule and Path(schedule).suffix.lower() == ".csv" and epochs > MAX_CSV_EPOCHS:
+        raise UsageError(
+            f"--schedule {schedule}: a table of {epochs} epochs is too long; draw it as .svg"
+        )
     if schedule and Path(schedule).suffix.lower() not in (".svg", ".csv"):
         raise UsageError(f"--schedule {schedule}: name a .svg (a chart) or .csv (a table) file")
     return fmt
@@ -437,6 +461,9 @@ def render_command(spec: Spec, report: GraphReport, args: argparse.Namespace) ->
     fmt = _check_args(args, epochs)
     out = str(args.output)
     epoch, schedule = getattr(args, "epoch", None), getattr(args, "schedule", None)
+    for target in (out, schedule):  # both writable, or neither is written
+        if target:
+            check_writable(target)
     show_cutoff = bool(getattr(args, "show_cutoff", False))
 
     dot = build_dot(spec, report, epoch=epoch, show_cutoff=show_cutoff)
@@ -447,11 +474,19 @@ def render_command(spec: Spec, report: GraphReport, args: argparse.Namespace) ->
         draw = schedule_svg if str(schedule).lower().endswith(".svg") else schedule_csv
         chart = (str(schedule), draw(spec, edges))
 
+    # status lines go to stderr when a drawing goes to stdout
+    status = sys.stderr if "-" in (out, schedule) else sys.stdout
     write_bytes_atomic(out, data)
-    print(f"wrote {out} ({_count(len(spec.nodes), 'node')}, {_count(len(edges), 'edge')})")
+    print(
+        f"wrote {out} ({_count(len(spec.nodes), 'node')}, {_count(len(edges), 'edge')})",
+        file=status,
+    )
     if chart is not None:
         write_text_atomic(*chart)
-        print(f"wrote {chart[0]} ({_count(len(edges), 'edge')} over {_count(epochs, 'epoch')})")
+        print(
+            f"wrote {chart[0]} ({_count(len(edges), 'edge')} over {_count(epochs, 'epoch')})",
+            file=status,
+        )
     return 0
 
 

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .errors import KtgRuntimeError, SpecError, UsageError
+from .errors import KtgRuntimeError, SpecError, UsageError, format_path
 from .graph import GraphReport, edge_matrix_view, spec_edges
 from .registry import PRUNERS, SAMPLERS
 from .spec.api import check, parse_data, spec_default
@@ -145,7 +145,11 @@ def spec_from_data(data: dict[str, Any]) -> tuple[Spec | None, list[str]]:
     spec, issues = parse_data(data)
     if spec is not None and not any(i.is_error for i in issues):
         issues = issues + check(spec)[1]
-    errors = [i.format() for i in issues if i.is_error]
+    errors = [
+        f"{format_path(i.path)}: {i.message}" + (f" ({i.hint})" if i.hint else "")
+        for i in issues
+        if i.is_error
+    ]
     return (spec if not errors else None), errors
 
 
@@ -165,13 +169,12 @@ def open_storage(url: str) -> Any:
     import optuna
 
     if "://" not in url:
-        path = Path(url)
-        if path.is_dir():
-            raise KtgRuntimeError(f"--storage {url} is a folder; name a journal file in it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        return _journal(url)
+    if url.rstrip("/") in ("sqlite:", "sqlite://") or url.endswith(":memory:"):
+        raise KtgRuntimeError(
+            f"--storage {url}: an in-memory database dies with this process "
+            "and cannot be shared; name a file, e.g. sqlite:///study.db"
+        )
     import warnings
 
     callback_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
@@ -202,6 +205,34 @@ def open_storage(url: str) -> Any:
     raise KtgRuntimeError(f"cannot open the study storage {url!r}: {first}")
 
 
+def _journal(url: str) -> Any:
+    """A journal file storage; the file must be a journal (or new)."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    path = Path(url)
+    if path.is_dir():
+        raise KtgRuntimeError(f"--storage {url} is a folder; name a journal file in it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KtgRuntimeError(
+            f"cannot create the folder of --storage {url}: {exc.strerror or exc}"
+        ) from None
+    if path.exists() and path.stat().st_size:
+        with path.open("rb") as f:
+            head = f.read(1)
+        if head != b"{":  # every journal line is a JSON object
+            raise KtgRuntimeError(
+                f"--storage {url} is not an Optuna journal file; name a new "
+                "file or an existing journal"
+            )
+    try:
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    except Exception as exc:  # an unreadable or damaged journal
+        raise KtgRuntimeError(f"cannot read the study journal {url}: {exc}") from None
+
+
 def open_study(spec: Spec, storage: Any, name: str, seed: int | None) -> Any:
     import optuna
 
@@ -211,7 +242,7 @@ def open_study(spec: Spec, storage: Any, name: str, seed: int | None) -> Any:
         spec.search.pruner.args, epochs=spec.train.epochs
     )
     try:
-        return optuna.create_study(
+        return optuna.create_study(  # may read a journal: a damaged one fails here
             storage=storage,
             study_name=name,
             direction=direction(spec.search.objective),
@@ -221,6 +252,8 @@ def open_study(spec: Spec, storage: Any, name: str, seed: int | None) -> Any:
         )
     except ValueError as exc:  # e.g. an existing study with another direction
         raise KtgRuntimeError(f"study '{name}': {exc}") from None
+    except Exception as exc:
+        raise KtgRuntimeError(f"cannot open study '{name}': {type(exc).__name__}: {exc}") from None
 
 
 def _alive(pid: int) -> bool:
@@ -275,6 +308,11 @@ class Objective:
         try:
             sampled = self.space.suggest(trial)
         except ValueError as exc:  # the sampler cannot handle this space at all
+            if "dynamic value space" in str(exc):
+                raise KtgRuntimeError(
+                    f"study '{self.study_name}' was started with other choices for one of its "
+                    "parameters; a changed search space needs a new study: --study NEW_NAME"
+                ) from None
             raise KtgRuntimeError(f"the sampler cannot sample this search space: {exc}") from None
         note = f"trial {trial.number} of study '{self.study_name}' (ktg search)"
         data = self.space.concrete(sampled, note)
@@ -355,12 +393,35 @@ class TrialFailed(Exception):
 # --------------------------------------------------------------------------- summary, export
 
 
-def _finished(study: Any) -> list[Any]:
+def counted_trials(study: Any) -> list[Any]:
+    """Finished trials that count towards ``search.trials``: an interrupted trial, or one
+    whose worker died (it was queued again), does not."""
     from optuna.trial import TrialState
 
-    return study.get_trials(
+    finished = study.get_trials(
         deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     )
+    return [t for t in finished if not _not_run(t.user_attrs.get("fail_reason", ""))]
+
+
+def _not_run(reason: str) -> bool:
+    return reason == "interrupted" or reason.startswith("worker ")
+
+
+def study_runs(study: Any, spec: Spec, name: str) -> Path:
+    """Where this study's trial directories go: ``<out_dir>/<name>/search/<study>``, or with a
+    suffix when that folder belongs to another study (another storage, or a deleted one). The
+    choice is stored with the study so that every worker uses it."""
+    chosen = study.user_attrs.get("runs")
+    if chosen:
+        return Path(chosen)
+    base = Path(spec.train.out_dir) / spec.name / "search" / name
+    candidate, n = base, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = base.with_name(f"{name}-{n}")
+    study.set_user_attr("runs", str(candidate))
+    return Path(study.user_attrs.get("runs", str(candidate)))
 
 
 def ranked(study: Any) -> list[Any]:
@@ -510,7 +571,7 @@ def _optimize(spec: Spec, storage: Any, url: str, name: str, args: argparse.Name
             file=sys.stderr,
         )
     total = spec.search.trials
-    done = len(_finished(probe))
+    done = len(counted_trials(probe))
     remaining = None if total is None else max(total - done, 0)
     mine = args.trials if args.trials is not None else remaining
     if mine is not None and remaining is not None:
@@ -527,25 +588,22 @@ def _optimize(spec: Spec, storage: Any, url: str, name: str, args: argparse.Name
         procs = _spawn_workers(args, url, name, jobs - 1, share)
     seed = (spec.seed * 1_000_003 + len(probe.trials) * 7919 + os.getpid()) % 2**31
     study = open_study(spec, storage, name, seed=seed)
-    runs = Path(spec.train.out_dir) / spec.name / "search" / name
-    objective = Objective(space, name, runs)
-    callbacks: list[Any] = [
-        _print_trial,
-        lambda st, _t: st.stop() if objective.stop_requested else None,
-    ]
-    if total is not None:
-        states = (
-            optuna.trial.TrialState.COMPLETE,
-            optuna.trial.TrialState.PRUNED,
-            optuna.trial.TrialState.FAIL,
-        )
-        callbacks.append(optuna.study.MaxTrialsCallback(total, states=states))
+    objective = Objective(space, name, study_runs(study, spec, name))
+
+    def enough(st: Any, _trial: Any) -> None:
+        if objective.stop_requested or (total is not None and len(counted_trials(st)) >= total):
+            st.stop()
+
+    callbacks: list[Any] = [_print_trial, enough]
     print(
         f"ktg: study '{name}' in {url}: {done} trials done, this worker runs up to "
         f"{share if share is not None else 'unlimited'}"
         + (f" (+{jobs - 1} worker processes)" if procs else ""),
         file=sys.stderr,
     )
+    # Optuna logs every failed trial with a traceback; each trial's line (with its reason) is
+    # printed by _print_trial instead.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         study.optimize(
             objective,
@@ -574,7 +632,13 @@ def _optimize(spec: Spec, storage: Any, url: str, name: str, args: argparse.Name
     for p in procs:
         code = max(code, p.wait())
     print(format_summary(study, spec, args.top))
-    return 1 if code not in (0,) else 0
+    if not ranked(study):
+        print(
+            f"ktg: no trial of study '{name}' completed; the reasons are listed above",
+            file=sys.stderr,
+        )
+        return 1
+    return 1 if code != 0 else 0
 
 
 def _spawn_workers(

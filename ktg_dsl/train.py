@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -13,27 +14,64 @@ from .graph import GraphReport
 from .spec.schema import Spec
 
 
-def new_run_dir(spec: Spec) -> Path:
-    """``<out_dir>/<name>/<YYYYmmdd-HHMMSS>`` (a suffix if two runs start in one second), and a
-    ``latest`` link beside it."""
+def claim_run_dir(spec: Spec, explicit: str | None) -> tuple[Path, bool]:
+    """Create the run directory and return it, with whether it is the default kind
+    (``<out_dir>/<name>/<YYYYmmdd-HHMMSS>``, a suffix when two runs start in one second).
+    Creating it is what claims it, so two runs never share one."""
+    if explicit:
+        run = Path(explicit)
+        if run.exists() and not run.is_dir():
+            raise KtgRuntimeError(f"--run-dir {run} is a file, not a folder")
+        if run.is_dir() and any(run.iterdir()):
+            raise KtgRuntimeError(
+                f"{run} already holds a run; continue it with "
+                f"`ktg train --resume {run}` or choose another --run-dir"
+            )
+        _mkdir(run, parents=True, exist_ok=True)
+        return run, False
     base = Path(spec.train.out_dir) / spec.name
+    _mkdir(base, parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run = base / stamp
-    n = 1
-    while run.exists():
-        n += 1
-        run = base / f"{stamp}-{n}"
-    return run
+    for n in range(1, 10_000):
+        run = base / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            run.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise KtgRuntimeError(f"cannot create {run}: {exc.strerror or exc}") from None
+        return run, True
+    raise KtgRuntimeError(f"cannot find a free run directory in {base}")
+
+
+def _mkdir(path: Path, **kwargs: bool) -> None:
+    try:
+        path.mkdir(**kwargs)
+    except FileExistsError:
+        raise KtgRuntimeError(f"cannot create {path}: a file of that name is in the way") from None
+    except OSError as exc:
+        raise KtgRuntimeError(f"cannot create {path}: {exc.strerror or exc}") from None
 
 
 def _link_latest(run: Path) -> None:
+    """``latest`` beside the default run directories, pointing at this run. Only a link is
+    ever replaced: a file or folder of that name is the user's."""
     link = run.parent / "latest"
     try:
-        if link.is_symlink() or link.exists():
+        if link.is_symlink():
             link.unlink()
+        elif link.exists():
+            return
         link.symlink_to(run.name)
     except OSError:
         pass  # a file system without links: nothing depends on it
+
+
+def _discard(run: Path) -> None:
+    """Remove a run directory that never reached its first checkpoint: it holds nothing to
+    resume, and would otherwise block the next run of the same directory."""
+    if not (run / "last.pt").exists():
+        shutil.rmtree(run, ignore_errors=True)
 
 
 def results_table(
@@ -71,14 +109,14 @@ def train_command(spec: Spec | None, report: GraphReport | None, args: argparse.
     from .engine.trainer import RESOLVED, Trainer
 
     if args.resume:
-        if args.spec or args.set:
-            raise KtgRuntimeError(
-                "--resume continues a run with its own spec; give the run "
-                "directory alone (no SPEC, no --set)"
+        if args.spec or args.set or args.run_dir:
+            raise UsageError(
+                "--resume continues a run with its own spec and directory; give "
+                "the run directory alone (no SPEC, no --set, no --run-dir)"
             )
         run_dir = Path(args.resume)
         if not (run_dir / RESOLVED).exists() or not (run_dir / "last.pt").exists():
-            raise KtgRuntimeError(
+            raise UsageError(
                 f"{run_dir} is not a run directory with a checkpoint (needs {RESOLVED} and last.pt)"
             )
         from .spec.api import load_spec
@@ -93,18 +131,19 @@ def train_command(spec: Spec | None, report: GraphReport | None, args: argparse.
     else:
         if spec is None:
             raise UsageError("ktg train needs a SPEC (or --resume RUN_DIR)")
-        run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(spec)
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise KtgRuntimeError(
-                f"{run_dir} already holds a run; continue it with "
-                f"`ktg train --resume {run_dir}` or choose another --run-dir"
-            )
+        run_dir, default_place = claim_run_dir(spec, args.run_dir)
     trainer = Trainer(spec, run_dir, resume=bool(args.resume), progress=not args.no_progress)
     print(f"ktg: run {run_dir}" + (" (resumed)" if args.resume else ""), file=sys.stderr)
     try:
         trainer.setup()
-        if not args.resume:
+        if not args.resume and default_place:
             _link_latest(run_dir)
+        if trainer.start_epoch >= spec.train.epochs:
+            print(
+                f"ktg: {run_dir} is already complete ({spec.train.epochs} epochs); nothing to do",
+                file=sys.stderr,
+            )
+            return 0
         bundle, program = trainer.bundle, trainer.program
         print(
             f"ktg: {bundle.description}; {len(program.nodes)} nodes on {program.device} "
@@ -118,6 +157,11 @@ def train_command(spec: Spec | None, report: GraphReport | None, args: argparse.
                 file=sys.stderr,
             )
         result = trainer.train()
+    except BaseException:
+        trainer.cleanup()  # close the logs before their folder may go
+        if not args.resume:
+            _discard(run_dir)
+        raise
     finally:
         trainer.cleanup()
     if result.interrupted:

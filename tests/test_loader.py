@@ -146,3 +146,38 @@ def test_ten_megabyte_spec_is_refused_quickly(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as exc:
         load_file(path)
     assert "MB" in _only_issue(exc).message and not exc.value.unreadable
+
+
+def test_json_nan_and_infinity_are_refused_in_place() -> None:
+    with pytest.raises(SpecError) as exc:
+        load_text('{"train": {"epochs": NaN}}', "s.json", fmt="json")
+    issue = _only_issue(exc)
+    assert "NaN is not a JSON number" in issue.message and (issue.line, issue.col) == (1, 22)
+
+
+def test_self_referencing_alias_and_deep_nesting() -> None:
+    with pytest.raises(SpecError) as exc:
+        load_text("nodes: &x {a: {checkpoint: *x}}\n", "s.yaml")
+    assert "refers to the block that contains it" in _only_issue(exc).message
+    with pytest.raises(SpecError) as exc:
+        load_text("d: " + "[" * 200 + "]" * 200 + "\n", "s.yaml")
+    assert "nested more than" in _only_issue(exc).message
+
+
+def test_yaml_boolean_keys_get_a_quoting_hint() -> None:
+    with pytest.raises(SpecError) as exc:
+        load_text("version: 1\non: 3\n", "s.yaml")
+    issue = _only_issue(exc)
+    assert issue.path == ("on",) and "read by YAML as the boolean true" in issue.message
+    assert issue.hint == "quote it: 'on':"
+    assert load_text("nodes: {1: x}\n").data == {"nodes": {"1": "x"}}  # a number key, as written
+
+
+def test_huge_integers_and_control_characters() -> None:
+    with pytest.raises(SpecError) as exc:
+        load_text('{"epochs": 1' + "0" * 5000 + "}", "s.json", fmt="json")
+    assert "4300 digits" in _only_issue(exc).message
+    with pytest.raises(SpecError) as exc:
+        load_text("a: 1\nb: x\x01y\n", "s.yaml")
+    issue = _only_issue(exc)
+    assert "not allowed in YAML" in issue.message and issue.line == 2

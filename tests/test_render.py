@@ -413,3 +413,55 @@ def test_render_does_not_import_torch(tmp_path: Path) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_outputs_that_are_not_regular_files_are_never_replaced(cli: Cli, tmp_path: Path) -> None:
+    spec = ROOT / "specs" / "quickstart.yaml"
+    target = tmp_path / "target.svg"
+    target.write_text("old")
+    link = tmp_path / "link.svg"
+    link.symlink_to(target)
+    assert cli("render", spec, "-o", link)[0] == 0
+    assert link.is_symlink() and target.read_text().startswith("<?xml")
+    code, out, err = cli("render", spec, "-o", "/dev/null", "--format", "dot")
+    assert code == 0 and Path("/dev/null").is_char_device()
+    code, out, err = cli("render", spec, "-o", "-", "--format", "dot")
+    assert code == 0 and out.startswith("digraph") and "wrote -" in err
+
+
+def test_a_failing_second_output_writes_nothing(cli: Cli, tmp_path: Path) -> None:
+    keep = tmp_path / "keep.svg"
+    keep.write_text("KEEP")
+    code, _, err = cli(
+        "render",
+        ROOT / "specs" / "quickstart.yaml",
+        "-o",
+        keep,
+        "--schedule",
+        tmp_path / "missing" / "s.svg",
+    )
+    assert code == 1 and "does not exist" in err
+    assert keep.read_text() == "KEEP"
+
+
+def test_a_million_epochs_render_by_sampling(cli: Cli, tmp_path: Path) -> None:
+    spec = ROOT / "specs" / "cifar100-ktg-best.yaml"
+    out = tmp_path / "g.dot"
+    code, _, err = cli(
+        "render",
+        spec,
+        "-o",
+        out,
+        "--set",
+        "train.epochs=1000000",
+        "--epoch",
+        "999999",
+        "--schedule",
+        tmp_path / "s.svg",
+    )
+    assert code == 0, err
+    assert "at epoch 999999 of 0..999999" in out.read_text()
+    code, _, err = cli(
+        "render", spec, "-o", out, "--set", "train.epochs=1000000", "--schedule", tmp_path / "s.csv"
+    )
+    assert code == 2 and "too long" in err

@@ -236,7 +236,8 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(
     ]
     data["search"]["sampler"] = "bruteforce"  # every combination: both kinds of failure
     code, _, err = cli("search", write(tmp_path, data))
-    assert code == 0, err
+    assert code == 1 and "no trial of study 's' completed" in err  # every trial failed
+    assert "Traceback" not in err
     study = study_of(str(tmp_path / "runs" / "s" / "search" / "study.journal"))
     assert len(study.trials) == 8
     reasons = [t.user_attrs.get("fail_reason", "") for t in study.trials]
@@ -318,3 +319,34 @@ def test_interrupted_worker_marks_its_trial_failed(tmp_path: Path) -> None:
     assert "Run the same command again to continue" in err
     study = study_of(str(tmp_path / "runs" / "s" / "search" / "study.journal"))
     assert [t.state for t in study.trials] == [TrialState.FAIL]
+
+
+def test_storages_that_cannot_work_and_bad_arguments(tmp_path: Path, cli) -> None:
+    spec = write(tmp_path, search_spec())
+    code, _, err = cli("search", spec, "--storage", "sqlite://")
+    assert code == 1 and "in-memory database" in err
+    code, _, err = cli("search", spec, "--storage", spec)
+    assert code == 1 and "not an Optuna journal file" in err and "Traceback" not in err
+    (tmp_path / "afile").write_text("x")
+    code, _, err = cli("search", spec, "--storage", tmp_path / "afile" / "j.journal")
+    assert code == 1 and "cannot create the folder" in err
+    for args in (["--trials", "0"], ["--jobs", "0"], ["--top", "-1"]):
+        with pytest.raises(SystemExit) as exit_:
+            cli("search", spec, *args)
+        assert exit_.value.code == 2
+    code, _, err = cli("search", spec, "--trial", "1")
+    assert code == 2 and "--trial N goes with --export" in err
+
+
+def test_trial_folders_never_mix_two_studies(
+    tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = write(tmp_path, search_spec(trials=1))
+    assert cli("search", spec)[0] == 0
+    assert cli("search", spec, "--storage", tmp_path / "other.journal")[0] == 0
+    first = study_of(str(tmp_path / "runs" / "s" / "search" / "study.journal")).trials[0]
+    second = study_of(str(tmp_path / "other.journal")).trials[0]
+    assert first.user_attrs["run_dir"] != second.user_attrs["run_dir"]
+    assert Path(first.user_attrs["run_dir"]).parent.name == "s"
+    assert Path(second.user_attrs["run_dir"]).parent.name == "s-2"

@@ -177,3 +177,35 @@ def test_json_spec(spec_file: Callable[..., Path]) -> None:
 
     spec = ktg_dsl.load_spec(spec_file(json.dumps(base_spec(), indent=2), "s.json"))
     assert spec.node_names == ["a", "b"]
+
+
+def test_empty_keys_in_override_paths_are_errors() -> None:
+    for bad in ("a..b", ".a", "a.", "train..epochs", "a[x]"):
+        with pytest.raises(ValueError):
+            parse_path(bad)
+    assert parse_path(" train.epochs ") == ("train", "epochs")
+    assert parse_path("gate_matrix[-1][0]") == ("gate_matrix", -1, 0)
+
+
+def test_problems_an_override_created_are_reported_against_it() -> None:
+    errs = errors_of(
+        base_spec(),
+        overrides=("nodes.a.model={type: wrn, depth: 28, width: 1000}", "nodes.c.model=small_cnn"),
+    )
+    assert any(
+        e.startswith(
+            "--set nodes.a.model={type: wrn, depth: 28, width: 1000}  "
+            "nodes.a.model.width: must be <= 32"
+        )
+        for e in errs
+    ), errs
+    assert any(
+        e.startswith("--set nodes.c.model=small_cnn  nodes.c: 'c' receives no edge") for e in errs
+    ), errs
+
+
+def test_non_finite_numbers_are_refused() -> None:
+    errs = errors_of(base_spec(defaults={"optimizer": {"type": "sgd", "lr": float("inf")}}))
+    assert any("defaults.optimizer.lr: must be a finite number, got inf" in e for e in errs)
+    errs = errors_of(base_spec(train={"epochs": 3, "grad_clip": float("nan")}))
+    assert any("train.grad_clip: must be a finite number, got nan" in e for e in errs), errs

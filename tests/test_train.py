@@ -254,13 +254,17 @@ def test_corrupt_and_foreign_last_pt(tmp_path: Path, cli) -> None:
     # a checkpoint that would build an arbitrary object is refused, not run
     pickled = tmp_path / "pickled.pt"
     torch.save({"format": "ktg-run", "obj": Path("x")}, pickled)
-    with pytest.raises(KtgRuntimeError, match="not plain weights"):
+    with pytest.raises(KtgRuntimeError, match=r"besides weights.*never runs code"):
         ckpt.load(pickled)
 
 
 def test_resume_needs_a_run_directory(tmp_path: Path, cli) -> None:
     code, _, err = cli("train", "--resume", tmp_path)
-    assert code == 1 and "not a run directory" in err
+    assert code == 2 and "not a run directory" in err
+    code, _, err = cli("train", "--resume", tmp_path, "--set", "train.epochs=3")
+    assert code == 2 and "give the run directory alone" in err
+    code, _, err = cli("train")
+    assert code == 2 and "needs a SPEC" in err
 
 
 def test_disk_full_keeps_the_previous_checkpoint(
@@ -306,7 +310,7 @@ def test_nan_stops_with_node_and_epoch_and_keeps_the_last_checkpoint(tmp_path: P
     with pytest.raises(KtgRuntimeError) as exc:
         trainer.train()
     trainer.cleanup()
-    assert "'b'" in str(exc.value) and "epoch 1" in str(exc.value)
+    assert "'b'" in str(exc.value) and "epoch 2 of 3" in str(exc.value)
     assert "last good checkpoint is kept" in str(exc.value)
     assert ckpt.load(run / "last.pt")["epoch"] == 1
 
@@ -457,8 +461,52 @@ def test_ctrl_c_after_a_nan_keeps_the_good_checkpoint(tmp_path: Path) -> None:
         return real_step(x, y, epoch, i)
 
     trainer.engine.train_step = step  # type: ignore[method-assign]
-    with pytest.raises(KtgRuntimeError, match=r"'a'.*epoch 1"):
+    with pytest.raises(KtgRuntimeError, match=r"'a'.*epoch 2 of 3"):
         trainer.train()
     trainer.cleanup()
     state = ckpt.load(tmp_path / "run" / "last.pt")
     assert (state["epoch"], state["step"]) == (1, 0), "the end-of-epoch-0 checkpoint is kept"
+
+
+def test_run_directories_are_claimed_and_cleaned_up(
+    tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = write(tmp_path, tiny_spec(epochs=1))
+    # two runs in the same second get two directories
+    assert cli("train", spec, "--no-progress")[0] == 0
+    assert cli("train", spec, "--no-progress")[0] == 0
+    runs = sorted(p.name for p in (tmp_path / "runs" / "tiny").iterdir())
+    assert len([r for r in runs if r != "latest"]) == 2
+    # a user's own file named latest is never replaced
+    (tmp_path / "latest").write_text("my notes")
+    assert cli("train", spec, "--no-progress", "--run-dir", tmp_path / "exp1")[0] == 0
+    assert (tmp_path / "latest").read_text() == "my notes"
+    # a run that dies before its first checkpoint leaves no directory behind
+    code, _, err = cli(
+        "train",
+        spec,
+        "--no-progress",
+        "--run-dir",
+        tmp_path / "dead",
+        "--set",
+        "defaults.optimizer.lr=1e30",
+    )
+    assert code == 1 and "NaN" in err
+    assert not (tmp_path / "dead").exists()
+    # a run directory that is a file, or cannot be made
+    (tmp_path / "afile").write_text("x")
+    code, _, err = cli("train", spec, "--no-progress", "--run-dir", tmp_path / "afile")
+    assert code == 1 and "is a file" in err and "Traceback" not in err
+    code, _, err = cli("train", spec, "--no-progress", "--run-dir", tmp_path / "afile" / "sub")
+    assert code == 1 and "cannot create" in err
+
+
+def test_resuming_a_finished_run_does_nothing(tmp_path: Path, cli) -> None:
+    spec = write(tmp_path, tiny_spec(epochs=1))
+    run = tmp_path / "run"
+    assert cli("train", spec, "--run-dir", run, "--no-progress")[0] == 0
+    before = (run / "last.pt").read_bytes()
+    code, _, err = cli("train", "--resume", run, "--no-progress")
+    assert code == 0 and "already complete" in err
+    assert (run / "last.pt").read_bytes() == before

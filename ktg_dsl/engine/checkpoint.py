@@ -36,15 +36,21 @@ def load(path: Path, what: str = "checkpoint") -> dict[str, Any]:
         raise KtgRuntimeError(f"{what} {path} does not exist")
     if path.is_dir():
         raise KtgRuntimeError(f"{what} {path} is a folder, not a checkpoint file")
+    with path.open("rb") as f:
+        head = f.read(2)
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # torch's zip format, or a legacy pickle
+        raise KtgRuntimeError(
+            f"cannot read {what} {path}: it is corrupt or not a PyTorch checkpoint"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load fails in many ways on a bad file; all mean the same
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if isinstance(exc, pickle.UnpicklingError) and "Weights only" in str(exc):
             raise KtgRuntimeError(
-                f"{what} {path} holds objects that are not plain weights "
-                f"and was not loaded (weights_only=True): {first}"
+                f"{what} {path} holds Python objects besides weights, so it was not loaded: "
+                "ktg loads checkpoints with weights_only=True and never runs code from them"
             ) from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise KtgRuntimeError(
             f"cannot read {what} {path}: it is corrupt or not a PyTorch "
             f"checkpoint ({type(exc).__name__}: {first})"

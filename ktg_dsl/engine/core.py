@@ -35,13 +35,18 @@ _SCHEDULER_ORDER = "Detected call of `lr_scheduler.step"
 class NonFiniteLossError(KtgRuntimeError):
     """A node's loss became NaN or infinite."""
 
-    def __init__(self, nodes: list[str], epoch: int) -> None:
+    def __init__(self, nodes: list[str], epoch: int, epochs: int, precision: str) -> None:
         self.nodes = nodes
-        self.epoch = epoch
-        names = ", ".join(f"'{n}'" for n in nodes)
+        self.epoch = epoch  # 0-based, as in metrics.jsonl
+        quoted = [f"'{n}'" for n in nodes]
+        names = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+        subject = f"node {names}" if len(nodes) == 1 else f"nodes {names}"
+        fixes = "lower the learning rate or add train.grad_clip"
+        if precision != "fp32":
+            fixes += ", or train at precision: fp32"
         super().__init__(
-            f"the loss of node {names} became NaN or infinite in epoch {epoch}; "
-            "lower the learning rate, add train.grad_clip, or use fp32"
+            f"the loss of {subject} became NaN or infinite in epoch {epoch + 1} of {epochs}; "
+            f"{fixes}"
         )
 
 
@@ -253,7 +258,7 @@ class Engine:
         broken = [n.name for n in self.nodes if bool(bad[n.index])]
         self._reset_metrics()
         if broken:
-            raise NonFiniteLossError(broken, epoch)
+            raise NonFiniteLossError(broken, epoch, self.program.epochs, self.program.precision)
         return {
             n.name: {
                 "train_loss": float(loss[n.index]) / seen,

@@ -148,8 +148,13 @@ class Trainer:
         for node in program.nodes.values():
             if node.config.checkpoint:
                 ckpt.load_node_weights(node, Path(node.config.checkpoint))
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "best").mkdir(exist_ok=True)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "best").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise KtgRuntimeError(
+                f"cannot create the run directory {self.run_dir}: {exc.strerror or exc}"
+            ) from None
         text = resolved_spec_text(spec)
         if self.resume:
             self._restore(text)
@@ -348,7 +353,12 @@ class Trainer:
                 self.progress.update(every, self.engine.peek() if self.progress.bar_ok else None)
             if self._stop_requested and step + 1 < total:
                 if self.engine.has_nonfinite():  # never replace a good last.pt with NaNs
-                    raise NonFiniteLossError(self.engine.nonfinite_nodes(), epoch)
+                    raise NonFiniteLossError(
+                        self.engine.nonfinite_nodes(),
+                        epoch,
+                        self.spec.train.epochs,
+                        self.program.precision,
+                    )
                 self.save(epoch, step + 1)
                 self.progress.end(f"stopped in epoch {epoch + 1} at batch {step + 1}/{total}")
                 return True

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import Path, SpecError, SpecIssue
+from ..errors import Path, SpecError, SpecIssue, choices_hint
 from ..graph import GraphReport, build_graph
 from ..registry import load_builtins, load_plugins
 from .components import component_issues, data_component_issues
@@ -81,6 +81,15 @@ def _search_param_issues(spec: Spec) -> list[SpecIssue]:
             path = parse_path(p.path)
             if path[0] == "search":
                 raise ValueError("the search section cannot search itself")
+            if path[0] == "nodes" and len(path) > 1 and path[1] not in spec.nodes:
+                issues.append(
+                    SpecIssue(
+                        where,
+                        f"{p.path!r} names '{path[1]}', which is not a node",
+                        hint=choices_hint(str(path[1]), spec.node_names),
+                    )
+                )
+                continue
             probes = [int(v) if p.integer else v for v in (p.low, p.high)]
             datas = [set_path(spec.raw, path, v, spec_default) for v in probes]
         except (ValueError, KeyError, IndexError, TypeError) as exc:

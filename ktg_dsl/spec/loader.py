@@ -21,6 +21,7 @@ from ..errors import Path, SpecError, SpecIssue
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_VALUES = 100_000  # a spec with more values is an alias bomb or not a graph spec
+MAX_DEPTH = 64  # specs nest a few levels; deeper is not a spec (and would exhaust the stack)
 
 try:  # libyaml when available: same safe semantics, much faster
     _YamlLoader: type = yaml.CSafeLoader
@@ -37,11 +38,18 @@ class SourceMap:
     origins: dict[Path, str] = field(default_factory=dict)  # e.g. overrides: "--set a.b=1"
 
     def locate(self, path: Path) -> tuple[str, int | None, int | None]:
-        """The file, line and column of ``path`` or of its nearest written ancestor."""
+        """The file, line and column of ``path``: an override (``--set``) that wrote it or an
+        ancestor of it; else one that wrote below it, if the file does not have it; else the
+        nearest written ancestor in the file."""
+        for cut in range(len(path), 0, -1):
+            if tuple(path[:cut]) in self.origins:
+                return self.origins[tuple(path[:cut])], None, None
+        if tuple(path) not in self.positions:
+            for written, origin in self.origins.items():
+                if written[: len(path)] == tuple(path):
+                    return origin, None, None
         for cut in range(len(path), -1, -1):
             prefix = tuple(path[:cut])
-            if prefix in self.origins:
-                return self.origins[prefix], None, None
             if prefix in self.positions:
                 line, col = self.positions[prefix]
                 return self.file, line, col
@@ -175,6 +183,16 @@ def _load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
             if line is not None and col is not None:
                 msg += _snippet(text, line, col)
             raise _fail(file, msg, line=line, col=col, hint=hint) from None
+        except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+            line = text.count("\n", 0, exc.position) + 1
+            col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+            raise _fail(
+                file,
+                f"character {exc.character!r} is not allowed in YAML",
+                line=line,
+                col=col,
+                hint="remove control characters",
+            ) from None
         except yaml.YAMLError as exc:
             raise _fail(file, f"YAML error: {exc}") from None
         source = SourceMap(file)
@@ -198,6 +216,7 @@ class _YamlBuilder:
         self.file = file
         self.issues: list[SpecIssue] = []
         self.count = 0
+        self.open: set[int] = set()  # collections being built: an alias to one is a cycle
 
     def _issue(self, path: Path, node: yaml.Node, message: str, hint: str | None = None) -> None:
         self.issues.append(
@@ -224,28 +243,46 @@ class _YamlBuilder:
         self.source.positions.setdefault(
             path, (node.start_mark.line + 1, node.start_mark.column + 1)
         )
-        if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_TAGS:
-            self._issue(
-                path,
-                node,
-                f"YAML tag {node.tag!r} is not allowed in a spec",
-                hint="specs hold plain data; register code with --plugin instead",
-            )
-            return None
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            return self._collection(node, path)
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError:
+            self._refuse_tag(path, node)
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            self._issue(path, node, f"cannot read this value: {_first_clause(exc)}")
+        return None
+
+    def _refuse_tag(self, path: Path, node: yaml.Node) -> None:
+        self._issue(
+            path,
+            node,
+            f"YAML tag {node.tag!r} is not allowed in a spec",
+            hint="specs hold plain data; register code with --plugin instead",
+        )
+
+    def _collection(self, node: yaml.Node, path: Path) -> Any:
+        if node.tag not in _PLAIN_TAGS:
+            self._refuse_tag(path, node)
+            return None
+        if id(node) in self.open:
             self._issue(
                 path,
                 node,
-                f"YAML tag {node.tag!r} is not allowed in a spec",
-                hint="specs hold plain data; register code with --plugin instead",
+                "an alias refers to the block that contains it",
+                hint="a YAML anchor cannot be used inside itself",
             )
             return None
+        if len(path) > MAX_DEPTH:
+            self._issue(path[:3], node, f"the spec is nested more than {MAX_DEPTH} levels deep")
+            raise SpecError(self.issues)
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        finally:
+            self.open.discard(id(node))
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[Any, Any]:
         # Keys written in this mapping must be unique; keys merged in (<<: *base) may be
@@ -262,9 +299,22 @@ class _YamlBuilder:
             if not isinstance(key_node, yaml.ScalarNode):
                 self._issue(path, key_node, "a key must be a plain name, not a list or mapping")
                 continue
-            key = self.loader.construct_object(key_node)
-            if not isinstance(key, str | int | float | bool) and key is not None:
-                key = str(key)
+            try:
+                key = self.loader.construct_object(key_node)
+            except (yaml.YAMLError, ValueError):
+                key = key_node.value
+            if isinstance(key, bool) or key is None:
+                # YAML 1.1 reads on/off/yes/no/y/n/null as booleans or nothing
+                what = "nothing (null)" if key is None else f"the boolean {str(key).lower()}"
+                self._issue(
+                    (*path, key_node.value),
+                    key_node,
+                    f"the key {key_node.value!r} is read by YAML as {what}",
+                    hint=f"quote it: '{key_node.value}':",
+                )
+                continue
+            if not isinstance(key, str):
+                key = str(key_node.value)  # 1: and 1.5: are names here, as written
             if id(key_node) not in written:
                 from_merge.add(key)
             elif key in from_merge:
@@ -296,18 +346,50 @@ _TOKEN = re.compile(r'\s*(?:("(?:[^"\\]|\\.)*")|(-?\d[\d.eE+-]*)|(true|false|nul
 
 def _load_json(text: str, file: str) -> tuple[Any, SourceMap]:
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant)
+    except _NotJson as exc:
+        m = re.search(rf"(?<![\w\"]){re.escape(exc.token)}(?![\w\"])", text)
+        line, col = _line_col(text, m.start()) if m else (None, None)
+        raise _fail(
+            file,
+            f"{exc.token} is not a JSON number",
+            line=line,
+            col=col,
+            hint="JSON has no NaN or infinity; write a finite number",
+        ) from None
     except json.JSONDecodeError as exc:
         msg = f"JSON syntax error: {exc.msg}" + _snippet(text, exc.lineno, exc.colno)
         raise _fail(file, msg, line=exc.lineno, col=exc.colno) from None
     except RecursionError:
         raise _fail(file, "JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise _fail(file, f"cannot read the JSON: {_first_clause(exc)}") from None
     source = SourceMap(file)
     issues: list[SpecIssue] = []
     _JsonPositions(text, source, issues).scan()
     if issues:
         raise SpecError(issues)
     return data, source
+
+
+def _first_clause(exc: Exception) -> str:
+    """Python's message without its advice to the programmer ("; use sys....")."""
+    return str(exc).split(";")[0]
+
+
+class _NotJson(ValueError):
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.token = token
+
+
+def _no_constant(token: str) -> Any:
+    raise _NotJson(token)
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 class _JsonPositions:

@@ -146,12 +146,20 @@ def issue_from_error(err: Any, root: type[BaseModel], prefix: Path = ()) -> Spec
         hint = "use letters, digits, '_', '-' and '.', starting with a letter or digit"
         if path[-1:] == ("device",):
             hint = "auto, cpu, cuda or cuda:N"
+    elif kind == "finite_number":
+        message = f"must be a finite number, got {_show(value)}"
     elif kind in ("too_short", "too_long"):
         message = err["msg"][0].lower() + err["msg"][1:]
     else:
         msg = err["msg"]
         message = msg[0].lower() + msg[1:] if msg else kind
-        if isinstance(value, _SCALARS) and kind not in ("value_error", "assertion_error"):
+        # custom errors (a component reference, a value check) already say what they got
+        if (
+            isinstance(value, _SCALARS)
+            and kind not in ("value_error", "assertion_error")
+            and not kind.startswith("component")
+            and ", got " not in message
+        ):
             message += f", got {_show(value)}"
         message = message.replace("Value error, ", "").replace("value error, ", "")
     return SpecIssue(path, message, hint=hint)

@@ -12,29 +12,39 @@ import yaml
 
 from ..errors import Path, SpecIssue
 
-_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_NAME = re.compile(r"[^.\[\]]+")
+_INDEX = re.compile(r"\[(-?\d+)\]")
 
 
 def parse_path(text: str) -> Path:
-    """``edges[0].gate`` or ``edges.0.gate`` -> ("edges", 0, "gate")."""
+    """``edges[0].gate`` or ``edges.0.gate`` -> ("edges", 0, "gate"). Empty keys (``a..b``,
+    a leading or trailing dot) are errors, not skipped."""
+    text = text.strip()
+    if not text:
+        raise ValueError("empty key path")
     parts: list[str | int] = []
     pos = 0
-    text = text.strip()
     while pos < len(text):
+        if text[pos] == "[":
+            m = _INDEX.match(text, pos)
+            if not m:
+                raise ValueError(f"cannot read key path {text!r}: expected [N] at {pos + 1}")
+            parts.append(int(m.group(1)))
+            pos = m.end()
+            continue
         if text[pos] == ".":
+            if pos == 0 or pos + 1 >= len(text) or text[pos + 1] in ".[":
+                raise ValueError(f"cannot read key path {text!r}: an empty key at {pos + 1}")
             pos += 1
             continue
-        m = _PART.match(text, pos)
+        m = _NAME.match(text, pos)
         if not m:
             raise ValueError(f"cannot read key path {text!r}")
-        if m.group(2) is not None:
-            parts.append(int(m.group(2)))
-        else:
-            word = m.group(1)
-            parts.append(int(word) if word.isdigit() else word)
+        word = m.group(0).strip()
+        if not word:
+            raise ValueError(f"cannot read key path {text!r}: an empty key at {pos + 1}")
+        parts.append(int(word) if word.isdigit() else word)
         pos = m.end()
-    if not parts:
-        raise ValueError("empty key path")
     return tuple(parts)
 
 

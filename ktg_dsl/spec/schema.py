@@ -41,7 +41,9 @@ Switch = Annotated[
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class ComponentRef(StrictModel):
@@ -143,7 +145,7 @@ class DataConfig(StrictModel):
         description="val: train on the train part, evaluate on a held-out val part; "
         "test: train on train+val, evaluate on the test set",
     )
-    batch_size: PosInt = Field(
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
         64, description="training batch size (every node sees the same batch)"
     )
     eval_batch_size: PosInt | None = Field(None, description="default: 4 x batch_size")
@@ -158,7 +160,9 @@ class DataConfig(StrictModel):
 class TrainConfig(StrictModel):
     """How training runs: epochs, precision, device and the engine's switches."""
 
-    epochs: PosInt = Field(description="number of epochs; gates run from the first to the last")
+    epochs: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        description="number of epochs; gates run from the first to the last"
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto",
         description="auto: bf16 where the device has fast bf16, fp16 on other CUDA "
@@ -310,7 +314,7 @@ class SearchConfig(StrictModel):
         description="gate choices for every edge, labels edges included",
     )
     edges: list[EdgeChoice] = Field(default_factory=list, description="per-edge choices")
-    models: dict[str, list[ModelRef]] = Field(
+    models: dict[str, Annotated[list[ModelRef], Field(min_length=1)]] = Field(
         default_factory=dict, description="model choices per node; unlisted nodes keep theirs"
     )
     params: list[NumericRange] = Field(default_factory=list)
