@@ -37,6 +37,13 @@ def base_spec(**changes: Any) -> dict[str, Any]:
     return data
 
 
+def write_spec(folder: Path, data: dict[str, Any], name: str = "spec.yaml") -> Path:
+    """Dump a spec as YAML into ``folder``; returns its path."""
+    path = folder / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
 @pytest.fixture
 def spec_file(tmp_path: Path) -> Callable[..., Path]:
     """Write a spec (a dict, dumped as YAML, or text) and return its path."""

@@ -18,6 +18,8 @@ import ktg_dsl
 from ktg_dsl.search import SearchSpace
 from ktg_dsl.spec.api import parse_data
 
+from .conftest import write_spec
+
 
 def search_spec(trials: int = 3, epochs: int = 2, **search: Any) -> dict[str, Any]:
     return {
@@ -60,10 +62,7 @@ def search_spec(trials: int = 3, epochs: int = 2, **search: Any) -> dict[str, An
     }
 
 
-def write(tmp_path: Path, data: dict[str, Any], name: str = "search.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+write = write_spec
 
 
 def study_of(storage: str, name: str = "s") -> Any:

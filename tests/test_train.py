@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import torch
-import yaml
 
 from ktg_dsl.engine import checkpoint as ckpt
 from ktg_dsl.engine.runlog import read_metrics
@@ -23,7 +22,7 @@ from ktg_dsl.engine.trainer import Trainer
 from ktg_dsl.errors import KtgRuntimeError
 from ktg_dsl.spec.api import load_spec
 
-from .conftest import ROOT
+from .conftest import ROOT, write_spec
 
 TIMING = ("epoch_time", "elapsed")
 
@@ -54,10 +53,7 @@ def tiny_spec(train_size: int = 256, epochs: int = 3, **train: Any) -> dict[str,
     }
 
 
-def write(tmp_path: Path, data: dict[str, Any], name: str = "spec.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+write = write_spec
 
 
 def ktg(*args: Any, cwd: Path) -> subprocess.CompletedProcess[str]:
