@@ -12,6 +12,7 @@ Registering never imports torch: built-in factories import it inside their bodie
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Callable, Iterable, Iterator
@@ -44,8 +45,14 @@ class Component:
     kind: str
     name: str
     factory: Callable[..., Any]
-    params: type[BaseModel]
+    injected: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def params(self) -> type[BaseModel]:
+        """The pydantic model of the arguments a spec may give (built on first use: building
+        every component's model up front would slow down every command)."""
+        return params_model(self.kind, self.name, self.factory, self.injected)
 
     @property
     def doc(self) -> str:
@@ -109,8 +116,7 @@ class Registry:
             key = name or fn.__name__
             if key in self._items and self._items[key].factory is not fn:
                 raise ValueError(f"{self.kind} '{key}' is already registered")
-            model = params_model(self.kind, key, fn, self.injected)
-            self._items[key] = Component(self.kind, key, fn, model, dict(meta))
+            self._items[key] = Component(self.kind, key, fn, self.injected, dict(meta))
             return fn
 
         return deco
