@@ -34,7 +34,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .compiler import Program, compile_spec
+from .compiler import Program, compile_spec, device_name
 from .components.data import DatasetInfo
 from .engine import Engine
 from .errors import KtgRuntimeError
@@ -327,7 +327,7 @@ def run_bench(
     report(
         f"ktg bench: {spec.name}: nodes {[n.config.model.type for n in auto.nodes.values()]}, "
         f"batch {batch}, input {info.input_shape}, {info.num_classes} classes, device {dev} "
-        f"({_device_name(dev)}), engine precision {auto.precision}, channels_last "
+        f"({device_name(dev)}), engine precision {auto.precision}, channels_last "
         f"{auto.channels_last}, torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
     measure(variants, batches, steps, rounds, warmup, dev, report)
@@ -338,7 +338,7 @@ def run_bench(
         "spec": spec.name,
         "date": time.strftime("%Y-%m-%d"),
         "device": str(dev),
-        "device_name": _device_name(dev),
+        "device_name": device_name(dev),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "batch": batch,
@@ -358,18 +358,6 @@ def run_bench(
         },
     }
     return result
-
-
-def _device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    import platform
-
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
-    return platform.processor() or platform.machine()
 
 
 def format_result(result: dict[str, Any]) -> str:

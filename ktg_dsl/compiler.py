@@ -141,6 +141,21 @@ def resolve_device(text: str) -> torch.device:
     return dev
 
 
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model name and thread count."""
+    if device.type == "cuda":
+        return str(torch.cuda.get_device_name(device))
+    import contextlib
+    import platform
+    from pathlib import Path
+
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+    return platform.processor() or platform.machine()
+
+
 def cpu_has_fast_bf16() -> bool:
     """AMX or AVX512-BF16: oneDNN runs bf16 convolutions and matmuls natively."""
     cpu = getattr(torch, "cpu", None)

@@ -16,19 +16,16 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import graphviz
 
 from .atomic import check_writable, write_bytes_atomic, write_text_atomic
+from .components.gates import Gate, spread
 from .errors import KtgRuntimeError, UsageError
 from .graph import Edge, GraphReport, gate_horizon
 from .registry import LOSSES, MODELS
 from .spec.components import resolved_args
 from .spec.schema import LABELS, Spec
-
-if TYPE_CHECKING:
-    from .components.gates import Gate
 
 FORMATS = ("svg", "png", "pdf", "dot")
 FONT = "Helvetica,Arial,sans-serif"
@@ -100,9 +97,7 @@ MAX_CSV_EPOCHS = 100_000
 
 def sampled_epochs(epochs: int, limit: int | None) -> list[int]:
     """Every epoch, or ``limit`` evenly spaced ones (first and last included)."""
-    if limit is None or epochs <= limit:
-        return list(range(epochs))
-    return sorted({round(i * (epochs - 1) / (limit - 1)) for i in range(limit)})
+    return list(range(epochs)) if limit is None else spread(epochs, limit)
 
 
 def weights_over_epochs(
@@ -118,7 +113,7 @@ def sparkline(values: list[float], top: float) -> str:
     if not values or max(values) == min(values):
         return ""
     n = len(values)
-    picks = sorted({round(i * (n - 1) / (SPARK_POINTS - 1)) for i in range(SPARK_POINTS)})
+    picks = spread(n, SPARK_POINTS)
     levels = len(SPARKS) - 1
     return "".join(SPARKS[round(min(values[i] / top, 1.0) * levels)] for i in picks)
 

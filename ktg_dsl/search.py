@@ -33,7 +33,7 @@ import yaml
 from .errors import KtgRuntimeError, SpecError, UsageError, format_path
 from .graph import GraphReport, edge_matrix_view, spec_edges
 from .registry import PRUNERS, SAMPLERS
-from .spec.api import check, parse_data, spec_default
+from .spec.api import inspect_data, spec_default
 from .spec.overrides import parse_path, set_path
 from .spec.schema import LABELS, GateRef, Spec
 
@@ -142,9 +142,7 @@ class SearchSpace:
 
 
 def spec_from_data(data: dict[str, Any]) -> tuple[Spec | None, list[str]]:
-    spec, issues = parse_data(data)
-    if spec is not None and not any(i.is_error for i in issues):
-        issues = issues + check(spec)[1]
+    spec, _, issues = inspect_data(data)
     errors = [
         f"{format_path(i.path)}: {i.message}" + (f" ({i.hint})" if i.hint else "")
         for i in issues

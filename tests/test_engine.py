@@ -284,14 +284,19 @@ def test_cutoff_edge_is_exactly_no_edge() -> None:
     assert summary(Engine(p1)) == summary(Engine(p2))
 
 
-def test_teacher_behind_a_cutoff_is_never_run() -> None:
-    spec = make_spec(
-        [{"to": "a", "from": "labels"}, {"to": "a", "from": "t", "gate": "cutoff"}],
+def teacher_spec(gate: str) -> ktg_dsl.Spec:
+    """A student 'a' and a frozen teacher 't' joined by one edge through ``gate``."""
+    return make_spec(
+        [{"to": "a", "from": "labels"}, {"to": "a", "from": "t", "gate": gate}],
         nodes={
             "a": {"model": {"type": "small_cnn", "width": 4}},
             "t": {"model": {"type": "small_cnn", "width": 4}, "frozen": True},
         },
     )
+
+
+def test_teacher_behind_a_cutoff_is_never_run() -> None:
+    spec = teacher_spec("cutoff")
     program = ktg_dsl.compile_spec(spec, data_info=INFO)
     calls = _count_forwards(program)
     engine = Engine(program)
@@ -301,13 +306,7 @@ def test_teacher_behind_a_cutoff_is_never_run() -> None:
 
 
 def test_closed_edges_are_not_computed_this_epoch() -> None:
-    spec = make_spec(
-        [{"to": "a", "from": "labels"}, {"to": "a", "from": "t", "gate": "positive_linear"}],
-        nodes={
-            "a": {"model": {"type": "small_cnn", "width": 4}},
-            "t": {"model": {"type": "small_cnn", "width": 4}, "frozen": True},
-        },
-    )
+    spec = teacher_spec("positive_linear")
     program = ktg_dsl.compile_spec(spec, data_info=INFO)
     calls = _count_forwards(program)
     engine = Engine(program)

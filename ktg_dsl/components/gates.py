@@ -29,6 +29,13 @@ def progress(t: int, T: int) -> float:
     return min(max(t / (T - 1), 0.0), 1.0)
 
 
+def spread(n: int, k: int) -> list[int]:
+    """At most ``k`` evenly spaced indices of ``range(n)``, the first and last included."""
+    if n <= k:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
 @dataclass(frozen=True)
 class Gate:
     """A gate instance. ``shape`` describes w(p) for p in [0, 1]; subclasses override it."""
@@ -47,10 +54,7 @@ class Gate:
         """Whether the weight is ever above zero within T time indices."""
         if self.per_sample:
             return True
-        if T <= 4096:
-            return any(self.weight(t, T) > 0.0 for t in range(T))
-        grid = [round(i * (T - 1) / 4095) for i in range(4096)]
-        return any(self.weight(t, T) > 0.0 for t in grid)
+        return any(self.weight(t, T) > 0.0 for t in spread(T, 4096))
 
     @property
     def never_open(self) -> bool:

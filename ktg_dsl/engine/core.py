@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ..compiler import Program, RuntimeNode
 from ..errors import KtgRuntimeError
-from .step import StepPlan, build_plan, edge_losses
+from .step import StepPlan, build_plan, edge_losses, stacked_cross_entropy
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _SCHEDULER_ORDER = "Detected call of `lr_scheduler.step"
@@ -288,14 +288,7 @@ class Engine:
                     logits = self._forward(every, x, train=False)
                 z = logits.float()
                 correct += (z.argmax(-1) == y).sum(-1)
-                ce += (
-                    torch.nn.functional.cross_entropy(
-                        z.flatten(0, 1), y.repeat(n), reduction="none"
-                    )
-                    .view(n, -1)
-                    .sum(-1)
-                    .double()
-                )
+                ce += stacked_cross_entropy(z, y).sum(-1).double()
                 seen += y.shape[0]
         self._set_mode("train")
         if seen == 0:

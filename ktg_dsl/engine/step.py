@@ -148,6 +148,15 @@ def build_plan(program: Program, weight_rows: list[list[float]], device: torch.d
     return plan
 
 
+def stacked_cross_entropy(z: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Tensor:
+    """Per-sample cross-entropy ``[R, B]`` of stacked logits ``[R, B, C]`` with labels ``[B]``,
+    in one call."""
+    r = z.shape[0]
+    return F.cross_entropy(
+        z.flatten(0, 1), y.repeat(r), reduction="none", label_smoothing=label_smoothing
+    ).view(r, -1)
+
+
 def _masked(per_sample: Tensor, table: Tensor | None, rows: Tensor | None) -> Tensor:
     """Multiply each edge's per-sample loss [E, B] by its correct mask (ones where none)."""
     if rows is None or table is None:
@@ -168,11 +177,7 @@ def edge_losses(plan: StepPlan, logits: Tensor, y: Tensor, n_nodes: int, row: in
         table = (z.index_select(0, plan.correct_rows).argmax(-1) == y).float()  # [K, B]
 
     for g in plan.labels:
-        zr = z.index_select(0, g.receivers)
-        r = zr.shape[0]
-        ce = F.cross_entropy(
-            zr.flatten(0, 1), y.repeat(r), reduction="none", label_smoothing=g.label_smoothing
-        ).view(r, -1)  # [E, B]
+        ce = stacked_cross_entropy(z.index_select(0, g.receivers), y, g.label_smoothing)
         ce = _masked(ce, table, g.masks)
         losses = losses.index_add(0, g.targets, ce.mean(-1) * w.index_select(0, g.weight_cols))
 

@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from ..atomic import write_text_atomic
-from ..compiler import Program, compile_spec
+from ..compiler import Program, compile_spec, device_name
 from ..components.data import DatasetInfo
 from ..components.data.bundle import DataBundle
 from ..components.data.loader import TensorBatches, eval_batches, train_batches
@@ -172,9 +172,7 @@ class Trainer:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "host": platform.node(),
             "device": str(p.device),
-            "device_name": torch.cuda.get_device_name(p.device)
-            if p.device.type == "cuda"
-            else platform.processor() or platform.machine(),
+            "device_name": device_name(p.device),
             "precision": p.precision,
             "channels_last": p.channels_last,
             "data": self.bundle.description,

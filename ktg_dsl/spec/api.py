@@ -116,7 +116,16 @@ def inspect_file(
     """Everything ``ktg validate`` reports about a file. Raises SpecError only when the file
     cannot be read or parsed at all."""
     loaded = load_file(path)
-    spec, issues = parse_data(loaded.data, loaded.source, overrides)
+    return inspect_data(loaded.data, loaded.source, overrides)
+
+
+def inspect_data(
+    data: Any, source: SourceMap | None = None, overrides: Sequence[str] = ()
+) -> tuple[Spec | None, GraphReport | None, list[SpecIssue]]:
+    """Schema, component and graph checks of plain spec data: the spec (None if its shape
+    is wrong), its graph (None if anything is an error before the graph checks) and every
+    issue."""
+    spec, issues = parse_data(data, source, overrides)
     if spec is None or any(i.is_error for i in issues):
         return spec, None, issues
     report, more = check(spec)
@@ -139,9 +148,7 @@ def load_spec(
 def loads_spec(text: str, fmt: str = "yaml", overrides: Sequence[str] = ()) -> Spec:
     """:func:`load_spec` for a spec held in a string."""
     loaded = load_text(text, "<string>", fmt=fmt)
-    spec, issues = parse_data(loaded.data, loaded.source, overrides)
-    if spec is not None and not any(i.is_error for i in issues):
-        issues += check(spec)[1]
+    spec, _, issues = inspect_data(loaded.data, loaded.source, overrides)
     if spec is None or any(i.is_error for i in issues):
         raise SpecError(issues)
     return spec

@@ -184,8 +184,7 @@ def _load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
                 msg += _snippet(text, line, col)
             raise _fail(file, msg, line=line, col=col, hint=hint) from None
         except yaml.reader.ReaderError as exc:  # a character YAML does not allow
-            line = text.count("\n", 0, exc.position) + 1
-            col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+            line, col = _line_col(text, exc.position)
             raise _fail(
                 file,
                 f"character {exc.character!r} is not allowed in YAML",
