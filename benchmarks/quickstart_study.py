@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ktg_dsl.engine.trainer import Trainer  # noqa: E402
-from ktg_dsl.spec.api import load_spec  # noqa: E402
+from ktg_dsl.check import load_spec  # noqa: E402
+from ktg_dsl.run.recipe import Recipe  # noqa: E402
 
 VARIANTS = {
     "mutual (auto)": [],
@@ -48,7 +48,7 @@ def main() -> int:
             for name, extra in VARIANTS.items():
                 sets = [f"seed={seed}", "data.split=test", *extra]
                 spec = load_spec(ROOT / "specs/quickstart.yaml", overrides=sets)
-                trainer = Trainer(
+                trainer = Recipe(
                     spec,
                     Path(tmp) / f"{name}-{seed}".replace(" ", "_"),
                     progress=False,

@@ -1,7 +1,7 @@
 """ktg: declarative Knowledge Transfer Graphs.
 
     spec = ktg_dsl.load_spec("specs/quickstart.yaml")     # raises SpecError with every issue
-    issues = ktg_dsl.validate_spec(spec)                  # errors and warnings
+    report = ktg_dsl.check_spec(spec)                     # errors, warnings, the linked graph
     program = ktg_dsl.compile_spec(spec)                  # imports torch
     engine = ktg_dsl.Engine(program)
 
@@ -12,25 +12,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from .check import CheckReport, check_spec, load_spec, loads_spec, validate_spec
 from .errors import KtgRuntimeError, SpecError, SpecIssue
-from .spec.api import load_spec, loads_spec, validate_spec
 from .spec.schema import Spec
 
 __version__ = "0.1.0"
 __all__ = [
+    "CheckReport",
     "Engine",
     "KtgRuntimeError",
     "Program",
     "Spec",
     "SpecError",
     "SpecIssue",
+    "check_spec",
     "compile_spec",
     "load_spec",
     "loads_spec",
     "validate_spec",
 ]
 
-_LAZY = {"compile_spec": "compiler", "Program": "compiler", "Engine": "engine"}
+_LAZY = {"compile_spec": "compiler", "Program": "engine", "Engine": "engine"}
 
 
 def __getattr__(name: str) -> Any:

@@ -19,12 +19,9 @@ process's peak RSS (VmHWM, reset before each variant where Linux allows).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
-import json
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,12 +31,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .compiler import Program, compile_spec, device_name
+from .compiler import Program, compile_spec, make_optimizer
 from .components.data import DatasetInfo
 from .engine import Engine
 from .errors import KtgRuntimeError
-from .graph import GraphReport, data_info
-from .registry import OPTIMIZERS
+from .graph import data_info
+from .run.env import device_name
 from .spec.schema import Spec
 
 Step = Callable[[torch.Tensor, torch.Tensor], None]
@@ -79,11 +76,7 @@ def baseline_step(program: Program) -> Step:
             opts.append(None)
             continue
         ref = node.config.optimizer or program.spec.defaults.optimizer
-        opts.append(
-            OPTIMIZERS.get(ref.type).build(
-                ref.args, params=list(model.parameters()), foreach=None, fused=None
-            )
-        )
+        opts.append(make_optimizer(ref, model.parameters(), "default"))
     cuda = dev.type == "cuda"
     scalers = [torch.amp.GradScaler("cuda", enabled=cuda) for _ in nodes]
     matrix = program.edge_matrix()
@@ -142,11 +135,7 @@ def ideal_step(program: Program) -> Step:
     opts = []
     for node, model in zip(nodes, models, strict=True):
         ref = node.config.optimizer or program.spec.defaults.optimizer
-        opts.append(
-            OPTIMIZERS.get(ref.type).build(
-                ref.args, params=list(model.parameters()), foreach=None, fused=None
-            )
-        )
+        opts.append(make_optimizer(ref, model.parameters(), "default"))
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(program.precision)
     dev = program.device
     scaler = torch.amp.GradScaler("cuda", enabled=program.precision == "fp16")
@@ -233,25 +222,9 @@ def measure(
 
 def epoch_variant(program: Program, spec: Spec, steps: int) -> Variant:
     """The engine at auto fed by the real loader (augmentation and normalisation included)."""
-    from .components.data.loader import TensorBatches
-    from .registry import DATASETS
+    from .run.data import load_bundle, make_batches
 
-    d = spec.data
-    bundle = DATASETS.get(d.dataset.type).build(
-        d.dataset.args, root=d.root, download=d.download, seed=spec.seed, split=d.split
-    )
-    loader = TensorBatches(
-        bundle.train,
-        d.batch_size,
-        mean=bundle.mean,
-        std=bundle.std,
-        augment=bundle.augment,
-        shuffle=True,
-        drop_last=True,
-        device=program.device,
-        seed=spec.seed,
-        channels_last=program.channels_last,
-    )
+    loader = make_batches(spec, load_bundle(spec), program).train
     engine = Engine(program)
     epoch = program.epochs // 2
     state: dict[str, Any] = {"it": iter(loader), "epoch": 0}
@@ -266,7 +239,7 @@ def epoch_variant(program: Program, spec: Spec, steps: int) -> Variant:
             x, y = next(state["it"])
         engine.train_step(x, y, epoch)
 
-    return Variant("epoch(auto)", step, d.batch_size, _sync_for(program.device))
+    return Variant("epoch(auto)", step, spec.data.batch_size, _sync_for(program.device))
 
 
 def run_bench(
@@ -370,25 +343,3 @@ def format_result(result: dict[str, Any]) -> str:
     lines.append("")
     lines += [f"{k:<26}{v:>8.3f}" for k, v in result["ratios"].items()]
     return "\n".join(lines)
-
-
-def bench_command(spec: Spec, report: GraphReport, args: argparse.Namespace) -> int:
-    if args.json:
-        from .atomic import check_writable
-
-        check_writable(args.json)  # before minutes of measuring, not after
-    result = run_bench(
-        spec,
-        steps=args.steps,
-        rounds=args.rounds,
-        warmup=args.warmup,
-        with_compile=args.compile,
-        report=lambda s: print(s, file=sys.stderr, flush=True),
-    )
-    print(format_result(result))
-    if args.json:
-        from .atomic import write_text_atomic
-
-        write_text_atomic(args.json, json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}", file=sys.stderr)
-    return 0

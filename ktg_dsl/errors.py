@@ -110,13 +110,6 @@ class KtgRuntimeError(RuntimeError):
     traceback at the command line): a missing dataset, a bad checkpoint, a NaN loss."""
 
 
-class UsageError(Exception):
-    """A wrong command line (exit 2)."""
-
-
-class CommandExit(Exception):
-    """Ends a command with an exit code after its messages were printed."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
+class ArgumentError(ValueError):
+    """A library call got an argument that cannot work (an output format it cannot tell, an
+    epoch outside the run). The command line reports it as a wrong command line (exit 2)."""

@@ -12,6 +12,7 @@ Registering never imports torch: built-in factories import it inside their bodie
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
@@ -120,6 +121,24 @@ class Registry:
             return fn
 
         return deco
+
+    def unregister(self, name: str) -> Component:
+        """Remove a component (a plugin's, a test's); returns it. Unknown names are errors."""
+        component = self.get(name)
+        del self._items[name]
+        return component
+
+    @contextlib.contextmanager
+    def registered(
+        self, name: str, factory: Callable[..., Any], **meta: Any
+    ) -> Iterator[Component]:
+        """``with GATES.registered("my_gate", fn): ...``: the component exists inside the block
+        only (for tests and notebooks)."""
+        self.register(name, **meta)(factory)
+        try:
+            yield self._items[name]
+        finally:
+            self._items.pop(name, None)
 
     def get(self, name: str) -> Component:
         try:

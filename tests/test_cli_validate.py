@@ -72,13 +72,12 @@ def test_deep_reports_a_model_with_the_wrong_output(
 ) -> None:
     from ktg_dsl.registry import MODELS
 
-    @MODELS.register("test_bad_head")
     def test_bad_head(num_classes: int, in_channels: int) -> object:
         import torch
 
         return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(num_classes + 1))
 
-    try:
+    with MODELS.registered("test_bad_head", test_bad_head):
         data = base_spec()
         data["nodes"]["b"]["model"] = "test_bad_head"
         code, _, err = cli("validate", "--deep", spec_file(data))
@@ -87,8 +86,7 @@ def test_deep_reports_a_model_with_the_wrong_output(
             "nodes.b.model: 'test_bad_head' returns (2, 11) for a batch of 2, expected (2, 10)"
             in err
         )
-    finally:
-        MODELS._items.pop("test_bad_head")
+    assert "test_bad_head" not in MODELS
 
 
 def test_plugin_flag(cli, spec_file: Callable[..., Path]) -> None:

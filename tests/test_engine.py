@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 
 import ktg_dsl
-from ktg_dsl.compiler import Program
+from ktg_dsl.check import parse_data
+from ktg_dsl.compiler import Program, make_optimizer
 from ktg_dsl.components.data import DatasetInfo
 from ktg_dsl.engine import Engine, NonFiniteLossError
 from ktg_dsl.errors import KtgRuntimeError
-from ktg_dsl.registry import OPTIMIZERS, SCHEDULERS
-from ktg_dsl.spec.api import parse_data
+from ktg_dsl.registry import SCHEDULERS
 
 INFO = DatasetInfo(5, (3, 8, 8))
 
@@ -94,9 +94,7 @@ def reference_train(
             scheds.append(None)
             continue
         ref = node.config.optimizer or spec.defaults.optimizer
-        opt = OPTIMIZERS.get(ref.type).build(
-            ref.args, params=list(model.parameters()), foreach=False, fused=None
-        )
+        opt = make_optimizer(ref, model.parameters(), "loop")
         sref = node.config.scheduler or spec.defaults.scheduler
         scheds.append(
             SCHEDULERS.get(sref.type).build(
@@ -275,13 +273,7 @@ def test_cutoff_edge_is_exactly_no_edge() -> None:
     p2 = ktg_dsl.compile_spec(without, data_info=INFO)
     assert [(e.receiver, e.sender) for e in p1.edges] == [(e.receiver, e.sender) for e in p2.edges]
 
-    def summary(engine: Engine) -> Any:
-        plan, _ = engine.plan(0)
-        assert plan.weights is not None
-        groups = [(g.receivers.tolist(), g.senders.tolist()) for g in plan.labels + plan.kl]
-        return plan.forward, plan.stepping, groups, plan.generic, plan.weights.tolist()
-
-    assert summary(Engine(p1)) == summary(Engine(p2))
+    assert Engine(p1).step_summary(0) == Engine(p2).step_summary(0)
 
 
 def teacher_spec(gate: str) -> ktg_dsl.Spec:
@@ -460,18 +452,30 @@ def test_per_step_gates_build_one_plan_per_epoch() -> None:
     spec = make_spec(ALL_GATES, gate_unit="step", epochs=2)
     program = ktg_dsl.compile_spec(spec, data_info=INFO, steps_per_epoch=5)
     engine = Engine(program)
-    built = []
-    import ktg_dsl.engine.core as core
+    for epoch in range(2):
+        for step, (x, y) in enumerate(batches_for(5)):
+            engine.train_step(x, y, epoch, step)
+    # the same edges are open in both epochs: one plan, the weights moving as data
+    info = engine.plan_cache_info()
+    assert (info.misses, info.hits, info.size) == (1, 9, 1)
 
-    real = core.build_plan
-    core.build_plan = lambda *a, **k: built.append(1) or real(*a, **k)  # type: ignore[assignment]
-    try:
-        for epoch in range(2):
-            for step, (x, y) in enumerate(batches_for(5)):
-                engine.train_step(x, y, epoch, step)
-    finally:
-        core.build_plan = real  # type: ignore[assignment]
-    assert len(built) == 2
+
+def test_plans_do_not_grow_with_epochs() -> None:
+    """A linear gate changes its weight every epoch; the plan is cached by the set of open
+    edges, so 200 epochs still hold one plan per distinct set (here: labels only at epoch 0,
+    everything after)."""
+    spec = teacher_spec("positive_linear").model_copy(
+        update={"train": make_spec(ALL_GATES).train.model_copy(update={"epochs": 200})}
+    )
+    program = ktg_dsl.compile_spec(spec, data_info=INFO)
+    engine = Engine(program)
+    x, y = batches_for(1)[0]
+    for epoch in range(200):
+        engine.train_step(x[:2], y[:2], epoch)
+    info = engine.plan_cache_info()
+    assert (info.misses, info.size) == (2, 2) and info.size <= info.maxsize
+    weights = engine.step_summary(100).weights
+    assert weights[("a", "t")] == pytest.approx(100 / 199)
 
 
 def test_mode_is_restored_whoever_changed_it() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import ktg_dsl
-from ktg_dsl.graph import build_graph
-from ktg_dsl.spec.api import parse_data
+from ktg_dsl.check import parse_data
+from ktg_dsl.graph import link
 
 from .conftest import base_spec
 
@@ -73,7 +73,7 @@ def test_node_that_never_trains_needs_a_checkpoint() -> None:
     data["nodes"]["b"]["checkpoint"] = "teacher.pt"
     assert errors(data) == []
     spec, _ = parse_data(data)
-    assert spec is not None and build_graph(spec).frozen == {"b"}
+    assert spec is not None and link(spec).frozen == {"b"}
 
 
 def test_rising_gate_in_a_one_epoch_run_never_opens() -> None:
@@ -214,6 +214,6 @@ def test_search_ranges_optuna_cannot_sample() -> None:
 def test_graph_structure() -> None:
     spec, _ = parse_data(base_spec())
     assert spec is not None
-    g = build_graph(spec).graph
+    g = link(spec).to_networkx()
     assert set(g.nodes) == {"labels", "a", "b"}
     assert set(g.edges) == {("labels", "a"), ("labels", "b"), ("b", "a"), ("a", "b")}

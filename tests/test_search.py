@@ -15,8 +15,8 @@ import yaml
 from optuna.trial import TrialState
 
 import ktg_dsl
-from ktg_dsl.search import SearchSpace
-from ktg_dsl.spec.api import parse_data
+from ktg_dsl.check import parse_data
+from ktg_dsl.search.space import SearchSpace
 
 from .conftest import write_spec
 

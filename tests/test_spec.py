@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 import ktg_dsl
 from ktg_dsl import SpecError
+from ktg_dsl.check import parse_data
 from ktg_dsl.graph import spec_edges
-from ktg_dsl.spec.api import parse_data
 from ktg_dsl.spec.overrides import parse_override, parse_path, set_path
 
 from .conftest import base_spec

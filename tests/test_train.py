@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import torch
 
-from ktg_dsl.engine import checkpoint as ckpt
-from ktg_dsl.engine.runlog import read_metrics
-from ktg_dsl.engine.trainer import Trainer
+from ktg_dsl.check import load_spec
 from ktg_dsl.errors import KtgRuntimeError
-from ktg_dsl.spec.api import load_spec
+from ktg_dsl.run import checkpoint as ckpt
+from ktg_dsl.run.logs import read_metrics
+from ktg_dsl.run.recipe import Recipe
 
 from .conftest import ROOT, write_spec
 
@@ -123,7 +123,7 @@ def test_tensorboard_events_hold_the_metrics(tmp_path: Path) -> None:
 
     spec = load_spec(write(tmp_path, tiny_spec(epochs=2)))
     run = tmp_path / "run"
-    trainer = Trainer(spec, run, progress=False)
+    trainer = Recipe(spec, run, progress=False)
     trainer.setup()
     trainer.train()
     trainer.cleanup()
@@ -268,7 +268,7 @@ def test_disk_full_keeps_the_previous_checkpoint(
 ) -> None:
     spec = load_spec(write(tmp_path, tiny_spec(epochs=3)))
     run = tmp_path / "run"
-    trainer = Trainer(spec, run, progress=False)
+    trainer = Recipe(spec, run, progress=False)
     trainer.setup()
     real_save = torch.save
 
@@ -281,7 +281,7 @@ def test_disk_full_keeps_the_previous_checkpoint(
 
             monkeypatch.setattr(torch, "save", full)
 
-    trainer.on_epoch = on_epoch
+    trainer.hooks.append(on_epoch)
     with pytest.raises(KtgRuntimeError, match=r"No space left on device.*unchanged"):
         trainer.train()
     trainer.cleanup()
@@ -293,7 +293,7 @@ def test_disk_full_keeps_the_previous_checkpoint(
 def test_nan_stops_with_node_and_epoch_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, tiny_spec(epochs=3)))
     run = tmp_path / "run"
-    trainer = Trainer(spec, run, progress=False)
+    trainer = Recipe(spec, run, progress=False)
     trainer.setup()
 
     def poison(epoch: int, rows: dict[str, Any]) -> None:
@@ -302,7 +302,7 @@ def test_nan_stops_with_node_and_epoch_and_keeps_the_last_checkpoint(tmp_path: P
                 for p in trainer.program.nodes["b"].model.parameters():
                     p.fill_(float("nan"))
 
-    trainer.on_epoch = poison
+    trainer.hooks.append(poison)
     with pytest.raises(KtgRuntimeError) as exc:
         trainer.train()
     trainer.cleanup()
@@ -354,7 +354,7 @@ def test_frozen_teacher_loads_a_trained_checkpoint(tmp_path: Path, cli) -> None:
     }
     kd["gate_matrix"] = [["through", "through"], ["cutoff", "cutoff"]]
     spec = load_spec(write(tmp_path, kd, "kd.yaml"))
-    trainer = Trainer(spec, tmp_path / "kd", progress=False)
+    trainer = Recipe(spec, tmp_path / "kd", progress=False)
     trainer.setup()
     teacher = trainer.program.nodes["t"]
     saved = ckpt.load(teacher_file)["state_dict"]
@@ -388,7 +388,7 @@ def test_teacher_checkpoint_missing(tmp_path: Path, cli) -> None:
 
 def test_files_are_written_with_normal_permissions(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, tiny_spec(epochs=1)))
-    trainer = Trainer(spec, tmp_path / "run", progress=False)
+    trainer = Recipe(spec, tmp_path / "run", progress=False)
     trainer.setup()
     trainer.train()
     trainer.cleanup()
@@ -406,7 +406,7 @@ def test_compiled_models_train_evaluate_and_checkpoint(tmp_path: Path) -> None:
         "b": {"model": {"type": "small_cnn", "width": 4}},
     }
     spec = load_spec(write(tmp_path, data))
-    trainer = Trainer(spec, tmp_path / "run", progress=False)
+    trainer = Recipe(spec, tmp_path / "run", progress=False)
     trainer.setup()
     result = trainer.train()
     trainer.cleanup()
@@ -416,7 +416,7 @@ def test_compiled_models_train_evaluate_and_checkpoint(tmp_path: Path) -> None:
     state = ckpt.load(tmp_path / "run" / "best" / "a.pt")["state_dict"]
     assert not any(k.startswith("_orig_mod") for k in state)
     data["train"]["compile"] = "off"
-    plain = Trainer(
+    plain = Recipe(
         load_spec(write(tmp_path, data, "plain.yaml")), tmp_path / "plain", progress=False
     )
     plain.setup()
@@ -430,10 +430,10 @@ def test_compiled_models_train_evaluate_and_checkpoint(tmp_path: Path) -> None:
 def test_ctrl_c_during_the_last_batch_stops_at_the_epoch_end(tmp_path: Path) -> None:
     data = tiny_spec(train_size=16, epochs=4)  # one batch per epoch
     spec = load_spec(write(tmp_path, data))
-    trainer = Trainer(spec, tmp_path / "run", progress=False)
+    trainer = Recipe(spec, tmp_path / "run", progress=False)
     trainer.setup()
-    trainer.on_epoch = lambda epoch, rows: (
-        os.kill(os.getpid(), signal.SIGINT) if epoch == 0 else None
+    trainer.hooks.append(
+        lambda epoch, rows: os.kill(os.getpid(), signal.SIGINT) if epoch == 0 else None
     )
     result = trainer.train()
     trainer.cleanup()
@@ -444,7 +444,7 @@ def test_ctrl_c_during_the_last_batch_stops_at_the_epoch_end(tmp_path: Path) -> 
 
 def test_ctrl_c_after_a_nan_keeps_the_good_checkpoint(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, tiny_spec(epochs=3)))
-    trainer = Trainer(spec, tmp_path / "run", progress=False)
+    trainer = Recipe(spec, tmp_path / "run", progress=False)
     trainer.setup()
     real_step = trainer.engine.train_step
 

@@ -3,19 +3,24 @@
 A gate maps a time index ``t`` in ``0..T-1`` to a weight (``T`` = epochs, or total steps when
 ``train.gate_unit: step``). The linear family is written with the original KTG convention,
 progress ``p = t / (T - 1)``; for ``T <= 1``, ``p`` is 1 after the first time index and 0 at it.
-Gates are plain Python: they are evaluated on the host once per epoch (or step), never per sample,
-except ``correct``, which the engine applies per sample.
+Gates are plain Python: they are evaluated on the host once per epoch (or step). A per-sample
+gate (``per_sample = True``, like ``correct``) also gives a mask over the batch through
+``sample_mask(sender_logits, labels)``, which the engine multiplies into the edge's per-sample
+loss every step: a new per-sample gate needs no change to the engine.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
 from ..registry import GATES
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 Style = Literal["through", "cutoff", "rising", "falling", "correct", "parametric"]
 Weight = Annotated[float, Field(ge=0.0, le=100.0)]
@@ -50,6 +55,10 @@ class Gate:
     def weight(self, t: int, T: int) -> float:
         return float(self.shape(progress(t, T)))
 
+    def sample_mask(self, sender_logits: Tensor, labels: Tensor) -> Tensor | None:
+        """Per-sample weights ``[B]`` for a per-sample gate; None for gates of time only."""
+        return None
+
     def can_open(self, T: int) -> bool:
         """Whether the weight is ever above zero within T time indices."""
         if self.per_sample:
@@ -71,6 +80,14 @@ class Constant(Gate):
 
     def shape(self, p: float) -> float:
         return self.value
+
+
+@dataclass(frozen=True)
+class CorrectPrediction(Constant):
+    """1 for the samples the sender predicts right, 0 for the others (the KTG paper's)."""
+
+    def sample_mask(self, sender_logits: Tensor, labels: Tensor) -> Tensor | None:
+        return (sender_logits.argmax(-1) == labels).float()
 
 
 @dataclass(frozen=True)
@@ -161,7 +178,7 @@ def correct() -> Gate:
 
     On the labels edge the sender is the node itself: it learns from the samples it already
     gets right."""
-    return Constant("correct", "correct", per_sample=True, value=1.0)
+    return CorrectPrediction("correct", "correct", per_sample=True, value=1.0)
 
 
 @GATES.register()

@@ -1,5 +1,20 @@
-"""The training engine: the fused step, evaluation, and the state a checkpoint holds."""
+"""The training engine: the fused step, evaluation and the state a checkpoint holds. No spec,
+no registry, no files: it runs a compiled :class:`Program`."""
 
+from .contracts import EdgeLoss, Gate, GroupKernel, NodeOutput
 from .core import Engine, NonFiniteLossError
+from .program import EdgeSlot, Program, RuntimeNode
+from .protocol import TrainingEngine
 
-__all__ = ["Engine", "NonFiniteLossError"]
+__all__ = [
+    "EdgeLoss",
+    "EdgeSlot",
+    "Engine",
+    "Gate",
+    "GroupKernel",
+    "NodeOutput",
+    "NonFiniteLossError",
+    "Program",
+    "RuntimeNode",
+    "TrainingEngine",
+]

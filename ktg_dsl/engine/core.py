@@ -1,4 +1,4 @@
-"""The engine: a small interface to drive a compiled KTG by hand or from the trainer.
+"""The single-process engine: drive a compiled KTG by hand or from a recipe.
 
     engine = Engine(program)
     for epoch in range(program.epochs):
@@ -18,15 +18,27 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..compiler import Program, RuntimeNode
 from ..errors import KtgRuntimeError
-from .step import StepPlan, build_plan, edge_losses, stacked_cross_entropy
+from .contracts import NodeOutput
+from .program import Program, RuntimeNode
+from .step import (
+    EdgeGroup,
+    SingleEdge,
+    StepPlan,
+    build_plan,
+    describe_group,
+    edge_losses,
+    open_set,
+    stacked_cross_entropy,
+)
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _SCHEDULER_ORDER = "Detected call of `lr_scheduler.step"
@@ -50,13 +62,42 @@ class NonFiniteLossError(KtgRuntimeError):
         )
 
 
+@dataclass(frozen=True)
+class PlanCacheInfo:
+    """How the plan cache has served the steps (as ``functools.lru_cache``'s cache_info)."""
+
+    hits: int
+    misses: int
+    size: int
+    maxsize: int
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    """What a step computes at a given time, in plain values: the nodes that forward and that
+    take a step, and the edge groups (loss kind, (receiver, sender) names) with the weight of
+    each open edge."""
+
+    forward: list[str]
+    stepping: list[str]
+    groups: list[tuple[str, list[tuple[str, str]]]]
+    weights: dict[tuple[str, str], float]
+
+
 class Engine:
+    """The single-process engine: every node on ``program.device``, one fused step."""
+
+    plan_cache_size = 16  # distinct sets of open edges kept; linear gates need one
+
     def __init__(self, program: Program) -> None:
         self.program = program
         self.nodes: list[RuntimeNode] = list(program.nodes.values())
         self.device = program.device
         self.trainable: list[RuntimeNode] = [n for n in self.nodes if not n.frozen]
-        self._plans: dict[tuple[Any, ...], StepPlan] = {}
+        self._plans: OrderedDict[tuple[int, ...], StepPlan] = OrderedDict()
+        self._hits = self._misses = 0
+        self._table_key: tuple[Any, ...] | None = None
+        self._table: tuple[tuple[int, ...], Tensor] = ((), torch.zeros(0))
         self._reset_metrics()
 
     # ------------------------------------------------------------------ helpers
@@ -75,26 +116,60 @@ class Engine:
             if node.model.training != want:
                 node.model.train(want)
 
-    def plan(self, epoch: int, step: int | None = None) -> tuple[StepPlan, int]:
-        """The plan in force at this time, and the row of its weight table to use."""
+    def _weights(self, epoch: int, step: int | None) -> tuple[tuple[int, ...], Tensor, int]:
+        """The open edges, their weight table on the device and the row in force. The table
+        is built once per epoch: one row, or one per step when gates move every step (so a
+        step copies nothing from the host)."""
         program = self.program
-        if program.spec.train.gate_unit == "epoch":
-            weights = program.edge_weights(epoch)
-            key: tuple[Any, ...] = ("epoch", *weights)
-            rows, row = [weights], 0
-        else:
-            # One plan per epoch holding every step's weights: moving gates then cost no
-            # host-to-device copy per step.
-            key = ("step", epoch)
-            rows, row = None, step or 0
-        found = self._plans.get(key)
-        if found is None:
-            if rows is None:
-                steps = program.steps_per_epoch or 1
-                rows = [program.edge_weights(epoch, s) for s in range(steps)]
-                self._plans = {k: v for k, v in self._plans.items() if k[0] != "step"}
-            found = self._plans[key] = build_plan(program, rows, self.device)
-        return found, row
+        per_step = program.gate_unit == "step"
+        key = (epoch, per_step)
+        if key != self._table_key:
+            steps = (program.steps_per_epoch or 1) if per_step else 1
+            rows = [program.edge_weights(epoch, s if per_step else None) for s in range(steps)]
+            opened = open_set(rows)
+            table = torch.tensor(
+                [[row[i] for i in opened] for row in rows], dtype=torch.float32, device=self.device
+            )
+            self._table_key, self._table = key, (opened, table)
+        opened, table = self._table
+        return opened, table, (step or 0) if per_step else 0
+
+    def _plan(self, opened: tuple[int, ...]) -> StepPlan:
+        plan = self._plans.get(opened)
+        if plan is not None:
+            self._hits += 1
+            self._plans.move_to_end(opened)
+            return plan
+        self._misses += 1
+        plan = self._plans[opened] = build_plan(self.program, opened, self.device)
+        while len(self._plans) > self.plan_cache_size:
+            self._plans.popitem(last=False)
+        return plan
+
+    def plan_cache_info(self) -> PlanCacheInfo:
+        return PlanCacheInfo(self._hits, self._misses, len(self._plans), self.plan_cache_size)
+
+    def step_summary(self, epoch: int, step: int | None = None) -> StepSummary:
+        """What ``train_step`` computes at this time (for inspection and tests)."""
+        opened, table, row = self._weights(epoch, step)
+        plan = build_plan(self.program, opened, self.device)
+        names = self.program.names
+
+        def pairs(edges: tuple[tuple[int, int], ...]) -> list[tuple[str, str]]:
+            return [(names[r], "labels" if r == s else names[s]) for r, s in edges]
+
+        parts: list[EdgeGroup | SingleEdge] = [*plan.groups, *plan.singles]
+        groups = [describe_group(g) for g in parts]
+        weights = table[row].tolist()
+        return StepSummary(
+            [names[i] for i in plan.forward],
+            [names[i] for i in plan.stepping],
+            [(kind, pairs(edges)) for kind, edges in groups],
+            {
+                pairs(((self.program.edges[i].receiver, self.program.edges[i].sender),))[0]: w
+                for i, w in zip(opened, weights, strict=True)
+            },
+        )
 
     def _inputs(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         x = x.to(self.device, non_blocking=True)
@@ -117,25 +192,25 @@ class Engine:
             )
         return x, y
 
-    def _forward(self, nodes: list[int], x: Tensor, train: bool) -> Tensor:
-        """Stacked logits ``[len(nodes), B, C]``; frozen nodes (and all in eval) without grad."""
-        outs = []
-        for i in nodes:
-            node = self.nodes[i]
-            if node.frozen or not train:
-                with torch.no_grad():
-                    z = node.model(x)
-            else:
+    def forward_node(self, node: RuntimeNode, x: Tensor, train: bool) -> NodeOutput:
+        """One node's output; frozen nodes (and every node when not training) without grad."""
+        if node.frozen or not train:
+            with torch.no_grad():
                 z = node.model(x)
-            if not isinstance(z, Tensor) or z.shape != (x.shape[0], node.num_classes):
-                shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
-                raise KtgRuntimeError(
-                    f"node '{node.name}' returned {shape} for a batch of "
-                    f"{x.shape[0]}, expected ({x.shape[0]}, "
-                    f"{node.num_classes})"
-                )
-            outs.append(z)
-        return torch.stack(outs)
+        else:
+            z = node.model(x)
+        if not isinstance(z, Tensor) or z.shape != (x.shape[0], node.num_classes):
+            shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise KtgRuntimeError(
+                f"node '{node.name}' returned {shape} for a batch of "
+                f"{x.shape[0]}, expected ({x.shape[0]}, "
+                f"{node.num_classes})"
+            )
+        return NodeOutput(z)
+
+    def _forward(self, nodes: list[int], x: Tensor, train: bool) -> Tensor:
+        """Stacked logits ``[len(nodes), B, C]``."""
+        return torch.stack([self.forward_node(self.nodes[i], x, train).logits for i in nodes])
 
     # ------------------------------------------------------------------ training
 
@@ -146,14 +221,15 @@ class Engine:
         per-step gates). Returns each trained node's loss as a 0-d tensor on the device; no
         host synchronisation happens here."""
         x, y = self._inputs(x, y)
-        plan, row = self.plan(epoch, step)
+        opened, table, row = self._weights(epoch, step)
+        plan = self._plan(opened)
         self._set_mode("train")
         for node in self.trainable:
             assert node.optimizer is not None
             node.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             logits = self._forward(plan.forward, x, train=True)
-        losses = edge_losses(plan, logits, y, len(self.nodes), row)
+        losses = edge_losses(plan, logits, y, table[row], len(self.nodes))
         total = self._scaled_total(plan, losses)
         if total is not None:
             total.backward()
@@ -178,7 +254,7 @@ class Engine:
 
     def _optimizer_step(self, node: RuntimeNode) -> None:
         assert node.optimizer is not None
-        clip = self.program.spec.train.grad_clip
+        clip = self.program.grad_clip
         if node.scaler is not None:
             if clip:
                 node.scaler.unscale_(node.optimizer)
@@ -334,6 +410,3 @@ class Engine:
                 n.scheduler.load_state_dict(s["scheduler"])
             if n.scaler is not None and s.get("scaler") is not None:
                 n.scaler.load_state_dict(s["scaler"])
-
-    def __iter__(self) -> Iterator[RuntimeNode]:
-        return iter(self.nodes)

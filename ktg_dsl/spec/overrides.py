@@ -11,9 +11,17 @@ from typing import Any
 import yaml
 
 from ..errors import Path, SpecIssue
+from .messages import MISSING, schema_default
+from .schema import Spec
 
 _NAME = re.compile(r"[^.\[\]]+")
 _INDEX = re.compile(r"\[(-?\d+)\]")
+
+
+def spec_default(path: Path) -> Any:
+    """The default of a spec key, as plain data (None when it has none)."""
+    value = schema_default(Spec, path)
+    return None if value is MISSING else value
 
 
 def parse_path(text: str) -> Path:

@@ -1,15 +1,14 @@
-"""What a run writes as it goes: ``metrics.jsonl`` (one line per epoch and node), TensorBoard
-event files per node (the original KTG's tags: train_loss, train_score, train_lr, test_score),
-and a progress display."""
+"""What a run writes as it goes: ``metrics.jsonl`` (one line per epoch and node) and TensorBoard
+event files per node (the original KTG's tags: train_loss, train_score, train_lr, test_score)."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..atomic import write_text_atomic
+from .rundir import RunDir
 
 TB_TAGS = {
     "train_loss": "train_loss",
@@ -21,9 +20,9 @@ TB_TAGS = {
 
 class RunLog:
     def __init__(
-        self, run_dir: Path, nodes: list[str], start_epoch: int = 0, tensorboard: bool = True
+        self, run: RunDir, nodes: list[str], start_epoch: int = 0, tensorboard: bool = True
     ) -> None:
-        self.path = run_dir / "metrics.jsonl"
+        self.path = run.metrics
         self._truncate_from(start_epoch)
         self._file: TextIO = self.path.open("a", encoding="utf-8")
         self._writers: dict[str, Any] = {}
@@ -33,7 +32,7 @@ class RunLog:
             for name in nodes:
                 # purge_step drops events a killed run wrote past its checkpoint
                 self._writers[name] = SummaryWriter(
-                    str(run_dir / "tb" / name), purge_step=start_epoch + 1
+                    str(run.tensorboard(name)), purge_step=start_epoch + 1
                 )
 
     def _truncate_from(self, epoch: int) -> None:
@@ -73,42 +72,3 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return [
         json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
     ]
-
-
-class Progress:
-    """A tqdm bar per epoch on a terminal; one line per epoch otherwise."""
-
-    def __init__(self, enabled: bool, stream: TextIO = sys.stderr) -> None:
-        self.stream = stream
-        self.bar_ok = enabled and stream.isatty()
-        self.enabled = enabled
-        self._bar: Any = None
-
-    def start(self, epoch: int, epochs: int, total: int, initial: int = 0) -> None:
-        if self.bar_ok:
-            from tqdm import tqdm
-
-            self._bar = tqdm(
-                total=total,
-                initial=initial,
-                desc=f"epoch {epoch + 1}/{epochs}",
-                file=self.stream,
-                leave=False,
-                dynamic_ncols=True,
-            )
-
-    def update(self, n: int, stats: dict[str, tuple[float, float]] | None) -> None:
-        if self._bar is None:
-            return
-        self._bar.update(n)
-        if stats:
-            self._bar.set_postfix_str(
-                "  ".join(f"{k} {loss:.3f}/{top1:.1f}%" for k, (loss, top1) in stats.items())
-            )
-
-    def end(self, line: str) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-        if self.enabled:
-            print(line, file=self.stream, flush=True)

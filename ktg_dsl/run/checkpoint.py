@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..atomic import write_with
-from ..compiler import RuntimeNode
+from ..engine.program import RuntimeNode
 from ..errors import KtgRuntimeError
 
 RUN_FORMAT = "ktg-run"

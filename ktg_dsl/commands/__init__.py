@@ -1,0 +1,9 @@
+"""One module per ``ktg`` command: ``add_arguments(parser)`` and ``run(args) -> exit code``.
+Only these modules (and ``cli.py``) know the command line; they call the library with typed
+keywords and turn its errors into messages and exit codes."""
+
+from . import bench, list_, render, schema, search, train, validate
+
+COMMANDS = [validate, render, train, search, bench, schema, list_]
+
+__all__ = ["COMMANDS"]

@@ -1,0 +1,46 @@
+"""``ktg bench SPEC``: images/s of the engine against the original KTG loop and the ideal,
+interleaved in one process (see docs/performance.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .common import EXIT_OK, add_overrides, add_spec, checked, err, non_negative_int, positive_int
+
+NAME = "bench"
+HELP = "measure the engine against the original loop"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_spec(parser)
+    parser.add_argument("--steps", type=positive_int, default=10, help="timed steps per round")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds")
+    parser.add_argument("--warmup", type=non_negative_int, default=3, help="untimed steps first")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument(
+        "--compile", action="store_true", help="also measure the engine with train.compile: on"
+    )
+    add_overrides(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..atomic import check_writable, write_text_atomic
+    from ..bench import format_result, run_bench
+
+    spec, _ = checked(args.spec, args.set)
+    if args.json:
+        check_writable(args.json)  # before minutes of measuring, not after
+    result = run_bench(
+        spec,
+        steps=args.steps,
+        rounds=args.rounds,
+        warmup=args.warmup,
+        with_compile=args.compile,
+        report=err,
+    )
+    print(format_result(result))
+    if args.json:
+        write_text_atomic(args.json, json.dumps(result, indent=2) + "\n")
+        err(f"wrote {args.json}")
+    return EXIT_OK

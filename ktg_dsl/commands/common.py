@@ -1,0 +1,104 @@
+"""What the commands share: exit codes, the errors that end a command, issue printing, and
+loading a spec checked as ``ktg validate`` checks it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..errors import SpecError, SpecIssue
+
+if TYPE_CHECKING:
+    from ..graph import GraphReport
+    from ..spec.schema import Spec
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A wrong command line (exit 2)."""
+
+
+class CommandExit(Exception):
+    """Ends a command with an exit code after its messages were printed."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def say(text: str) -> None:
+    """A status line of a long command (``ktg: ...`` on stderr)."""
+    print(f"ktg: {text}", file=sys.stderr, flush=True)
+
+
+def print_issues(issues: Sequence[SpecIssue]) -> None:
+    for issue in issues:
+        err(issue.format())
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("s" if n != 1 else "")
+
+
+def summary(file: str, issues: Sequence[SpecIssue]) -> str:
+    errors = sum(i.is_error for i in issues)
+    warnings = len(issues) - errors
+    if errors:
+        return f"{file}: invalid ({plural(errors, 'error')}, {plural(warnings, 'warning')})"
+    return f"{file}: valid" + (f" ({plural(warnings, 'warning')})" if warnings else "")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def add_spec(parser: argparse.ArgumentParser, nargs: str | None = None) -> None:
+    help = "the spec file (.yaml, .yml or .json)"
+    if nargs is None:
+        parser.add_argument("spec", metavar="SPEC", help=help)
+    else:
+        parser.add_argument("spec", metavar="SPEC", nargs=nargs, help=help)
+
+
+def add_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a value of the spec, e.g. --set train.epochs=3",
+    )
+
+
+def checked(file: str, overrides: Sequence[str] = ()) -> tuple[Spec, GraphReport]:
+    """The spec and graph of a file that passes every check (warnings printed); otherwise
+    its issues are printed and the command ends (exit 1, or 2 for an unreadable file)."""
+    from ..check import check_file
+
+    try:
+        report = check_file(file, overrides)
+    except SpecError as exc:
+        print_issues(exc.issues)
+        raise CommandExit(EXIT_USAGE if exc.unreadable else EXIT_INVALID) from None
+    print_issues(report.issues)
+    if not report.ok or report.spec is None or report.graph is None:
+        err(summary(file, report.issues))
+        raise CommandExit(EXIT_INVALID)
+    return report.spec, report.graph

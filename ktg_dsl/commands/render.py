@@ -1,0 +1,49 @@
+"""``ktg render SPEC -o FILE``: draw the graph (Graphviz), optionally its gate schedule."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import EXIT_OK, add_overrides, add_spec, checked
+
+NAME = "render"
+HELP = "draw the graph (Graphviz)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_spec(parser)
+    parser.add_argument("-o", "--output", required=True, help="output file (.svg .png .pdf .dot)")
+    parser.add_argument(
+        "--format",
+        choices=["svg", "png", "pdf", "dot"],
+        help="default: from the output's extension",
+    )
+    parser.add_argument("--epoch", type=int, help="draw the gate weights in force at this epoch")
+    parser.add_argument("--show-cutoff", action="store_true", help="also draw cut-off edges")
+    parser.add_argument(
+        "--schedule",
+        metavar="FILE",
+        help="also plot every edge's gate weight over the epochs (.svg or .csv)",
+    )
+    add_overrides(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..render import render_files
+
+    spec, graph = checked(args.spec, args.set)
+    written = render_files(
+        spec,
+        graph,
+        output=str(args.output),
+        fmt=args.format,
+        epoch=args.epoch,
+        show_cutoff=args.show_cutoff,
+        schedule=args.schedule,
+    )
+    # status lines go to stderr when a drawing goes to stdout
+    status = sys.stderr if "-" in (args.output, args.schedule) else sys.stdout
+    for w in written:
+        print(f"wrote {w.path} ({w.what})", file=status)
+    return EXIT_OK

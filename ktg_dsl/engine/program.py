@@ -1,0 +1,111 @@
+"""What the compiler hands the engine: runtime nodes (model, optimizer, scheduler, scaler,
+device) in spec order and the computed edges. Plain data and gate arithmetic; no spec types,
+no registry, no files."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from ..errors import KtgRuntimeError
+from .contracts import EdgeLoss, Gate
+
+Precision = Literal["fp32", "bf16", "fp16"]
+
+
+@dataclass
+class RuntimeNode:
+    """One model and everything that trains it. ``config`` is the node's section of the spec,
+    kept for callers (checkpoints name the model with it); the engine never reads it."""
+
+    name: str
+    index: int
+    model: nn.Module
+    device: torch.device
+    frozen: bool
+    num_classes: int
+    config: Any = None
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: Any = None  # torch.optim.lr_scheduler.LRScheduler
+    scheduler_interval: str = "epoch"
+    scaler: torch.amp.GradScaler | None = None
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"]) if self.optimizer else 0.0
+
+
+@dataclass(frozen=True)
+class EdgeSlot:
+    """A computed (not cut-off) edge. ``sender == receiver`` is the labels edge."""
+
+    receiver: int
+    sender: int
+    gate: Gate
+    loss: EdgeLoss
+    scale: float = 1.0  # 1/peer count under peer_reduction: mean, else 1
+
+    @property
+    def is_labels(self) -> bool:
+        return self.sender == self.receiver
+
+
+@dataclass
+class Program:
+    """A compiled graph. ``spec`` is the spec it was compiled from, for callers; the engine
+    reads only the other fields."""
+
+    nodes: OrderedDict[str, RuntimeNode]
+    edges: list[EdgeSlot]
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    device: torch.device
+    precision: Precision
+    channels_last: bool
+    epochs: int
+    gate_unit: str = "epoch"  # or "step"
+    grad_clip: float | None = None
+    steps_per_epoch: int | None = None
+    spec: Any = None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.nodes)
+
+    def time(self, epoch: int, step: int | None = None) -> tuple[int, int]:
+        """(t, T) of the gates at this epoch (and step, when gates run per step)."""
+        if self.gate_unit == "epoch":
+            return epoch, self.epochs
+        if self.steps_per_epoch is None:
+            raise KtgRuntimeError("gates run per step: set program.steps_per_epoch first")
+        return epoch * self.steps_per_epoch + (step or 0), self.epochs * self.steps_per_epoch
+
+    def edge_weights(self, epoch: int, step: int | None = None) -> list[float]:
+        """The weight of each edge in ``self.edges`` at this time (scale included)."""
+        t, T = self.time(epoch, step)
+        return [e.gate.weight(t, T) * e.scale for e in self.edges]
+
+    def gate_weights(self, epoch: int, step: int | None = None) -> list[list[float]]:
+        """The N x N matrix of edge weights (rows receivers, columns senders, diagonal the
+        labels edge); 0 for cut-off edges. A per-sample gate (``correct``) shows 1: its mask
+        is applied per sample in the step."""
+        n = len(self.nodes)
+        out = [[0.0] * n for _ in range(n)]
+        for e, w in zip(self.edges, self.edge_weights(epoch, step), strict=True):
+            out[e.receiver][e.sender] = w
+        return out
+
+    def edge_matrix(self) -> list[list[EdgeSlot | None]]:
+        """Receiver x sender table of computed edges (None where cut off)."""
+        n = len(self.nodes)
+        out: list[list[EdgeSlot | None]] = [[None] * n for _ in range(n)]
+        for e in self.edges:
+            out[e.receiver][e.sender] = e
+        return out
+
+    def trainable(self) -> list[RuntimeNode]:
+        return [n for n in self.nodes.values() if not n.frozen]

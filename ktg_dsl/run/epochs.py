@@ -1,0 +1,65 @@
+"""What the end of an epoch records: one row per node (train and evaluation metrics, lr, the
+gates in force), each node's best checkpoint, and the line the progress display prints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine.program import Program
+from . import checkpoint as ckpt
+from .rundir import RunDir
+
+Rows = dict[str, dict[str, Any]]
+
+
+def epoch_rows(
+    program: Program,
+    epoch: int,
+    stats: dict[str, dict[str, float]],
+    evaluated: dict[str, dict[str, float]],
+) -> Rows:
+    """The epoch's row of every node, as metrics.jsonl stores it (without timings)."""
+    weights = program.gate_weights(epoch)
+    names = program.names
+    rows: Rows = {}
+    for node in program.nodes.values():
+        rows[node.name] = {
+            "train_loss": stats.get(node.name, {}).get("train_loss"),
+            "train_top1": stats.get(node.name, {}).get("train_top1"),
+            "val_top1": evaluated.get(node.name, {}).get("top1"),
+            "val_loss": evaluated.get(node.name, {}).get("loss"),
+            "lr": stats.get(node.name, {}).get("lr"),
+            "frozen": node.frozen,
+            "gates": {
+                ("labels" if j == node.index else names[j]): round(w, 6)
+                for j, w in enumerate(weights[node.index])
+                if w > 0
+            },
+        }
+    return rows
+
+
+def save_best(
+    program: Program, run: RunDir, epoch: int, rows: Rows, best: dict[str, dict[str, Any]]
+) -> None:
+    """Save best/<node>.pt for every trained node whose evaluation beat its best so far: the
+    first epoch that reaches a node's best value is the one kept and reported."""
+    for node in program.nodes.values():
+        top1 = rows[node.name]["val_top1"]
+        before = best.get(node.name)
+        if top1 is None or node.frozen or (before is not None and top1 <= before["val_top1"]):
+            continue
+        best[node.name] = {"val_top1": top1, "epoch": epoch}
+        ckpt.save(
+            ckpt.node_checkpoint(node, program.input_shape[0], epoch, top1), run.best(node.name)
+        )
+
+
+def epoch_line(epoch: int, epochs: int, rows: Rows, eval_name: str = "val") -> str:
+    parts = []
+    for name, row in rows.items():
+        if row["frozen"]:
+            continue
+        val = f" {eval_name} {row['val_top1']:.2f}%" if row["val_top1"] is not None else ""
+        parts.append(f"{name}: loss {row['train_loss']:.3f} train {row['train_top1']:.2f}%{val}")
+    return f"epoch {epoch + 1}/{epochs}  " + "  |  ".join(parts)

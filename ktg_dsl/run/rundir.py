@@ -1,0 +1,189 @@
+"""Run directories: where they go, how a run claims one, the ``latest`` link, and the name of
+every file a run writes (no other module spells them).
+
+A run claims its directory with an advisory lock (``fcntl.flock`` on ``.ktg.lock``) held for
+the run's life: a second run, or a second resume, of the same directory is refused with the
+holder's pid, whatever the timing. A run that fails before its first checkpoint removes only
+what it created; ``latest`` moves (atomically) only once a run has a checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from ..errors import KtgRuntimeError
+
+RESOLVED = "spec.resolved.yaml"  # the spec with every default written out
+LAST = "last.pt"  # everything needed to continue
+METRICS = "metrics.jsonl"  # one line per epoch and node
+RUN_INFO = "run.json"  # where and how the run ran
+BEST = "best"  # best/<node>.pt: each node's weights at its best evaluation
+TENSORBOARD = "tb"  # tb/<node>/: TensorBoard event files
+LATEST = "latest"  # beside default run directories: the newest run with a checkpoint
+LOCK = ".ktg.lock"
+
+
+@dataclass
+class RunDir:
+    """A claimed run directory. ``default_place``: under ``<out_dir>/<name>/``, where the
+    ``latest`` link lives; ``created``: this run made the folder (so it may remove it)."""
+
+    path: Path
+    default_place: bool = False
+    created: bool = False
+    _lock: IO[str] | None = field(default=None, repr=False)
+    _before: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def resolved(self) -> Path:
+        return self.path / RESOLVED
+
+    @property
+    def last(self) -> Path:
+        return self.path / LAST
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def info(self) -> Path:
+        return self.path / RUN_INFO
+
+    def best(self, node: str) -> Path:
+        return self.path / BEST / f"{node}.pt"
+
+    def tensorboard(self, node: str) -> Path:
+        return self.path / TENSORBOARD / node
+
+    def release(self) -> None:
+        """Give up the claim (the lock file stays: removing it would race a new claimant)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def discard(self) -> None:
+        """Remove what this run wrote, if it never reached a checkpoint: it holds nothing to
+        resume and would block the next run of the same directory. Files that were there
+        before the claim are never touched."""
+        if self.last.exists():
+            return
+        if self.created:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        for entry in self.path.iterdir() if self.path.is_dir() else []:
+            if entry.name not in self._before and entry.name != LOCK:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+
+
+def _mkdir(path: Path, **kwargs: bool) -> None:
+    try:
+        path.mkdir(**kwargs)
+    except FileExistsError:
+        raise KtgRuntimeError(f"cannot create {path}: a file of that name is in the way") from None
+    except OSError as exc:
+        raise KtgRuntimeError(f"cannot create {path}: {exc.strerror or exc}") from None
+
+
+def _lock(run: RunDir) -> None:
+    """Take the run's lock, or refuse naming the process that holds it."""
+    import fcntl
+
+    try:
+        handle = open(run.path / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - held open
+    except OSError as exc:
+        raise KtgRuntimeError(f"cannot claim {run.path}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise KtgRuntimeError(
+            f"{run.path} is in use by a running ktg (pid {holder}); wait for it to finish, "
+            "or choose another --run-dir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    run._lock = handle
+
+
+def _refuse_if_used(path: Path) -> None:
+    if path.is_dir() and any(p.name != LOCK for p in path.iterdir()):
+        raise KtgRuntimeError(
+            f"{path} already holds a run; continue it with "
+            f"`ktg train --resume {path}` or choose another --run-dir"
+        )
+
+
+def claim_new(explicit: str | Path | None, out_dir: str, name: str) -> RunDir:
+    """A new run directory: ``explicit`` (new, or an existing empty folder), else
+    ``<out_dir>/<name>/<YYYYmmdd-HHMMSS>`` (a suffix when two runs start in one second)."""
+    if explicit is not None:
+        path = Path(explicit)
+        if path.exists() and not path.is_dir():
+            raise KtgRuntimeError(f"--run-dir {path} is a file, not a folder")
+        existed = path.is_dir()
+        _refuse_if_used(path)  # before writing anything into a folder that is not ours
+        _mkdir(path, parents=True, exist_ok=True)
+        run = RunDir(path, created=not existed)
+        _lock(run)
+        try:
+            _refuse_if_used(path)  # a run that claimed it in between
+        except KtgRuntimeError:
+            run.release()
+            raise
+        return run
+    base = Path(out_dir) / name
+    _mkdir(base, parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 10_000):
+        path = base / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()  # creating it is what claims it: two runs never share one
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise KtgRuntimeError(f"cannot create {path}: {exc.strerror or exc}") from None
+        run = RunDir(path, default_place=True, created=True)
+        _lock(run)
+        return run
+    raise KtgRuntimeError(f"cannot find a free run directory in {base}")
+
+
+def claim_existing(path: str | Path) -> RunDir:
+    """An existing run directory, to resume: it must hold the resolved spec and last.pt."""
+    run = RunDir(Path(path))
+    if not run.resolved.exists() or not run.last.exists():
+        raise KtgRuntimeError(
+            f"{run.path} is not a run directory with a checkpoint (needs {RESOLVED} and {LAST})"
+        )
+    _lock(run)
+    run._before = {p.name for p in run.path.iterdir()}
+    return run
+
+
+def link_latest(run: RunDir) -> None:
+    """Point ``latest`` beside a default run directory at it, atomically (a new link renamed
+    over the old). Only a link is ever replaced: a file or folder of that name is the user's."""
+    if not run.default_place:
+        return
+    link = run.path.parent / LATEST
+    if link.exists() and not link.is_symlink():
+        return
+    tmp = run.path.parent / f".{LATEST}.{os.getpid()}.tmp"
+    with contextlib.suppress(OSError):  # a file system without links: nothing depends on it
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run.path.name)
+        os.replace(tmp, link)

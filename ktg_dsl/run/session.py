@@ -1,0 +1,86 @@
+"""``ktg train`` as a library call: run a recipe in a claimed run directory, remove what a run
+that never reached a checkpoint wrote, move ``latest`` once a run has a checkpoint, and format
+the final per-node table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..graph import GraphReport
+from ..spec.schema import Spec
+from .recipe import Recipe, RunResult
+from .rundir import RunDir, link_latest
+
+Say = Callable[[str], None]
+
+
+def train_in(
+    spec: Spec,
+    graph: GraphReport | None,
+    run: RunDir,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    say: Say = lambda _: None,
+) -> RunResult | None:
+    """Train (or resume) ``spec`` in the claimed directory ``run``; None when a resumed run
+    was already complete. The claim is released at the end."""
+    linked = False
+
+    def latest(epoch: int, rows: Any) -> None:
+        nonlocal linked
+        if not linked and run.last.exists():
+            link_latest(run)
+            linked = True
+
+    recipe = Recipe(spec, run, graph=graph, resume=resume, progress=progress, hooks=[latest])
+    say(f"run {run.path}" + (" (resumed)" if resume else ""))
+    try:
+        recipe.setup()
+        if recipe.at.epoch >= spec.train.epochs:
+            say(f"{run.path} is already complete ({spec.train.epochs} epochs); nothing to do")
+            return None
+        program = recipe.program
+        say(
+            f"{recipe.bundle.description}; {len(program.nodes)} nodes on {program.device} "
+            f"({program.precision}); {len(recipe.batches.train)} steps per epoch"
+        )
+        if recipe.at.epoch or recipe.at.step:
+            say(f"continuing at epoch {recipe.at.epoch + 1}, batch {recipe.at.step + 1}")
+        return recipe.train()
+    except BaseException:
+        recipe.cleanup()  # close the logs before their folder may go
+        if not resume:
+            run.discard()
+        raise
+    finally:
+        recipe.cleanup()
+        run.release()
+
+
+def results_table(result: RunResult, nodes: list[str], eval_name: str) -> str:
+    """The final table: each node's best evaluation top-1, the first epoch reaching it, and
+    its last."""
+    rows = [("node", f"best {eval_name} top-1", "epoch", f"last {eval_name} top-1")]
+    for name in nodes:
+        b = result.best.get(name)
+        last = result.last.get(name, {})
+        rows.append(
+            (
+                name + (" (frozen)" if last.get("frozen") else ""),
+                f"{b['val_top1']:.2f}%" if b else "-",
+                str(b["epoch"] + 1) if b else "-",
+                f"{last['val_top1']:.2f}%" if last.get("val_top1") is not None else "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""A run's own record: the resolved spec it runs (and its digest, which ties ``last.pt`` to
+it), ``run.json`` (where and how it ran), and ``last.pt`` (everything needed to continue)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ..atomic import write_text_atomic
+from ..engine.program import Program
+from ..engine.protocol import TrainingEngine
+from ..errors import KtgRuntimeError
+from ..spec.components import resolve_refs
+from ..spec.schema import Spec
+from . import checkpoint as ckpt
+from .env import device_name
+from .rundir import RunDir
+
+
+def resolved_spec_text(spec: Spec) -> str:
+    """The spec with every default written out, paths absolute: ``ktg train`` on it runs the
+    same thing from anywhere."""
+    data = resolve_refs(spec).to_data()
+    data["data"]["root"] = str(Path(data["data"]["root"]).absolute())
+    for node in data["nodes"].values():
+        if node.get("checkpoint"):
+            node["checkpoint"] = str(Path(node["checkpoint"]).absolute())
+    head = (
+        "# Written by ktg train: the spec of this run with every default filled in.\n"
+        "# `ktg train THIS_FILE` repeats the run; `ktg train --resume RUN_DIR` continues it.\n"
+    )
+    return head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def spec_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_info(spec: Spec, program: Program, data: str) -> dict[str, Any]:
+    """Where and how this run ran: what the resolved spec's 'auto' values became."""
+    return {
+        "spec": spec.name,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": platform.node(),
+        "device": str(program.device),
+        "device_name": device_name(program.device),
+        "precision": program.precision,
+        "channels_last": program.channels_last,
+        "data": data,
+        "steps_per_epoch": program.steps_per_epoch,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+@dataclass
+class Position:
+    """Where a run stands: the next (epoch, batch), best scores, time trained so far."""
+
+    epoch: int = 0
+    step: int = 0
+    best: dict[str, dict[str, Any]] = field(default_factory=dict)  # node -> val_top1, epoch
+    elapsed: float = 0.0
+
+
+def save_state(run: RunDir, spec: Spec, digest: str, engine: TrainingEngine, at: Position) -> None:
+    """Write last.pt: the run continues at batch ``at.step`` of epoch ``at.epoch``."""
+    state = {
+        "format": ckpt.RUN_FORMAT,
+        "version": ckpt.VERSION,
+        "spec_name": spec.name,
+        "spec_digest": digest,
+        "epoch": at.epoch,
+        "step": at.step,
+        "engine": engine.state_dict(),
+        "metrics": engine.metrics_state(),
+        "best": at.best,
+        "rng": ckpt.rng_state(),
+        "elapsed": at.elapsed,
+    }
+    ckpt.save(state, run.last)
+
+
+def restore_state(run: RunDir, digest: str, engine: TrainingEngine) -> Position:
+    """Load last.pt into the engine and the global generators; where to continue."""
+    path = run.last
+    state = ckpt.load(path, "run checkpoint")
+    if state.get("format") != ckpt.RUN_FORMAT:
+        raise KtgRuntimeError(
+            f"{path} is not a ktg run checkpoint (format "
+            f"{state.get('format')!r}); nothing was changed"
+        )
+    if state.get("spec_digest") != digest:
+        raise KtgRuntimeError(
+            f"{path} belongs to another run (its spec differs from {run.resolved}); "
+            "nothing was changed"
+        )
+    try:
+        engine.load_state_dict(state["engine"])
+        engine.load_metrics_state(state["metrics"])
+        ckpt.set_rng_state(state["rng"])
+        at = Position(int(state["epoch"]), int(state["step"]))
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise KtgRuntimeError(
+            f"{path} is damaged or from another ktg version "
+            f"({type(exc).__name__}: {exc}); nothing was changed"
+        ) from None
+    at.best = dict(state.get("best", {}))
+    at.elapsed = float(state.get("elapsed", 0.0))
+    return at
+
+
+def write_record(run: RunDir, text: str, info: dict[str, Any]) -> None:
+    """A new run's resolved spec and run.json."""
+    write_text_atomic(run.resolved, text)
+    write_text_atomic(run.info, json.dumps(info, indent=2))
+
+
+def warn_if_elsewhere(run: RunDir, now: dict[str, Any]) -> None:
+    """A run resumed where 'auto' resolves differently is no longer the same run."""
+    try:
+        before = json.loads(run.info.read_text())
+    except (OSError, ValueError):
+        return
+    changed = [
+        f"{k} {before.get(k)} -> {now[k]}"
+        for k in ("device", "precision", "channels_last")
+        if before.get(k) != now[k]
+    ]
+    if changed:
+        print(
+            "ktg: warning: this run continues on a different setup ("
+            + ", ".join(changed)
+            + "); it will not match an uninterrupted run exactly",
+            file=sys.stderr,
+        )

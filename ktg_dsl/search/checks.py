@@ -1,0 +1,162 @@
+"""Checks of a spec's ``search:`` section, run by ``ktg validate`` with the others (torch-free,
+Optuna-free): the names it gives are nodes, its choices are not empty, its numeric ranges can
+be sampled, and both ends of every range make a valid spec."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from ..errors import SpecIssue, choices_hint
+from ..spec.components import component_issues
+from ..spec.messages import issues_from_validation
+from ..spec.overrides import parse_path, set_path, spec_default
+from ..spec.schema import LABELS, NumericRange, SearchConfig, Spec
+
+
+def check_search(spec: Spec) -> list[SpecIssue]:
+    """Every issue of the search section (none without one)."""
+    s = spec.search
+    if s is None:
+        return []
+    issues = _names(spec, s)
+    issues += _edge_choices(spec, s)
+    for i, p in enumerate(s.params):
+        issues += _range(s, i, p)
+    return issues
+
+
+def check_search_values(spec: Spec) -> list[SpecIssue]:
+    """Each searched number must name a key that takes a number: both ends of its range are
+    set in the spec and checked like a value written there."""
+    if spec.search is None:
+        return []
+    issues: list[SpecIssue] = []
+    for i, p in enumerate(spec.search.params):
+        issues += _range_ends(spec, i, p)
+    return issues
+
+
+def _names(spec: Spec, s: SearchConfig) -> list[SpecIssue]:
+    names = spec.node_names
+    issues = []
+    node = s.objective.node
+    if node is not None and node not in spec.nodes:
+        issues.append(
+            SpecIssue(
+                ("search", "objective", "node"),
+                f"the objective names '{node}', which is not a node",
+                hint=choices_hint(node, names),
+            )
+        )
+    for name in s.models:
+        if name not in spec.nodes:
+            issues.append(
+                SpecIssue(
+                    ("search", "models", name),
+                    f"model choices for '{name}', which is not a node",
+                    hint=choices_hint(name, names),
+                )
+            )
+    return issues
+
+
+def _edge_choices(spec: Spec, s: SearchConfig) -> list[SpecIssue]:
+    names = spec.node_names
+    issues: list[SpecIssue] = []
+    seen: set[tuple[str, str]] = set()
+    for i, e in enumerate(s.edges):
+        where = ("search", "edges", i)
+        if e.to not in spec.nodes:
+            issues.append(
+                SpecIssue((*where, "to"), f"'{e.to}' is not a node", choices_hint(e.to, names))
+            )
+        if e.from_ != LABELS and e.from_ not in spec.nodes:
+            issues.append(
+                SpecIssue(
+                    (*where, "from"),
+                    f"'{e.from_}' is not a node",
+                    hint=choices_hint(e.from_, [*names, LABELS]),
+                )
+            )
+        if (e.to, e.from_) in seen:
+            issues.append(SpecIssue(where, f"duplicate search edge {e.from_} -> {e.to}"))
+        seen.add((e.to, e.from_))
+        if e.fixed and e.gates:
+            issues.append(SpecIssue(where, "an edge is either fixed or has gate choices, not both"))
+        if not e.fixed and e.gates is not None and not e.gates:
+            issues.append(
+                SpecIssue(
+                    (*where, "gates"),
+                    "no gate choices",
+                    hint="list at least one gate, or write 'fixed: true'",
+                )
+            )
+    if not s.gates:
+        issues.append(
+            SpecIssue(("search", "gates"), "no gate choices", hint="list at least one gate")
+        )
+    return issues
+
+
+def _range(s: SearchConfig, i: int, p: NumericRange) -> list[SpecIssue]:
+    where = ("search", "params", i)
+    issues = []
+    if p.log and p.step is not None:
+        issues.append(
+            SpecIssue(
+                where,
+                "a range is either on a log scale or stepped, not both",
+                hint="remove 'step' or 'log'",
+            )
+        )
+    if p.integer and any(v is not None and float(v) != int(v) for v in (p.low, p.high, p.step)):
+        issues.append(
+            SpecIssue(
+                where,
+                "an integer range needs whole low, high and step",
+                hint="e.g. {low: 1, high: 8, step: 1}",
+            )
+        )
+    if s.sampler.type == "bruteforce" and not p.integer and p.step is None:
+        issues.append(
+            SpecIssue(
+                where, "the bruteforce sampler needs a finite space", "give this range a 'step'"
+            )
+        )
+    if p.low >= p.high:
+        issues.append(SpecIssue(where, f"low ({p.low:g}) must be below high ({p.high:g})"))
+    if p.log and p.low <= 0:
+        issues.append(SpecIssue((*where, "low"), "a log range needs low > 0"))
+    return issues
+
+
+def _range_ends(spec: Spec, i: int, p: NumericRange) -> list[SpecIssue]:
+    where = ("search", "params", i, "path")
+    try:
+        path = parse_path(p.path)
+        if path[0] == "search":
+            raise ValueError("the search section cannot search itself")
+        if path[0] == "nodes" and len(path) > 1 and path[1] not in spec.nodes:
+            return [
+                SpecIssue(
+                    where,
+                    f"{p.path!r} names '{path[1]}', which is not a node",
+                    hint=choices_hint(str(path[1]), spec.node_names),
+                )
+            ]
+        probes = [int(v) if p.integer else v for v in (p.low, p.high)]
+        datas = [set_path(spec.raw, path, v, spec_default) for v in probes]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        return [SpecIssue(where, f"cannot search {p.path!r}: {exc}")]
+    for value, data in zip(probes, datas, strict=True):  # both ends must be allowed
+        try:
+            bad = [x for x in component_issues(Spec.model_validate(data)) if x.is_error]
+        except ValidationError as exc:
+            bad = issues_from_validation(exc, Spec)[:1]
+        if bad:
+            return [
+                SpecIssue(
+                    where, f"{p.path!r} cannot be {value:g}: {bad[0].message}", hint=bad[0].hint
+                )
+            ]
+    return []

@@ -1,0 +1,115 @@
+"""Running trials of a study in this process: how many this worker takes, the optimisation
+loop with its callbacks (a line per trial, stopping when the study has enough), and exporting
+a trial's spec."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..atomic import write_text_atomic
+from ..errors import KtgRuntimeError
+from ..spec.schema import Spec
+from .objective import Objective, TrialFailed
+from .space import SearchSpace, check_sampled, error_lines
+from .storage import open_study, reap_dead_trials
+from .summary import counted_trials, study_runs, trial_spec
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    done: int  # finished trials that count towards search.trials
+    total: int | None  # search.trials
+    mine: int | None  # trials this worker runs (None: until the timeout or forever)
+    reaped: list[int]  # trials a dead worker had left running, queued again
+
+
+def plan_trials(spec: Spec, storage: Any, name: str, requested: int | None) -> TrialPlan:
+    """Open (or create) the study, reap dead workers' trials, and count what is left."""
+    assert spec.search is not None
+    probe = open_study(spec, storage, name, seed=None)
+    reaped = reap_dead_trials(probe)
+    total = spec.search.trials
+    done = len(counted_trials(probe))
+    remaining = None if total is None else max(total - done, 0)
+    mine = requested if requested is not None else remaining
+    if mine is not None and remaining is not None:
+        mine = min(mine, remaining)
+    return TrialPlan(done, total, mine, reaped)
+
+
+def run_trials(spec: Spec, storage: Any, name: str, n_trials: int | None) -> tuple[Any, bool]:
+    """Run up to ``n_trials`` trials here; the study, and whether a Ctrl-C asked to stop
+    (the trial in progress still completed). KeyboardInterrupt propagates."""
+    import optuna
+
+    assert spec.search is not None
+    total = spec.search.trials
+    probe = open_study(spec, storage, name, seed=None)
+    seed = (spec.seed * 1_000_003 + len(probe.trials) * 7919 + os.getpid()) % 2**31
+    study = open_study(spec, storage, name, seed=seed)
+    objective = Objective(SearchSpace(spec), name, study_runs(study, spec, name))
+
+    def enough(st: Any, _trial: Any) -> None:
+        if objective.stop_requested or (total is not None and len(counted_trials(st)) >= total):
+            st.stop()
+
+    # Optuna logs every failed trial with a traceback; each trial's line (with its reason) is
+    # printed by _print_trial instead.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study.optimize(
+        objective,
+        n_trials=n_trials,
+        timeout=spec.search.timeout,
+        catch=(TrialFailed,),
+        callbacks=[_print_trial, enough],
+    )
+    return study, objective.stop_requested
+
+
+def _print_trial(study: Any, trial: Any) -> None:
+    reason = trial.user_attrs.get("fail_reason")
+    value = f"{trial.value:.4f}" if trial.value is not None else "-"
+    extra = f" ({reason})" if reason and trial.state.name == "FAIL" else ""
+    print(
+        f"trial {trial.number}: {trial.state.name.lower()} value {value}{extra}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def load_study(storage: Any, name: str, url: str) -> Any:
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise KtgRuntimeError(f"no study '{name}' in {url}; run `ktg search SPEC` first") from None
+
+
+SCHEMA_COMMENT = "# yaml-language-server: $schema=https://ktg.dev/schemas/ktg-spec.schema.json"
+
+
+def export_trial(study: Any, number: int | None, path: str | Path) -> str:
+    """Write the best trial's (or trial ``number``'s) spec to ``path``; what was written."""
+    trial, text = trial_spec(study, number)
+    checked = check_sampled(yaml.safe_load(text))
+    if not checked.ok:
+        raise KtgRuntimeError(
+            f"trial {trial.number}'s spec no longer validates:\n" + "\n".join(error_lines(checked))
+        )
+    value = f" (value {trial.value:.4f})" if trial.value is not None else ""
+    head = (
+        f"{SCHEMA_COMMENT}\n# Exported by ktg search: trial {trial.number} of study "
+        f"'{study.study_name}'{value}.\n"
+    )
+    write_text_atomic(Path(path), head + text)
+    return f"trial {trial.number}{value}"
