@@ -242,6 +242,45 @@ def epoch_variant(program: Program, spec: Spec, steps: int) -> Variant:
     return Variant("epoch(auto)", step, spec.data.batch_size, _sync_for(program.device))
 
 
+def random_batches(
+    info: DatasetInfo, batch: int, device: torch.device, n: int = 4
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A few fixed random batches of the data's shape, on the device (every variant gets the
+    same ones)."""
+    assert info.num_classes is not None and info.input_shape is not None
+    g = torch.Generator().manual_seed(0)
+    return [
+        (
+            torch.randn(batch, *info.input_shape, generator=g).to(device),
+            torch.randint(0, info.num_classes, (batch,), generator=g).to(device),
+        )
+        for _ in range(n)
+    ]
+
+
+def _compiled_variant(
+    spec: Spec,
+    info: DatasetInfo,
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    report: Callable[[str], None],
+) -> Variant:
+    """The engine with ``train.compile: on``; its first (compiling) step is timed apart."""
+    train = spec.train.model_copy(update={"compile": "on"})
+    compiled = compile_spec(spec.model_copy(update={"train": train}), data_info=info)
+    sync = _sync_for(compiled.device)
+    variant = Variant(
+        f"engine({compiled.precision},compiled)",
+        engine_step(compiled),
+        spec.data.batch_size,
+        sync,
+    )
+    tick = time.perf_counter()
+    variant.step(*batches[0])  # the first call compiles
+    sync()
+    report(f"torch.compile: first step took {time.perf_counter() - tick:.1f} s")
+    return variant
+
+
 def run_bench(
     spec: Spec,
     *,
@@ -259,44 +298,24 @@ def run_bench(
     torch.manual_seed(spec.seed)
     auto = compile_spec(spec, data_info=info)
     fp32 = compile_spec(spec, data_info=info, precision="fp32")
-    dev = auto.device
-    batch = spec.data.batch_size
-    g = torch.Generator().manual_seed(0)
-    batches = [
-        (
-            torch.randn(batch, *info.input_shape, generator=g),
-            torch.randint(0, info.num_classes, (batch,), generator=g),
-        )
-        for _ in range(4)
-    ]
-    batches = [(x.to(dev), y.to(dev)) for x, y in batches]
+    dev, batch = auto.device, spec.data.batch_size
+    batches = random_batches(info, batch, dev)
     sync = _sync_for(dev)
-    base = compile_spec(
-        spec, data_info=DatasetInfo(info.num_classes, info.input_shape), precision="fp32"
-    )
     variants = [
-        Variant("baseline", baseline_step(base), batch, sync),
+        Variant(
+            "baseline",
+            baseline_step(compile_spec(spec, data_info=info, precision="fp32")),
+            batch,
+            sync,
+        ),
         Variant(f"engine({auto.precision})", engine_step(auto), batch, sync),
         Variant("engine(fp32)", engine_step(fp32), batch, sync),
         Variant(f"ideal({auto.precision})", ideal_step(auto), batch, sync),
         Variant("ideal(fp32)", ideal_step(fp32), batch, sync),
         epoch_variant(compile_spec(spec, data_info=info), spec, steps),
     ]
-    compile_seconds = None
     if with_compile:
-        compiled = compile_spec(
-            spec.model_copy(update={"train": spec.train.model_copy(update={"compile": "on"})}),
-            data_info=info,
-        )
-        variant = Variant(
-            f"engine({compiled.precision},compiled)", engine_step(compiled), batch, sync
-        )
-        tick = time.perf_counter()
-        variant.step(*batches[0])  # the first call compiles
-        sync()
-        compile_seconds = round(time.perf_counter() - tick, 1)
-        report(f"torch.compile: first step took {compile_seconds} s")
-        variants.append(variant)
+        variants.append(_compiled_variant(spec, info, batches, report))
     report(
         f"ktg bench: {spec.name}: nodes {[n.config.model.type for n in auto.nodes.values()]}, "
         f"batch {batch}, input {info.input_shape}, {info.num_classes} classes, device {dev} "
@@ -304,17 +323,24 @@ def run_bench(
         f"{auto.channels_last}, torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
     measure(variants, batches, steps, rounds, warmup, dev, report)
+    return _result(spec, auto, variants, steps, rounds)
+
+
+def _result(
+    spec: Spec, auto: Program, variants: list[Variant], steps: int, rounds: int
+) -> dict[str, Any]:
     by = {v.name: v for v in variants}
     eng_auto, eng_fp32 = by[f"engine({auto.precision})"], by["engine(fp32)"]
     ideal_auto, ideal_fp32 = by[f"ideal({auto.precision})"], by["ideal(fp32)"]
-    result = {
+    base = by["baseline"].images_per_s
+    return {
         "spec": spec.name,
         "date": time.strftime("%Y-%m-%d"),
-        "device": str(dev),
-        "device_name": device_name(dev),
+        "device": str(auto.device),
+        "device_name": device_name(auto.device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "batch": batch,
+        "batch": spec.data.batch_size,
         "steps": steps,
         "rounds": rounds,
         "precision_auto": auto.precision,
@@ -323,14 +349,13 @@ def run_bench(
         "ms_per_step": {v.name: round(1000 * statistics.median(v.times), 2) for v in variants},
         "peak_mb": {v.name: round(v.peak_bytes / 2**20, 1) for v in variants},
         "ratios": {
-            "engine_auto/baseline": round(eng_auto.images_per_s / by["baseline"].images_per_s, 3),
-            "engine_fp32/baseline": round(eng_fp32.images_per_s / by["baseline"].images_per_s, 3),
+            "engine_auto/baseline": round(eng_auto.images_per_s / base, 3),
+            "engine_fp32/baseline": round(eng_fp32.images_per_s / base, 3),
             "engine_auto/ideal_auto": round(eng_auto.images_per_s / ideal_auto.images_per_s, 3),
             "engine_fp32/ideal_fp32": round(eng_fp32.images_per_s / ideal_fp32.images_per_s, 3),
             "epoch/step (auto)": round(by["epoch(auto)"].images_per_s / eng_auto.images_per_s, 3),
         },
     }
-    return result
 
 
 def format_result(result: dict[str, Any]) -> str:

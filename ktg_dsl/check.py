@@ -73,9 +73,23 @@ def check_spec(spec: Spec) -> CheckReport:
     load_builtins()
     graph = link(spec)
     issues = component_issues(spec) + graph.issues + check_search(spec)
-    issues += check_search_values(spec)
+    issues += check_search_values(spec) + _deprecated(spec)
     source: SourceMap = spec.source or SourceMap("<spec>")
     return CheckReport(spec, graph, _in_file_order([source.attach(i) for i in issues]))
+
+
+def _deprecated(spec: Spec) -> list[SpecIssue]:
+    if spec.train.log_every is None:
+        return []
+    return [
+        SpecIssue(
+            ("train", "log_every"),
+            "no longer used: the progress bar moves every step and refreshes its numbers "
+            "about twice a second",
+            severity="warning",
+            hint="remove it",
+        )
+    ]
 
 
 def check_data(

@@ -2,7 +2,8 @@
 no registry, no files: it runs a compiled :class:`Program`."""
 
 from .contracts import EdgeLoss, Gate, GroupKernel, NodeOutput
-from .core import Engine, NonFiniteLossError
+from .core import Engine
+from .metrics import NonFiniteLossError
 from .program import EdgeSlot, Program, RuntimeNode
 from .protocol import TrainingEngine
 

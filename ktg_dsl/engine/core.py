@@ -28,6 +28,7 @@ from torch import Tensor
 
 from ..errors import KtgRuntimeError
 from .contracts import NodeOutput
+from .metrics import EpochMeter, NonFiniteLossError
 from .program import Program, RuntimeNode
 from .step import (
     EdgeGroup,
@@ -42,24 +43,6 @@ from .step import (
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _SCHEDULER_ORDER = "Detected call of `lr_scheduler.step"
-
-
-class NonFiniteLossError(KtgRuntimeError):
-    """A node's loss became NaN or infinite."""
-
-    def __init__(self, nodes: list[str], epoch: int, epochs: int, precision: str) -> None:
-        self.nodes = nodes
-        self.epoch = epoch  # 0-based, as in metrics.jsonl
-        quoted = [f"'{n}'" for n in nodes]
-        names = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
-        subject = f"node {names}" if len(nodes) == 1 else f"nodes {names}"
-        fixes = "lower the learning rate or add train.grad_clip"
-        if precision != "fp32":
-            fixes += ", or train at precision: fp32"
-        super().__init__(
-            f"the loss of {subject} became NaN or infinite in epoch {epoch + 1} of {epochs}; "
-            f"{fixes}"
-        )
 
 
 @dataclass(frozen=True)
@@ -98,7 +81,7 @@ class Engine:
         self._hits = self._misses = 0
         self._table_key: tuple[Any, ...] | None = None
         self._table: tuple[tuple[int, ...], Tensor] = ((), torch.zeros(0))
-        self._reset_metrics()
+        self.meter = EpochMeter(len(self.nodes), self.device)
 
     # ------------------------------------------------------------------ helpers
 
@@ -240,7 +223,7 @@ class Engine:
             for node in self.trainable:
                 if node.scheduler_interval == "step" and node.scheduler is not None:
                     node.scheduler.step()
-        self._accumulate(plan, logits, y, losses)
+        self.meter.add(plan.forward_index, logits, y, losses)
         return {n.name: losses[n.index].detach() for n in self.trainable}
 
     def _scaled_total(self, plan: StepPlan, losses: Tensor) -> Tensor | None:
@@ -281,68 +264,41 @@ class Engine:
 
     # ------------------------------------------------------------------ metrics
 
-    def _reset_metrics(self) -> None:
-        n = len(self.nodes)
-        self._loss_sum = torch.zeros(n, dtype=torch.float64, device=self.device)
-        self._correct = torch.zeros(n, dtype=torch.long, device=self.device)
-        self._bad = torch.zeros(n, dtype=torch.bool, device=self.device)
-        self._seen = 0
-
-    def _accumulate(self, plan: StepPlan, logits: Tensor, y: Tensor, losses: Tensor) -> None:
-        with torch.no_grad():
-            b = y.shape[0]
-            self._loss_sum += losses.detach().double() * b
-            self._bad |= ~torch.isfinite(losses.detach())
-            hits = (logits.argmax(-1) == y).sum(-1)
-            self._correct.index_add_(0, plan.forward_index, hits)
-            self._seen += b
-
     def has_nonfinite(self) -> bool:
         """Whether a loss broke since the last read (one host sync)."""
-        return bool(self._bad.any())
+        return self.meter.has_nonfinite()
 
     def nonfinite_nodes(self) -> list[str]:
-        bad = self._bad.cpu()
-        return [n.name for n in self.nodes if bool(bad[n.index])]
+        return [self.nodes[i].name for i in self.meter.broken()]
 
     def metrics_state(self) -> dict[str, Any]:
         """The partial epoch's metric sums (for a checkpoint taken mid-epoch)."""
-        return {
-            "loss_sum": self._loss_sum.cpu(),
-            "correct": self._correct.cpu(),
-            "bad": self._bad.cpu(),
-            "seen": self._seen,
-        }
+        return self.meter.state()
 
     def load_metrics_state(self, state: dict[str, Any]) -> None:
-        self._loss_sum = state["loss_sum"].to(self.device)
-        self._correct = state["correct"].to(self.device)
-        self._bad = state["bad"].to(self.device)
-        self._seen = int(state["seen"])
+        self.meter.load_state(state)
 
     def peek(self) -> dict[str, tuple[float, float]]:
         """(mean loss, top-1 %) so far this epoch, per trained node: one host sync, for a
-        progress display every so many steps."""
-        seen = max(self._seen, 1)
-        loss = (self._loss_sum / seen).tolist()
-        top1 = (self._correct.double() * (100.0 / seen)).tolist()
-        return {n.name: (loss[n.index], top1[n.index]) for n in self.nodes if not n.frozen}
+        progress display."""
+        loss, top1 = self.meter.means()
+        return {n.name: (loss[n.index], top1[n.index]) for n in self.trainable}
 
     def read_metrics(self, epoch: int) -> dict[str, dict[str, float]]:
-        loss, correct, bad = (t.cpu() for t in (self._loss_sum, self._correct, self._bad))
-        seen = max(self._seen, 1)
-        broken = [n.name for n in self.nodes if bool(bad[n.index])]
-        self._reset_metrics()
+        """The epoch's train_loss, train_top1 and lr per trained node; resets the sums."""
+        broken = self.nonfinite_nodes()
+        loss, correct, seen = self.meter.totals()
+        seen = max(seen, 1)
+        self.meter.reset()
         if broken:
             raise NonFiniteLossError(broken, epoch, self.program.epochs, self.program.precision)
         return {
             n.name: {
-                "train_loss": float(loss[n.index]) / seen,
-                "train_top1": 100.0 * float(correct[n.index]) / seen,
+                "train_loss": loss[n.index] / seen,
+                "train_top1": 100.0 * correct[n.index] / seen,
                 "lr": n.lr,
             }
-            for n in self.nodes
-            if not n.frozen
+            for n in self.trainable
         }
 
     # ------------------------------------------------------------------ evaluation

@@ -180,29 +180,7 @@ def _legend(kinds: list[str], marks: list[tuple[str, str]]) -> str:
     )
 
 
-def build_dot(
-    spec: Spec, report: GraphReport, *, epoch: int | None = None, show_cutoff: bool = False
-) -> graphviz.Digraph:
-    """The graph as Graphviz source (no Graphviz program needed to build it)."""
-    edges = drawn_edges(spec, report, show_cutoff)
-    _, table = weights_over_epochs(spec, edges, SAMPLED_EPOCHS)
-    top = max([1.0, *(w for row in table for w in row)])
-    epochs = spec.train.epochs
-    when = f"at epoch {epoch} of 0..{epochs - 1}" if epoch is not None else f"{epochs} epochs"
-    dot = graphviz.Digraph(spec.name)
-    dot.attr(
-        "graph",
-        label=f"{spec.name} — {when}",
-        labelloc="t",
-        fontname=FONT,
-        fontsize="14",
-        rankdir="TB",
-        nodesep="0.6",
-        ranksep="0.7",
-        newrank="true",
-    )
-    dot.attr("node", fontname=FONT, fontsize="12")
-    dot.attr("edge", fontname=FONT)
+def _add_nodes(dot: graphviz.Digraph, spec: Spec, report: GraphReport) -> None:
     dot.node(
         LABELS,
         '<<b>labels</b><br/><font point-size="10">ground truth</font>>',
@@ -227,10 +205,15 @@ def build_dot(
             peripheries="2" if frozen else "1",
             **{"class": " ".join(classes)},
         )
-    for i, d in enumerate(edges):
-        series = [row[i] for row in table]
-        dot.edge(d.sender, d.receiver, **_edge_attrs(d, series, top, epoch, spec))
 
+
+def _add_legend(
+    dot: graphviz.Digraph,
+    spec: Spec,
+    report: GraphReport,
+    edges: list[GraphEdge],
+    epoch: int | None,
+) -> None:
     kinds = sorted({"cutoff" if d.closed else kind(d) for d in edges}, key=list(LOOKS).index)
     marks = []
     if report.frozen:
@@ -240,6 +223,37 @@ def build_dot(
     if epoch is not None:
         marks.append(("w=", f"weight at epoch {epoch} (also the width)"))
     dot.node(LEGEND, _legend(kinds, marks), shape="plaintext", **{"class": "legend"})
+
+
+def build_dot(
+    spec: Spec, report: GraphReport, *, epoch: int | None = None, show_cutoff: bool = False
+) -> graphviz.Digraph:
+    """The graph as Graphviz source (no Graphviz program needed to build it)."""
+    edges = drawn_edges(spec, report, show_cutoff)
+    _, table = weights_over_epochs(spec, edges, SAMPLED_EPOCHS)
+    top = max([1.0, *(w for row in table for w in row)])
+    epochs = spec.train.epochs
+    when = f"at epoch {epoch} of 0..{epochs - 1}" if epoch is not None else f"{epochs} epochs"
+    dot = graphviz.Digraph(spec.name)
+    dot.attr(
+        "graph",
+        label=f"{spec.name} — {when}",
+        labelloc="t",
+        fontname=FONT,
+        fontsize="14",
+        rankdir="TB",
+        nodesep="0.6",
+        ranksep="0.7",
+        newrank="true",
+    )
+    dot.attr("node", fontname=FONT, fontsize="12")
+    dot.attr("edge", fontname=FONT)
+    _add_nodes(dot, spec, report)
+    for i, d in enumerate(edges):
+        series = [row[i] for row in table]
+        dot.edge(d.sender, d.receiver, **_edge_attrs(d, series, top, epoch, spec))
+
+    _add_legend(dot, spec, report, edges, epoch)
     return dot
 
 

@@ -4,6 +4,7 @@ CSV table."""
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 from ..graph import GraphEdge
 from ..spec.schema import Spec
@@ -29,6 +30,37 @@ def _ticks(top: float, n: int = 5, integer: bool = False) -> list[float]:
     step = next(s * 10**k for k in range(-3, 9) for s in steps if s * 10**k >= raw)
     count = int(-(-top // step))
     return [round(i * step, 6) for i in range(count + 1)]
+
+
+def _axes(
+    xticks: list[float],
+    yticks: list[float],
+    x: Callable[[float], float],
+    y: Callable[[float], float],
+    frame: tuple[int, int, int, int],
+) -> list[str]:
+    """Grid lines, ticks and axis titles of the chart."""
+    left, top_m, plot_w, plot_h = frame
+    out: list[str] = []
+    for t in yticks:
+        out.append(
+            f'<line x1="{left}" y1="{y(t):.1f}" x2="{left + plot_w}" y2="{y(t):.1f}" '
+            f'stroke="#e5e5e5"/><text x="{left - 6}" y="{y(t) + 4:.1f}" '
+            f'text-anchor="end">{t:g}</text>'
+        )
+    for t in xticks:
+        out.append(
+            f'<line x1="{x(t):.1f}" y1="{top_m + plot_h}" x2="{x(t):.1f}" '
+            f'y2="{top_m + plot_h + 4}" stroke="#333"/><text x="{x(t):.1f}" '
+            f'y="{top_m + plot_h + 18}" text-anchor="middle">{t:g}</text>'
+        )
+    out.append(
+        f'<path d="M{left},{top_m}V{top_m + plot_h}H{left + plot_w}" fill="none" stroke="#333"/>'
+        f'<text x="{left + plot_w / 2}" y="{top_m + plot_h + 36}" text-anchor="middle">epoch'
+        f'</text><text transform="translate(16,{top_m + plot_h / 2}) rotate(-90)" '
+        'text-anchor="middle">weight</text>'
+    )
+    return out
 
 
 def schedule_svg(spec: Spec, edges: list[GraphEdge]) -> str:
@@ -57,24 +89,7 @@ def schedule_svg(spec: Spec, edges: list[GraphEdge]) -> str:
         f'<text x="{left}" y="22" font-size="14" font-weight="bold">'
         f"{html.escape(spec.name)}: gate weight per epoch</text>",
     ]
-    for t in yticks:
-        out.append(
-            f'<line x1="{left}" y1="{y(t):.1f}" x2="{left + plot_w}" y2="{y(t):.1f}" '
-            f'stroke="#e5e5e5"/><text x="{left - 6}" y="{y(t) + 4:.1f}" '
-            f'text-anchor="end">{t:g}</text>'
-        )
-    for t in xticks:
-        out.append(
-            f'<line x1="{x(t):.1f}" y1="{top_m + plot_h}" x2="{x(t):.1f}" '
-            f'y2="{top_m + plot_h + 4}" stroke="#333"/><text x="{x(t):.1f}" '
-            f'y="{top_m + plot_h + 18}" text-anchor="middle">{t:g}</text>'
-        )
-    out.append(
-        f'<path d="M{left},{top_m}V{top_m + plot_h}H{left + plot_w}" fill="none" stroke="#333"/>'
-        f'<text x="{left + plot_w / 2}" y="{top_m + plot_h + 36}" text-anchor="middle">epoch'
-        f'</text><text transform="translate(16,{top_m + plot_h / 2}) rotate(-90)" '
-        'text-anchor="middle">weight</text>'
-    )
+    out += _axes(xticks, yticks, x, y, (left, top_m, plot_w, plot_h))
     # Edges with the same schedule lie on one another: the earlier ones are drawn wider, so
     # every colour still shows as a band around the later ones.
     columns = [tuple(row[i] for row in table) for i in range(len(edges))]

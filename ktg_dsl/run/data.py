@@ -1,19 +1,22 @@
-"""A spec's data: the dataset built from its registration, and its training and evaluation
-batches on the program's device. Shared by ``ktg train``, ``ktg search`` and ``ktg bench``."""
+"""A spec's data: the dataset built from its registration, the program compiled for it on this
+host, and its training and evaluation batches on the program's device. Shared by ``ktg train``,
+``ktg search`` and ``ktg bench``."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+from ..compiler import compile_program
 from ..components.data import DatasetInfo
 from ..components.data.bundle import DataBundle
 from ..components.data.loader import TensorBatches, eval_batches, train_batches
 from ..engine.program import Program
-from ..errors import KtgRuntimeError
+from ..errors import KtgRuntimeError, SpecError
+from ..graph import GraphReport
 from ..registry import DATASETS
 from ..spec.schema import Spec
-from .env import fits_on_device
+from .env import fits_on_device, resolve_target
 
 
 def load_bundle(spec: Spec) -> DataBundle:
@@ -32,6 +35,22 @@ def load_bundle(spec: Spec) -> DataBundle:
 
 def bundle_info(bundle: DataBundle) -> DatasetInfo:
     return DatasetInfo(bundle.num_classes, bundle.input_shape)
+
+
+def program_for(spec: Spec, graph: GraphReport | None, bundle: DataBundle) -> Program:
+    """The spec compiled for this data on this host (``graph``: the spec's checked graph;
+    None checks the spec first)."""
+    if graph is None:
+        from ..check import check_spec
+
+        report = check_spec(spec)
+        if report.errors or report.graph is None:
+            raise SpecError(report.errors)
+        graph = report.graph
+    steps = steps_per_epoch(spec, bundle)
+    target = resolve_target(spec.train, steps_per_epoch=steps)
+    info = bundle_info(bundle)
+    return compile_program(spec, graph, target, data_info=info, steps_per_epoch=steps)
 
 
 def steps_per_epoch(spec: Spec, bundle: DataBundle) -> int:

@@ -1,5 +1,5 @@
 """What the end of an epoch records: one row per node (train and evaluation metrics, lr, the
-gates in force), each node's best checkpoint, and the line the progress display prints."""
+gates in force) and each node's best checkpoint."""
 
 from __future__ import annotations
 
@@ -53,13 +53,3 @@ def save_best(
         ckpt.save(
             ckpt.node_checkpoint(node, program.input_shape[0], epoch, top1), run.best(node.name)
         )
-
-
-def epoch_line(epoch: int, epochs: int, rows: Rows, eval_name: str = "val") -> str:
-    parts = []
-    for name, row in rows.items():
-        if row["frozen"]:
-            continue
-        val = f" {eval_name} {row['val_top1']:.2f}%" if row["val_top1"] is not None else ""
-        parts.append(f"{name}: loss {row['train_loss']:.3f} train {row['train_top1']:.2f}%{val}")
-    return f"epoch {epoch + 1}/{epochs}  " + "  |  ".join(parts)

@@ -10,47 +10,24 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from ..compiler import compile_program
 from ..engine import Engine, NonFiniteLossError, Program, TrainingEngine
-from ..errors import KtgRuntimeError, SpecError
+from ..errors import KtgRuntimeError
 from ..graph import GraphReport
 from ..spec.schema import Spec
 from . import checkpoint as ckpt
-from .data import bundle_info, load_bundle, make_batches, steps_per_epoch
-from .env import resolve_target
-from .epochs import Rows, epoch_line, epoch_rows, save_best
+from .data import load_bundle, make_batches, program_for
+from .epochs import Rows, epoch_rows, save_best
 from .logs import RunLog
 from .progress import Progress
 from .rundir import RunDir
 from .signals import StopRequest
-from .state import (
-    Position,
-    resolved_spec_text,
-    restore_state,
-    run_info,
-    save_state,
-    spec_digest,
-    warn_if_elsewhere,
-    write_record,
-)
+from .state import Position, RunResult, open_record, save_state
 
 EpochHook = Callable[[int, Rows], None]
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    epochs_done: int
-    best: dict[str, dict[str, Any]] = field(default_factory=dict)  # node -> val_top1, epoch
-    last: Rows = field(default_factory=dict)  # node -> the last epoch's row
-    interrupted: bool = False
-    wall_time: float = 0.0
 
 
 class Recipe:
@@ -82,7 +59,7 @@ class Recipe:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
         self.bundle = load_bundle(spec)
-        self.program = self._compile(steps_per_epoch(spec, self.bundle))
+        self.program = program_for(spec, self.graph, self.bundle)
         self.batches = make_batches(spec, self.bundle, self.program)
         self.engine = self.make_engine(self.program)
         # Dropout and other in-model randomness draw from the global generators: seed them
@@ -92,32 +69,10 @@ class Recipe:
         for node in self.program.nodes.values():
             if node.config.checkpoint:
                 ckpt.load_node_weights(node, Path(node.config.checkpoint))
-        try:
-            (self.run.path / "best").mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise KtgRuntimeError(f"cannot create {self.run.path}: {exc.strerror or exc}") from None
-        text = resolved_spec_text(spec)
-        self.digest = spec_digest(text)
-        info = run_info(spec, self.program, self.bundle.description)
-        if self.resume:
-            self.at = restore_state(self.run, self.digest, self.engine)
-            warn_if_elsewhere(self.run, info)
-        else:
-            write_record(self.run, text, info)
+        self.digest, self.at = open_record(
+            self.run, spec, self.program, self.bundle.description, self.engine, self.resume
+        )
         self.log = RunLog(self.run, self.program.names, self.at.epoch, self.tensorboard)
-
-    def _compile(self, steps: int) -> Program:
-        graph = self.graph
-        if graph is None:
-            from ..check import check_spec
-
-            report = check_spec(self.spec)
-            if report.errors or report.graph is None:
-                raise SpecError(report.errors)
-            graph = report.graph
-        target = resolve_target(self.spec.train, steps_per_epoch=steps)
-        info = bundle_info(self.bundle)
-        return compile_program(self.spec, graph, target, data_info=info, steps_per_epoch=steps)
 
     def save(self, epoch: int, step: int) -> None:
         """Write last.pt: the run continues at batch ``step`` of ``epoch``."""
@@ -165,7 +120,7 @@ class Recipe:
         due = (epoch + 1) % self.spec.train.checkpoint_every == 0 or epoch + 1 == epochs
         if due or self.stop.requested:
             self.save(epoch + 1, 0)
-        self.progress.end(epoch_line(epoch, epochs, rows, self.bundle.eval_name))
+        self.progress.end(epoch, epochs, rows, self.bundle.eval_name)
         for hook in self.hooks:
             hook(epoch, rows)
         if self.stop.requested:  # asked during the epoch's last batch or its evaluation
@@ -177,22 +132,18 @@ class Recipe:
         """Train one epoch from batch ``first``; True if stopped by Ctrl-C (state saved)."""
         batches = self.batches.train
         batches.set_epoch(epoch)
-        total, every = len(batches), self.spec.train.log_every
+        total = len(batches)
         self.progress.start(epoch, self.spec.train.epochs, total, first)
         for step, (x, y) in enumerate(batches.iterate(start=first), start=first):
             self.engine.train_step(x, y, epoch, step)
-            if (step + 1) % every == 0:
-                self.progress.update(every, self.engine.peek() if self.progress.bar_ok else None)
+            self.progress.step(self.engine.peek)
             if self.stop.requested and step + 1 < total:
                 if self.engine.has_nonfinite():  # never replace a good last.pt with NaNs
-                    raise NonFiniteLossError(
-                        self.engine.nonfinite_nodes(),
-                        epoch,
-                        self.spec.train.epochs,
-                        self.program.precision,
-                    )
+                    broken = self.engine.nonfinite_nodes()
+                    epochs, precision = self.spec.train.epochs, self.program.precision
+                    raise NonFiniteLossError(broken, epoch, epochs, precision)
                 self.save(epoch, step + 1)
-                self.progress.end(f"stopped in epoch {epoch + 1} at batch {step + 1}/{total}")
+                self.progress.note(f"stopped in epoch {epoch + 1} at batch {step + 1}/{total}")
                 return True
         return False
 

@@ -62,6 +62,13 @@ class RunDir:
     def tensorboard(self, node: str) -> Path:
         return self.path / TENSORBOARD / node
 
+    def prepare(self) -> None:
+        """Make the folder and its best/ subfolder (a clear error when they cannot be)."""
+        try:
+            (self.path / BEST).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise KtgRuntimeError(f"cannot create {self.path}: {exc.strerror or exc}") from None
+
     def release(self) -> None:
         """Give up the claim (the lock file stays: removing it would race a new claimant)."""
         if self._lock is not None:

@@ -9,8 +9,9 @@ from typing import Any
 
 from ..graph import GraphReport
 from ..spec.schema import Spec
-from .recipe import Recipe, RunResult
+from .recipe import Recipe
 from .rundir import RunDir, link_latest
+from .state import RunResult
 
 Say = Callable[[str], None]
 

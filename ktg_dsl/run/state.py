@@ -23,6 +23,7 @@ from ..spec.components import resolve_refs
 from ..spec.schema import Spec
 from . import checkpoint as ckpt
 from .env import device_name
+from .epochs import Rows
 from .rundir import RunDir
 
 
@@ -117,6 +118,33 @@ def restore_state(run: RunDir, digest: str, engine: TrainingEngine) -> Position:
     at.best = dict(state.get("best", {}))
     at.elapsed = float(state.get("elapsed", 0.0))
     return at
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    epochs_done: int
+    best: dict[str, dict[str, Any]] = field(default_factory=dict)  # node -> val_top1, epoch
+    last: Rows = field(default_factory=dict)  # node -> the last epoch's row
+    interrupted: bool = False
+    wall_time: float = 0.0
+
+
+def open_record(
+    run: RunDir, spec: Spec, program: Program, data: str, engine: TrainingEngine, resume: bool
+) -> tuple[str, Position]:
+    """A new run writes its record (resolved spec, run.json); a resumed one restores last.pt.
+    Returns the spec's digest and where training (re)starts."""
+    run.prepare()
+    text = resolved_spec_text(spec)
+    digest = spec_digest(text)
+    info = run_info(spec, program, data)
+    if not resume:
+        write_record(run, text, info)
+        return digest, Position()
+    at = restore_state(run, digest, engine)
+    warn_if_elsewhere(run, info)
+    return digest, at
 
 
 def write_record(run: RunDir, text: str, info: dict[str, Any]) -> None:

@@ -199,7 +199,11 @@ class TrainConfig(StrictModel):
     fused_optimizer: Switch = Field("auto", description="fused/foreach optimizer kernels")
     out_dir: str = Field("runs", description="run directories go to out_dir/<name>/<time>/")
     checkpoint_every: PosInt = Field(1, description="write last.pt every this many epochs")
-    log_every: PosInt = Field(50, description="progress-bar refresh interval in steps")
+    log_every: PosInt | None = Field(
+        None,
+        description="no longer used (the progress bar refreshes about twice a second); "
+        "accepted so that older specs load",
+    )
 
 
 def _default_optimizer() -> OptimizerRef:

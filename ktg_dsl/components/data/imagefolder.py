@@ -99,6 +99,66 @@ def _decode(samples: list[tuple[str, int]], size: int) -> TensorSplit:
     return TensorSplit(images, labels)
 
 
+def _folders(base: Path, split: str) -> tuple[list[str], dict[str, list[tuple[str, int]]]]:
+    """The class names and the samples of each part that exists (train, val, test)."""
+    if not (base / "train").is_dir():
+        raise KtgRuntimeError(
+            f"imagefolder: no train/ folder in {base} (expected {base / 'train'}/<class>/<images>)"
+        )
+    classes = _class_folders(base / "train")
+    if not classes:
+        raise KtgRuntimeError(f"imagefolder: {base / 'train'} has no class folders")
+    if split == "test" and not (base / "test").is_dir():
+        raise KtgRuntimeError(
+            f"imagefolder: split: test needs a test/ folder in {base} "
+            f"(expected {base / 'test'}/<class>/<images>)"
+        )
+    for part in ("val", "test"):
+        if (base / part).is_dir() and (part == "val" or split == "test"):
+            _check_same_classes(base, part, classes)
+    parts = {"train": _samples(base / "train", allow_empty=False)}
+    if (base / "val").is_dir():
+        parts["val"] = _samples(base / "val", allow_empty=True)
+    if split == "test":
+        parts["test"] = _samples(base / "test", allow_empty=True)
+    return classes, parts
+
+
+def _check_memory(parts: dict[str, list[tuple[str, int]]], image_size: int) -> None:
+    count = sum(len(s) for s in parts.values())
+    needed = count * 3 * image_size * image_size
+    if needed > MAX_BYTES:
+        raise KtgRuntimeError(
+            f"imagefolder: {count} images at {image_size}x{image_size} need "
+            f"{needed / 2**30:.1f} GiB decoded, more than the 8 GiB ktg keeps in memory; "
+            "lower image_size or use fewer images"
+        )
+
+
+def _train_and_eval(
+    decoded: dict[str, TensorSplit], base: Path, split: str, seed: int, val_fraction: float
+) -> tuple[TensorSplit, TensorSplit, str]:
+    """The training and evaluation parts, and where the evaluation part came from."""
+    if split == "test":
+        train = TensorSplit.concat([decoded[p] for p in ("train", "val") if p in decoded])
+        return train, decoded["test"], "test/"
+    if "val" in decoded:
+        return decoded["train"], decoded["val"], "val/"
+    train_idx, val_idx = stratified_split(
+        decoded["train"].labels, val_fraction, generator("imagefolder-val", seed)
+    )
+    if val_idx.numel() == 0:
+        raise KtgRuntimeError(
+            f"imagefolder: val_fraction {val_fraction} of {len(decoded['train'])} training "
+            f"images holds out no validation image; raise val_fraction or add {base}/val/"
+        )
+    return (
+        decoded["train"].subset(train_idx),
+        decoded["train"].subset(val_idx),
+        f"{val_fraction:g} of train/, seed {seed}",
+    )
+
+
 def load_imagefolder_bundle(
     root: str,
     *,
@@ -110,60 +170,11 @@ def load_imagefolder_bundle(
 ) -> DataBundle:
     check_split_name(split)
     base = Path(root).expanduser().resolve()
-    if not (base / "train").is_dir():
-        raise KtgRuntimeError(
-            f"imagefolder: no train/ folder in {base} (expected {base / 'train'}/<class>/<images>)"
-        )
-    classes = _class_folders(base / "train")
-    if not classes:
-        raise KtgRuntimeError(f"imagefolder: {base / 'train'} has no class folders")
-    has_val = (base / "val").is_dir()
-    if split == "test" and not (base / "test").is_dir():
-        raise KtgRuntimeError(
-            f"imagefolder: split: test needs a test/ folder in {base} "
-            f"(expected {base / 'test'}/<class>/<images>)"
-        )
-    for part in ("val", "test"):
-        if (base / part).is_dir() and (part == "val" or split == "test"):
-            _check_same_classes(base, part, classes)
-
-    parts = {"train": _samples(base / "train", allow_empty=False)}
-    if has_val:
-        parts["val"] = _samples(base / "val", allow_empty=True)
-    if split == "test":
-        parts["test"] = _samples(base / "test", allow_empty=True)
-    count = sum(len(s) for s in parts.values())
-    needed = count * 3 * image_size * image_size
-    if needed > MAX_BYTES:
-        raise KtgRuntimeError(
-            f"imagefolder: {count} images at {image_size}x{image_size} need "
-            f"{needed / 2**30:.1f} GiB decoded, more than the 8 GiB ktg keeps in memory; "
-            "lower image_size or use fewer images"
-        )
-
+    classes, parts = _folders(base, split)
+    _check_memory(parts, image_size)
     decoded = {name: _decode(samples, image_size) for name, samples in parts.items()}
-    if split == "test":
-        train = TensorSplit.concat([decoded[p] for p in ("train", "val") if p in decoded])
-        evaluation = decoded["test"]
-        origin = "test/"
-    elif has_val:
-        train, evaluation = decoded["train"], decoded["val"]
-        origin = "val/"
-    else:
-        train_idx, val_idx = stratified_split(
-            decoded["train"].labels, val_fraction, generator("imagefolder-val", seed)
-        )
-        if val_idx.numel() == 0:
-            raise KtgRuntimeError(
-                f"imagefolder: val_fraction {val_fraction} of {len(decoded['train'])} training "
-                f"images holds out no validation image; raise val_fraction or add {base}/val/"
-            )
-        train = decoded["train"].subset(train_idx)
-        evaluation = decoded["train"].subset(val_idx)
-        origin = f"{val_fraction:g} of train/, seed {seed}"
-
+    train, evaluation, origin = _train_and_eval(decoded, base, split, seed, val_fraction)
     mean, std = channel_stats(train.images)
-    pad = image_size // 8
     return DataBundle(
         train=train,
         eval=evaluation,
@@ -171,7 +182,7 @@ def load_imagefolder_bundle(
         input_shape=(3, image_size, image_size),
         mean=mean,
         std=std,
-        augment=Augment(pad=pad, flip=True) if augment else None,
+        augment=Augment(pad=image_size // 8, flip=True) if augment else None,
         eval_name=split,
         description=(
             f"imagefolder {base}: {len(classes)} classes, {image_size}x{image_size}, "

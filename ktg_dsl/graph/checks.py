@@ -1,0 +1,219 @@
+"""The checks that need the whole graph, each a small function of the linked graph that
+returns its issues, in the user's words (dbt's linker: "'r32a' reads from 'r33', which is not
+a node"). ``CHECKS`` lists them in the order their messages are produced."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..components.data import DatasetInfo
+from ..errors import Path, SpecIssue, choices_hint, format_path
+from ..spec.schema import LABELS, Spec
+from .report import Edge, GraphEdge, loss_target
+
+
+@dataclass
+class Linked:
+    """Everything the checks read: the spec, its written edges, the linked (valid) ones."""
+
+    spec: Spec
+    written: list[Edge]
+    edges: list[GraphEdge]
+    frozen: set[str]
+    counts: dict[str, int | None]
+    info: DatasetInfo | None
+
+    def incoming(self, name: str) -> list[GraphEdge]:
+        return [e for e in self.edges if e.receiver == name]
+
+
+_NODE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}", flags=re.ASCII)
+
+
+def check_node_names(g: Linked) -> list[SpecIssue]:
+    issues = []
+    for name in g.spec.nodes:
+        if name == LABELS:
+            issues.append(
+                SpecIssue(
+                    ("nodes", name),
+                    "'labels' is reserved for the ground truth",
+                    hint="name the node something else",
+                )
+            )
+        elif not _NODE_NAME.fullmatch(name):
+            issues.append(
+                SpecIssue(
+                    ("nodes", name),
+                    f"node name {name!r} is not allowed",
+                    hint="1 to 64 ASCII letters, digits, '_' and '-', starting with a letter "
+                    "or '_'",
+                )
+            )
+    return issues
+
+
+def check_edge_ends(g: Linked) -> list[SpecIssue]:
+    """Ends that are not nodes, self edges and duplicates, in written order."""
+    names = g.spec.node_names
+    issues: list[SpecIssue] = []
+    first: dict[tuple[str, str], Edge] = {}
+    for e in g.written:
+        if e.receiver not in g.spec.nodes:
+            hint = (
+                "the labels are a source, not a receiver"
+                if e.receiver == LABELS
+                else choices_hint(e.receiver, names)
+            )
+            issues.append(
+                SpecIssue((*e.path, "to"), f"edge into '{e.receiver}', which is not a node", hint)
+            )
+        if e.sender != LABELS and e.sender not in g.spec.nodes:
+            issues.append(
+                SpecIssue(
+                    (*e.path, "from"),
+                    f"'{e.receiver}' reads from '{e.sender}', which is not a node",
+                    hint=choices_hint(e.sender, [*names, LABELS]),
+                )
+            )
+        if e.sender == e.receiver:
+            issues.append(
+                SpecIssue(
+                    (*e.path, "from"),
+                    f"'{e.receiver}' cannot teach itself",
+                    hint="write 'from: labels' for the supervised edge",
+                )
+            )
+        before = first.setdefault((e.receiver, e.sender), e)
+        if before is not e:
+            issues.append(
+                SpecIssue(
+                    e.path,
+                    f"duplicate edge {e.sender} -> {e.receiver}",
+                    hint=f"first written at {format_path(before.path)}",
+                )
+            )
+    return issues
+
+
+def check_losses_fit_edges(g: Linked) -> list[SpecIssue]:
+    """A labels edge needs a labels loss; a node -> node edge a loss between models."""
+    issues = []
+    for e in g.edges:
+        target = loss_target(e.loss_ref)
+        if e.is_labels and target == "logits":
+            issues.append(
+                SpecIssue(
+                    e.path,
+                    f"the labels edge into '{e.receiver}' uses the "
+                    f"'{e.loss_ref.type}' loss, which compares two models",
+                    hint="use a labels loss such as ce",
+                )
+            )
+        elif not e.is_labels and target == "labels":
+            issues.append(
+                SpecIssue(
+                    e.path,
+                    f"edge {e.sender} -> {e.receiver} uses the "
+                    f"'{e.loss_ref.type}' loss, which needs the labels",
+                    hint="use a loss between models such as kl",
+                )
+            )
+    return issues
+
+
+def check_frozen(g: Linked) -> list[SpecIssue]:
+    """Frozen teachers: declared ones must not learn, and every one needs weights."""
+    issues = []
+    for name, node in g.spec.nodes.items():
+        can_learn = any(e.can_open for e in g.incoming(name))
+        where: Path = ("nodes", name)
+        if node.frozen and can_learn:
+            issues.append(
+                SpecIssue(
+                    (*where, "frozen"),
+                    f"'{name}' is marked frozen but receives edges that open",
+                    hint="cut those edges off or remove 'frozen: true'",
+                )
+            )
+        if node.frozen and node.checkpoint is None:
+            issues.append(
+                SpecIssue(
+                    where,
+                    f"'{name}' is frozen without a checkpoint: it teaches with random weights",
+                    severity="warning",
+                    hint="add 'checkpoint:' with the teacher's weights",
+                )
+            )
+        elif not node.frozen and not can_learn and node.checkpoint is None:
+            issues.append(
+                SpecIssue(
+                    where,
+                    f"'{name}' receives no edge that can ever open, so it never trains; as a "
+                    "frozen teacher it needs weights",
+                    hint="add its weights as 'checkpoint:', or an edge that opens, e.g. from "
+                    "labels",
+                )
+            )
+    return issues
+
+
+def check_isolated(g: Linked) -> list[SpecIssue]:
+    """A node that neither teaches nor learns from another node trains alone: a warning."""
+    if len(g.spec.nodes) < 2:
+        return []
+    issues = []
+    for name in g.spec.node_names:
+        gives = any(e.can_open for e in g.edges if e.sender == name)
+        takes = any(e.can_open and not e.is_labels for e in g.incoming(name))
+        if not gives and not takes:
+            issues.append(
+                SpecIssue(
+                    ("nodes", name),
+                    f"'{name}' neither teaches nor learns from another node: it trains alone",
+                    severity="warning",
+                    hint="add an edge to or from it",
+                )
+            )
+    return issues
+
+
+def check_class_counts(g: Linked) -> list[SpecIssue]:
+    """Every node is evaluated on the labels, and a KL edge compares equal class counts."""
+    issues = []
+    classes = g.info.num_classes if g.info else None
+    for name in g.spec.node_names:
+        have = g.spec.nodes[name].num_classes
+        if have and classes and have != classes:
+            issues.append(
+                SpecIssue(
+                    ("nodes", name, "num_classes"),
+                    f"'{name}' has {have} outputs but the dataset has {classes} classes",
+                    hint="every node is evaluated on the labels: remove num_classes",
+                )
+            )
+    for e in g.edges:
+        if e.is_labels or e.closed or loss_target(e.loss_ref) != "logits":
+            continue
+        a, b = g.counts[e.sender], g.counts[e.receiver]
+        if a is not None and b is not None and a != b:
+            issues.append(
+                SpecIssue(
+                    e.path,
+                    f"edge {e.sender} -> {e.receiver} compares {a} classes with {b}",
+                    hint="nodes joined by a KL edge need the same class count",
+                )
+            )
+    return issues
+
+
+CHECKS: list[Callable[[Linked], list[SpecIssue]]] = [
+    check_node_names,
+    check_edge_ends,
+    check_losses_fit_edges,
+    check_frozen,
+    check_isolated,
+    check_class_counts,
+]

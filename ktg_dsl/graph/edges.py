@@ -1,0 +1,77 @@
+"""The edges a spec writes, in either form (an ``edges`` list or a ``gate_matrix``), with
+each edge's loss resolved: the edge's own, then the receiver's, then the defaults."""
+
+from __future__ import annotations
+
+from ..errors import Path, SpecIssue
+from ..spec.schema import LABELS, GateRef, LossRef, Spec
+from .report import Edge
+
+
+def spec_edges(spec: Spec) -> tuple[list[Edge], list[SpecIssue]]:
+    """The edges of either form, losses resolved (edge, then receiver, then defaults)."""
+    issues: list[SpecIssue] = []
+    if spec.edges is not None and spec.gate_matrix is not None:
+        issues.append(
+            SpecIssue(
+                ("gate_matrix",),
+                "both 'edges' and 'gate_matrix' are given",
+                hint="write the graph one way: remove one of them",
+            )
+        )
+    raw: list[RawEdge]
+    if spec.edges is not None:
+        raw = [(e.to, e.from_, e.gate, e.loss, ("edges", i)) for i, e in enumerate(spec.edges)]
+    elif spec.gate_matrix is not None:
+        raw = _matrix_edges(spec, issues)
+    else:
+        raw = []
+        issues.append(
+            SpecIssue(
+                (),
+                "the spec has no edges",
+                hint="add 'edges:' (a list of {to, from, gate}) or 'gate_matrix:'",
+            )
+        )
+    edges = []
+    for to, frm, gate, loss, path in raw:
+        node = spec.nodes.get(to)
+        if loss is None and frm == LABELS:
+            loss = (node.labels_loss if node else None) or spec.defaults.labels_loss
+        elif loss is None:
+            loss = (node.loss if node else None) or spec.defaults.loss
+        edges.append(Edge(to, frm, gate, loss, path))
+    return edges, issues
+
+
+RawEdge = tuple[str, str, GateRef, LossRef | None, Path]
+
+
+def _matrix_edges(spec: Spec, issues: list[SpecIssue]) -> list[RawEdge]:
+    assert spec.gate_matrix is not None
+    names = spec.node_names
+    n = len(names)
+    if len(spec.gate_matrix) != n:
+        issues.append(
+            SpecIssue(
+                ("gate_matrix",),
+                f"the gate matrix has {len(spec.gate_matrix)} rows but there are {n} nodes",
+                hint=f"one row per node, in node order: {', '.join(names)}",
+            )
+        )
+    raw: list[RawEdge] = []
+    for r, row in enumerate(spec.gate_matrix):
+        if len(row) != n:
+            issues.append(
+                SpecIssue(
+                    ("gate_matrix", r),
+                    f"row {r} has {len(row)} entries but there are {n} nodes",
+                    hint="one column per sender in node order; the diagonal is the labels edge",
+                )
+            )
+        if r >= n:
+            continue
+        for c, gate in enumerate(row[:n]):
+            sender = LABELS if r == c else names[c]
+            raw.append((names[r], sender, gate, None, ("gate_matrix", r, c)))
+    return raw
