@@ -159,6 +159,7 @@ def test_search_runs_continues_exports_and_summarises(
     assert code == 1 and "no trial 9" in err
 
 
+@pytest.mark.slow
 def test_sqlite_storage_and_two_processes_share_one_study(tmp_path: Path) -> None:
     spec = write(tmp_path, search_spec(trials=4))
     url = f"sqlite:///{tmp_path / 'study.db'}"
@@ -192,6 +193,7 @@ def test_sqlite_storage_and_two_processes_share_one_study(tmp_path: Path) -> Non
     assert len(set(run_dirs)) == 4
 
 
+@pytest.mark.slow
 def test_jobs_runs_worker_processes(tmp_path: Path) -> None:
     spec = write(tmp_path, search_spec(trials=4))
     res = ktg("search", spec, "--jobs", "2", cwd=tmp_path)
@@ -261,6 +263,7 @@ def test_spec_without_search_section(tmp_path: Path, cli) -> None:
     assert code == 2 and "no 'search:' section" in err
 
 
+@pytest.mark.slow
 def test_killed_worker_trial_is_failed_and_requeued(tmp_path: Path) -> None:
     data = search_spec(trials=2, epochs=30)
     data["data"]["dataset"]["train_size"] = 512
@@ -296,6 +299,7 @@ def test_killed_worker_trial_is_failed_and_requeued(tmp_path: Path) -> None:
     assert retried.params == killed.params and retried.state == TrialState.COMPLETE
 
 
+@pytest.mark.slow
 def test_interrupted_worker_marks_its_trial_failed(tmp_path: Path) -> None:
     data = search_spec(trials=2, epochs=30)
     data["data"]["dataset"]["train_size"] = 512

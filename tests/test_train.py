@@ -56,6 +56,10 @@ def tiny_spec(train_size: int = 256, epochs: int = 3, **train: Any) -> dict[str,
 write = write_spec
 
 
+PLUGINS = ROOT / "tests" / "plugins"
+PLUGIN = ("--plugin", "ktg_test_plugin")
+
+
 def ktg(*args: Any, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ktg_dsl.cli", *map(str, args)],
@@ -63,6 +67,7 @@ def ktg(*args: Any, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         cwd=cwd,
         timeout=600,
+        env={**os.environ, "PYTHONPATH": str(PLUGINS)},
     )
 
 
@@ -162,15 +167,19 @@ def _epochs_logged(run: Path) -> int:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["sigkill", "sigint"])
 def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path: Path, how: str) -> None:
-    data = tiny_spec(train_size=1024, epochs=4)
+    data = tiny_spec(train_size=1024, epochs=4)  # 64 steps per epoch
+    data["nodes"]["a"]["model"]["type"] = "marked_cnn"
     spec = write(tmp_path, data)
     whole = tmp_path / "whole"
-    res = ktg("train", spec, "--run-dir", whole, "--no-progress", cwd=tmp_path)
+    res = ktg("train", spec, "--run-dir", whole, "--no-progress", *PLUGIN, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
 
-    cut = tmp_path / "cut"
+    cut, mark = tmp_path / "cut", tmp_path / "in-epoch-3"
+    env = {**os.environ, "PYTHONPATH": str(PLUGINS), "KTG_TEST_MARK": str(mark)}
+    env["KTG_TEST_MARK_AFTER"] = str(2 * 64 + 5)  # the fifth batch of the third epoch
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -181,14 +190,15 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path: Path, h
             "--run-dir",
             str(cut),
             "--no-progress",
+            *PLUGIN,
         ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
-    _wait_for(lambda: _epochs_logged(cut) >= 2, proc)
-    time.sleep(0.3)  # into the third epoch
+    _wait_for(mark.exists, proc)
     proc.send_signal(signal.SIGKILL if how == "sigkill" else signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     if how == "sigint":
@@ -199,7 +209,7 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path: Path, h
     else:
         assert proc.returncode == -signal.SIGKILL
 
-    res = ktg("train", "--resume", cut, "--no-progress", cwd=tmp_path)
+    res = ktg("train", "--resume", cut, "--no-progress", *PLUGIN, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "continuing at epoch" in res.stderr
     assert_same_states(final_state(whole), final_state(cut))

@@ -99,11 +99,24 @@ def format_summary(study: Any, spec: Spec, top: int) -> str:
             lines.append("  " + ", ".join(f"{k} = {v:.4g}" for k, v in numbers.items()))
     failed = [t for t in trials if t.state == TrialState.FAIL]
     if failed:
-        lines.append("")
-        lines.append("failed trials:")
-        for t in failed[-top:]:
-            lines.append(f"  trial {t.number}: {t.user_attrs.get('fail_reason', 'unknown')}")
+        lines += ["", f"failed trials: {len(failed)}, by reason", *_failure_lines(failed, top)]
     return "\n".join(lines)
+
+
+def _failure_lines(failed: list[Any], top: int) -> list[str]:
+    """One line per distinct reason, the commonest first, with the trials that gave it: the
+    same lines whatever order the trials ran in."""
+    by_reason: dict[str, list[int]] = {}
+    for t in sorted(failed, key=lambda t: t.number):
+        by_reason.setdefault(t.user_attrs.get("fail_reason", "unknown"), []).append(t.number)
+    ordered = sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[1][0]))
+    lines = []
+    for reason, numbers in ordered[:top]:
+        shown = ", ".join(map(str, numbers[:10])) + (", ..." if len(numbers) > 10 else "")
+        lines.append(f"  {len(numbers)} x {reason} (trials {shown})")
+    if len(ordered) > top:
+        lines.append(f"  ... and {len(ordered) - top} other reasons (--top to see more)")
+    return lines
 
 
 _SHORT = {

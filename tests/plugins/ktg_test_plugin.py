@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ktg_dsl.components.gates import Gate
-from ktg_dsl.registry import GATES, PRUNERS
+from ktg_dsl.registry import GATES, MODELS, PRUNERS
 
 
 @dataclass(frozen=True)
@@ -34,3 +34,28 @@ def after_first_trial(epochs: int, at_epoch: int = 1) -> Any:
             return trial.number > 0 and bool(steps) and max(steps) >= at_epoch
 
     return _Pruner()
+
+
+@MODELS.register()
+def marked_cnn(num_classes: int, in_channels: int, width: int = 4) -> Any:
+    """small_cnn that creates the file named by $KTG_TEST_MARK after $KTG_TEST_MARK_AFTER
+    training forwards: an event a test can wait on (instead of sleeping) to act in the middle
+    of an epoch."""
+    import os
+    from pathlib import Path
+
+    from ktg_dsl.components.models.small_cnn import SmallCNN
+
+    mark, after = os.environ.get("KTG_TEST_MARK"), int(os.environ.get("KTG_TEST_MARK_AFTER", 0))
+
+    class Marked(SmallCNN):
+        calls = 0
+
+        def forward(self, x: Any) -> Any:
+            if self.training and mark:
+                self.calls += 1
+                if self.calls == after:
+                    Path(mark).touch()
+            return super().forward(x)
+
+    return Marked(num_classes=num_classes, in_channels=in_channels, width=width)

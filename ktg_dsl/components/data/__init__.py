@@ -3,8 +3,9 @@
 A builder takes ``root``, ``download``, ``seed`` and ``split`` from the spec's ``data:`` section
 (plus its own arguments) and returns a :class:`ktg_dsl.components.data.bundle.DataBundle`.
 ``meta["info"]`` tells the class count and input shape *without* loading anything, so that
-``ktg validate`` can check a graph against the data. Builders are named ``*_data`` and
-registered under their dataset's name, so that they never shadow their submodules.
+``ktg validate`` can check a graph against the data. A builder that would share its name with a
+submodule (``digits``) is registered under an explicit name, so that it never shadows the
+submodule.
 """
 
 from __future__ import annotations
@@ -37,45 +38,37 @@ def digits_data(root: str, download: bool, seed: int, split: str) -> Any:
     return load_digits_bundle(seed=seed, split=split)
 
 
-@DATASETS.register(info=lambda args, root: DatasetInfo(10, (3, 32, 32)))
-def cifar10(
-    root: str,
-    download: bool,
-    seed: int,
-    split: str,
-    val_size: Annotated[int, Field(ge=0, le=25000)] = 10000,
-    augment: bool = True,
-) -> Any:
-    """CIFAR-10 through torchvision. ``split: val``: train 40,000 / val 10,000 from the seed;
-    ``split: test``: train on all 50,000, evaluate on the 10,000 test images."""
-    from .cifar import load_cifar_bundle
+def _register_cifar(classes: int) -> None:
+    def cifar(
+        root: str,
+        download: bool,
+        seed: int,
+        split: str,
+        val_size: Annotated[int, Field(ge=0, le=25000)] = 10000,
+        augment: bool = True,
+    ) -> Any:
+        from .cifar import load_cifar_bundle
 
-    return load_cifar_bundle(
-        10, root=root, download=download, seed=seed, split=split, val_size=val_size, augment=augment
+        return load_cifar_bundle(
+            classes,
+            root=root,
+            download=download,
+            seed=seed,
+            split=split,
+            val_size=val_size,
+            augment=augment,
+        )
+
+    cifar.__doc__ = (
+        f"CIFAR-{classes} through torchvision. ``split: val``: train 40,000 / val 10,000 from "
+        "the seed; ``split: test``: train on all 50,000, evaluate on the 10,000 test images."
     )
+    info = DatasetInfo(classes, (3, 32, 32))
+    DATASETS.register(f"cifar{classes}", info=lambda args, root: info)(cifar)
 
 
-@DATASETS.register(info=lambda args, root: DatasetInfo(100, (3, 32, 32)))
-def cifar100(
-    root: str,
-    download: bool,
-    seed: int,
-    split: str,
-    val_size: Annotated[int, Field(ge=0, le=25000)] = 10000,
-    augment: bool = True,
-) -> Any:
-    """CIFAR-100 through torchvision, with the same protocol as ``cifar10``."""
-    from .cifar import load_cifar_bundle
-
-    return load_cifar_bundle(
-        100,
-        root=root,
-        download=download,
-        seed=seed,
-        split=split,
-        val_size=val_size,
-        augment=augment,
-    )
+for _classes in (10, 100):
+    _register_cifar(_classes)
 
 
 def _imagefolder_info(args: dict[str, Any], root: str) -> DatasetInfo:

@@ -2,11 +2,9 @@
 
 Every builder takes ``num_classes`` and ``in_channels`` (supplied by ktg from the dataset) and
 returns an ``nn.Module`` mapping ``[B, in_channels, H, W]`` to logits ``[B, num_classes]``.
-``meta["param_count"]`` counts parameters without building (used by ``ktg render``);
-``meta["arch"]`` names the architecture (from the arguments, where they change it) so that
-nodes of one architecture can be fused. Builders that share a name with a submodule are
-registered under an explicit name (``small_cnn_model`` as ``small_cnn``): importing the
-submodule would otherwise replace the package attribute.
+``meta["param_count"]`` counts parameters without building (used by ``ktg render``). Builders
+that share a name with a submodule are registered under an explicit name (``small_cnn_model``
+as ``small_cnn``): importing the submodule would otherwise replace the package attribute.
 """
 
 from __future__ import annotations
@@ -35,7 +33,6 @@ def _register_cifar_resnet(depth: int) -> None:
     )
     MODELS.register(
         f"resnet{depth}",
-        arch=f"resnet{depth}",
         param_count=lambda num_classes, in_channels: cifar_resnet_params(
             depth, num_classes, in_channels
         ),
@@ -54,7 +51,6 @@ def _check_cifar_depth(depth: int) -> int:
 
 @MODELS.register(
     "cifar_resnet",
-    arch=lambda a: f"resnet{a['depth']}",
     param_count=lambda num_classes, in_channels, depth=32: cifar_resnet_params(
         depth, num_classes, in_channels
     ),
@@ -87,7 +83,6 @@ def _wrn(num_classes: int, in_channels: int, depth: int, width: int, dropout: fl
 
 @MODELS.register(
     "wrn",
-    arch=lambda a: f"wrn_{a['depth']}_{a['width']}",
     param_count=lambda num_classes, in_channels, depth=28, width=2, dropout=0.0: wrn_params(
         depth, width, num_classes, in_channels
     ),
@@ -113,7 +108,6 @@ def _register_wrn(depth: int, width: int) -> None:
     build.__doc__ = f"Wide-ResNet-{depth}-{width}."
     MODELS.register(
         f"wrn_{depth}_{width}",
-        arch=f"wrn_{depth}_{width}",
         param_count=lambda num_classes, in_channels, dropout=0.0: wrn_params(
             depth, width, num_classes, in_channels
         ),
@@ -146,7 +140,6 @@ def _register_tv_resnet(depth: int) -> None:
     )
     MODELS.register(
         f"resnet{depth}",
-        arch=f"resnet{depth}",
         param_count=lambda num_classes, in_channels: tv_resnet_params(
             depth, num_classes, in_channels
         ),
@@ -159,7 +152,6 @@ for _depth in (18, 34, 50):
 
 @MODELS.register(
     "small_cnn",
-    arch=lambda a: f"small_cnn_{a['width']}",
     param_count=lambda num_classes, in_channels, width=32: small_cnn_params(
         width, num_classes, in_channels
     ),
