@@ -54,6 +54,21 @@ def choices_hint(word: str, choices: Iterable[str], limit: int = 12) -> str:
     return f"expected one of: {shown}" if names else "nothing is registered"
 
 
+def _escape_invisible(text: str) -> str:
+    """Spell out characters a terminal would hide or obey (a zero-width space in a key, an
+    escape sequence, a right-to-left override written in JSON as \\u202e): 'no\\u200bdes'."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else _escaped(c) for c in text)
+
+
+def _escaped(c: str) -> str:
+    code = ord(c)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 @dataclass(frozen=True)
 class SpecIssue:
     """One problem: where it is (file, line, column, key path) and what to do about it."""
@@ -82,7 +97,7 @@ class SpecIssue:
         text = f"{where}  {key}{label}{self.message}"
         if self.hint:
             text += f" ({self.hint})"
-        return text
+        return _escape_invisible(text)
 
     def __str__(self) -> str:
         return self.format()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import types
 import typing
+import unicodedata
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -11,6 +12,111 @@ from pydantic import BaseModel, ValidationError
 from ..errors import Path, SpecIssue, choices_hint, did_you_mean
 
 _SCALARS = (str, int, float, bool, type(None))
+
+
+# --------------------------------------------------------------------------- odd characters
+
+# Letters of other scripts that look like ASCII ones: they slip in from another keyboard layout
+# or a copied document. Full-width and mathematical letters, odd spaces and ligatures are found
+# by NFKC instead, which folds them to ASCII.
+_LOOKALIKE_LETTERS = dict(
+    zip(
+        "аеорсухіјѕԁһԛԝАВЕКМНОРСТХІЈЅοικνρυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧı",
+        "aeopcyxijsdhqwABEKMHOPCTXIJSoikvpuxABEZHIKMNOPTYXi",
+        strict=True,
+    )
+)
+_LOOKALIKE_MARKS = {
+    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63", "-"),
+    **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032", "'"),
+    **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033", '"'),
+}
+
+
+_CONTROL_NAMES = {  # unicodedata has no names for control characters
+    "\t": "TAB",
+    "\n": "LINE FEED",
+    "\r": "CARRIAGE RETURN",
+    "\x1b": "ESCAPE",
+    "\x7f": "DELETE",
+    "\x85": "NEXT LINE",
+    "\ufeff": "BYTE ORDER MARK",
+}
+
+
+def char_name(ch: str) -> str:
+    """'U+043E CYRILLIC SMALL LETTER O'."""
+    name = _CONTROL_NAMES.get(ch) or unicodedata.name(ch, "")
+    return f"U+{ord(ch):04X}" + (f" {name}" if name else "")
+
+
+def _invisible(ch: str) -> bool:
+    """A control, format (zero-width, bidi), line-separator or unassigned character."""
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
+def _lookalike(ch: str, mixed: bool) -> str | None:
+    """The ASCII text ``ch`` passes for, if it is not ASCII itself. ``mixed``: look-alike
+    letters count (see :func:`_mixed`: a Cyrillic 'о' in a Latin word, not in a Cyrillic one)."""
+    if ch.isascii():
+        return None
+    if ch in _LOOKALIKE_MARKS:
+        return _LOOKALIKE_MARKS[ch]
+    folded = unicodedata.normalize("NFKC", ch)
+    if folded != ch and folded.isascii() and folded.isprintable():
+        return folded
+    if mixed and ch in _LOOKALIKE_LETTERS:
+        return _LOOKALIKE_LETTERS[ch]
+    return None
+
+
+def _mixed(text: str) -> bool:
+    """Whether look-alike letters in ``text`` pass for Latin ones: the text also holds ASCII
+    letters ('nоdes'), or all its letters look Latin ('а' alone); not so in a Cyrillic word."""
+    letters = [c for c in text if c.isalpha()]
+    return any(c.isascii() for c in letters) or all(
+        c.isascii() or c in _LOOKALIKE_LETTERS for c in letters
+    )
+
+
+def odd_characters(text: str, letters: bool = True) -> list[tuple[int, str]]:
+    """Each character of ``text`` that is invisible or passes for an ASCII character it is not,
+    as (1-based position, description), e.g. (2, "U+043E CYRILLIC SMALL LETTER O, which looks
+    like 'o'"). ``letters=False`` leaves out look-alike letters (for a whole line of a file)."""
+    mixed = _mixed(text)
+    out: list[tuple[int, str]] = []
+    for i, ch in enumerate(text, 1):
+        if _invisible(ch):
+            out.append((i, f"the invisible {char_name(ch)}"))
+            continue
+        if not letters and unicodedata.category(ch).startswith("L"):
+            continue
+        like = _lookalike(ch, mixed)
+        if like is not None:
+            like = "a space" if like == " " else repr(like)
+            out.append((i, f"{char_name(ch)}, which looks like {like}"))
+    return out
+
+
+def plain_spelling(text: str) -> str:
+    """``text`` with invisible characters removed and look-alikes replaced by their ASCII."""
+    mixed = _mixed(text)
+    return "".join("" if _invisible(c) else (_lookalike(c, mixed) or c) for c in text)
+
+
+def describe_odd(text: str) -> str | None:
+    """'character 2 is U+043E CYRILLIC SMALL LETTER O, which looks like 'o'' (and how many
+    more there are), or None when ``text`` is plain."""
+    odd = odd_characters(text)
+    if not odd:
+        return None
+    pos, what = odd[0]
+    more = f" (and {len(odd) - 1} more)" if len(odd) > 1 else ""
+    return f"character {pos} is {what}{more}"
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _fields(model: type[BaseModel]) -> list[str]:
@@ -118,20 +224,33 @@ def issue_from_error(err: Any, root: type[BaseModel], prefix: Path = ()) -> Spec
     path = (*prefix, *loc)
     hint = None
     if kind == "extra_forbidden":
-        key = loc[-1] if loc else "?"
+        key = str(loc[-1]) if loc else "?"
         parent = model_at(root, loc[:-1])
         allowed = _fields(parent) if parent else []
-        message = f"unknown key '{key}'"
-        hint = did_you_mean(str(key), allowed) or (
-            f"allowed here: {', '.join(allowed)}" if allowed else None
-        )
+        message = f"unknown key '{shorten(key)}'"
+        odd = describe_odd(key)
+        if odd:  # 'nоdes' with a Cyrillic о: say so, "did you mean 'nodes'" reads as nonsense
+            message += f": its {odd}"
+            plain = plain_spelling(key)
+            close = did_you_mean(plain, allowed)
+            hint = f"retype it as '{plain}'" if plain in allowed else close or "retype it"
+        else:
+            hint = did_you_mean(key, allowed) or (
+                f"allowed here: {', '.join(allowed)}" if allowed else None
+            )
+    elif kind == "odd_character":  # raised by the schema for a name (see schema._plain_name)
+        message = err["msg"]
+        hint = ctx.get("hint")
     elif kind == "missing":
         message = f"missing required key '{loc[-1]}'" if loc else "missing value"
     elif kind == "literal_error":
         expected = ctx.get("expected", "")
         message = f"expected {expected}, got {_show(value)}"
         options = [o.strip().strip("'") for o in str(expected).replace(" or ", ",").split(",")]
-        hint = did_you_mean(str(value), [o for o in options if o])
+        numeric = "'" not in str(expected)  # version: Literal[1]
+        hint = _value_hint(value, "a number" if numeric else None) or did_you_mean(
+            str(value), [o for o in options if o]
+        )
     elif kind in _BOUNDS:
         bound = next(iter(ctx.values()), "?")
         message = f"must be {_BOUNDS[kind]} {bound}, got {_show(value)}"
@@ -141,11 +260,14 @@ def issue_from_error(err: Any, root: type[BaseModel], prefix: Path = ()) -> Spec
             hint = f"write '{path[1]}: {{model: {value}}}'"
         elif path == ("edges",) and isinstance(value, dict):
             hint = "a list of edges: '- {to: a, from: labels}'"
+        else:
+            hint = _value_hint(value, _TYPES[kind])
     elif kind == "string_pattern_mismatch":
         message = f"{_show(value)} is not allowed here"
         hint = "use letters, digits, '_', '-' and '.', starting with a letter or digit"
         if path[-1:] == ("device",):
             hint = "auto, cpu, cuda or cuda:N"
+        hint = _value_hint(value) or hint
     elif kind == "finite_number":
         message = f"must be a finite number, got {_show(value)}"
     elif kind in ("too_short", "too_long"):
@@ -163,6 +285,22 @@ def issue_from_error(err: Any, root: type[BaseModel], prefix: Path = ()) -> Spec
             message += f", got {_show(value)}"
         message = message.replace("Value error, ", "").replace("value error, ", "")
     return SpecIssue(path, message, hint=hint)
+
+
+def _value_hint(value: Any, expected: str | None = None) -> str | None:
+    """What YAML made of a value the user wrote otherwise (a boolean, nothing), or the odd
+    character in a string that passes for plain text."""
+    if isinstance(value, bool) and expected != "true or false":
+        if expected in ("an integer", "a number"):
+            return "true/false, yes/no and on/off are booleans, not numbers: write a number"
+        return "true/false, yes/no and on/off are booleans, not text: quote it"
+    if value is None:
+        return "the value is empty: YAML reads an empty value, ~ and null as nothing"
+    if isinstance(value, str):
+        odd = describe_odd(value)
+        if odd:
+            return f"its {odd}: retype it as {_show(plain_spelling(value))}"
+    return None
 
 
 def issues_from_validation(

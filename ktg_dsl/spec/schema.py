@@ -11,21 +11,77 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
+    Strict,
     model_serializer,
     model_validator,
 )
 from pydantic.json_schema import WithJsonSchema
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, PydanticKnownError
+
+from .messages import describe_odd, plain_spelling, shorten
 
 LABELS = "labels"  # the name of the ground-truth source in edges (`from: labels`)
 
-PosInt = Annotated[int, Field(ge=1)]
-NonNegInt = Annotated[int, Field(ge=0)]
+
+# pydantic's lax mode takes True for 1 and 1 for True; YAML 1.1 makes booleans of yes/no/on/off,
+# so `epochs: yes` would train one epoch. Numbers refuse booleans, booleans take only booleans.
+def _int_not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticKnownError("int_type")
+    return value
+
+
+def _float_not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticKnownError("float_type")
+    return value
+
+
+# (after the bounds: a validator before them would keep them out of the JSON Schema)
+NOT_BOOL = BeforeValidator(_int_not_bool)
+NOT_BOOL_FLOAT = BeforeValidator(_float_not_bool)
+Int = Annotated[int, NOT_BOOL]
+Bool = Annotated[bool, Strict()]
+PosInt = Annotated[int, Field(ge=1), NOT_BOOL]
+NonNegInt = Annotated[int, Field(ge=0), NOT_BOOL]
+
+
+def _version_not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("literal_error", "Input should be 1", {"expected": "1"})
+    return value
+
+
+def odd_name_error(name: str, what: str) -> PydanticCustomError | None:
+    """The error for a name with an invisible or look-alike character ('small_сnn' with a
+    Cyrillic с), which no registry or node name can match."""
+    odd = describe_odd(name)
+    if odd is None:
+        return None
+    return PydanticCustomError(
+        "odd_character",
+        "{message}",
+        {
+            "message": f"the {what} name '{shorten(name)}' is not plain text: its {odd}",
+            "hint": f"retype it as '{shorten(plain_spelling(name))}'",
+        },
+    )
+
+
+def _plain_name(value: str) -> str:
+    error = odd_name_error(value, "node")
+    if error is not None:
+        raise error
+    return value
+
+
+NodeName = Annotated[str, AfterValidator(_plain_name)]
 
 
 def _switch(value: Any) -> Any:
@@ -59,6 +115,7 @@ class ComponentRef(StrictModel):
         if isinstance(value, ComponentRef):
             return {"type": value.type, "args": dict(value.args)}
         if isinstance(value, str):
+            cls._check_name(value)
             return {"type": value, "args": {}}
         if isinstance(value, dict):
             if "type" not in value:
@@ -70,11 +127,18 @@ class ComponentRef(StrictModel):
                 raise PydanticCustomError(
                     "component_type", f"'type' must be a {cls.kind} name (a string)"
                 )
+            cls._check_name(value["type"])
             return {"type": value["type"], "args": {k: v for k, v in value.items() if k != "type"}}
         raise PydanticCustomError(
             "component_ref",
             f"expected a {cls.kind} name or a mapping with 'type', got {_kind(value)}",
         )
+
+    @classmethod
+    def _check_name(cls, name: str) -> None:
+        error = odd_name_error(name, cls.kind)
+        if error is not None:
+            raise error
 
     @model_serializer(mode="plain")
     def _dump(self) -> Any:
@@ -139,17 +203,17 @@ class DataConfig(StrictModel):
     root: str = Field(
         "data", description="folder of the dataset files (relative to the working directory)"
     )
-    download: bool = Field(False, description="fetch the dataset if it is missing")
+    download: Bool = Field(False, description="fetch the dataset if it is missing")
     split: Literal["val", "test"] = Field(
         "val",
         description="val: train on the train part, evaluate on a held-out val part; "
         "test: train on train+val, evaluate on the test set",
     )
-    batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000), NOT_BOOL] = Field(
         64, description="training batch size (every node sees the same batch)"
     )
     eval_batch_size: PosInt | None = Field(None, description="default: 4 x batch_size")
-    drop_last: bool = Field(True, description="drop the last incomplete training batch")
+    drop_last: Bool = Field(True, description="drop the last incomplete training batch")
     on_device: Switch = Field(
         "auto",
         description="keep the whole dataset on the GPU and "
@@ -160,7 +224,7 @@ class DataConfig(StrictModel):
 class TrainConfig(StrictModel):
     """How training runs: epochs, precision, device and the engine's switches."""
 
-    epochs: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+    epochs: Annotated[int, Field(ge=1, le=1_000_000), NOT_BOOL] = Field(
         description="number of epochs; gates run from the first to the last"
     )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
@@ -179,11 +243,11 @@ class TrainConfig(StrictModel):
         description="combine a node's node->node edge losses by sum, or by mean over "
         "its written (non-cutoff) peer edges as the original repository does",
     )
-    deterministic: bool = Field(
+    deterministic: Bool = Field(
         False, description="deterministic kernels (slower); needed for bit-exact resume on GPU"
     )
     eval_every: PosInt = Field(1, description="evaluate every this many epochs (and at the end)")
-    grad_clip: Annotated[float, Field(gt=0.0)] | None = Field(
+    grad_clip: Annotated[float, Field(gt=0.0), NOT_BOOL_FLOAT] | None = Field(
         None, description="clip each node's gradient norm to this value"
     )
     channels_last: Switch = Field(
@@ -240,7 +304,7 @@ class NodeConfig(StrictModel):
     checkpoint: str | None = Field(
         None, description="weights to load: a frozen teacher's, or a trained node's start"
     )
-    frozen: bool | None = Field(
+    frozen: Bool | None = Field(
         None,
         description="true: never trains (a teacher); default: frozen exactly when no "
         "incoming edge can ever open",
@@ -250,8 +314,8 @@ class NodeConfig(StrictModel):
 class EdgeConfig(StrictModel):
     """Knowledge from ``from`` (a node, or ``labels``) to ``to`` through a gated loss."""
 
-    to: str = Field(description="the receiving node")
-    from_: str = Field(alias="from", description="the sending node, or `labels`")
+    to: NodeName = Field(description="the receiving node")
+    from_: NodeName = Field(alias="from", description="the sending node, or `labels`")
     gate: GateRef = Field(
         default_factory=lambda: GateRef.model_validate("through"),
         description="weight over time: `ktg list gate`",
@@ -260,7 +324,7 @@ class EdgeConfig(StrictModel):
 
 
 class Objective(StrictModel):
-    node: str | None = Field(None, description="default: the first node")
+    node: NodeName | None = Field(None, description="default: the first node")
     metric: Literal["val_top1", "train_top1", "train_loss"] = Field(
         "val_top1", description="what the objective node is scored on"
     )
@@ -275,21 +339,23 @@ class Objective(StrictModel):
 class EdgeChoice(StrictModel):
     """Search choices for one edge: its own gate list, or fixed to the spec's gate."""
 
-    to: str
-    from_: str = Field(alias="from")
+    to: NodeName
+    from_: NodeName = Field(alias="from")
     gates: list[GateRef] | None = Field(None, description="gate choices for this edge")
-    fixed: bool = Field(False, description="keep the gate the spec gives this edge")
+    fixed: Bool = Field(False, description="keep the gate the spec gives this edge")
 
 
 class NumericRange(StrictModel):
     """A number searched over: ``path`` names a key in the spec."""
 
     path: str = Field(description="e.g. defaults.loss.temperature or nodes.a.optimizer.lr")
-    low: float = Field(description="smallest value")
-    high: float = Field(description="largest value")
-    log: bool = Field(False, description="sample on a log scale")
-    step: Annotated[float, Field(gt=0.0)] | None = Field(None, description="discretisation step")
-    integer: bool = Field(False, description="an integer parameter")
+    low: Annotated[float, NOT_BOOL_FLOAT] = Field(description="smallest value")
+    high: Annotated[float, NOT_BOOL_FLOAT] = Field(description="largest value")
+    log: Bool = Field(False, description="sample on a log scale")
+    step: Annotated[float, Field(gt=0.0), NOT_BOOL_FLOAT] | None = Field(
+        None, description="discretisation step"
+    )
+    integer: Bool = Field(False, description="an integer parameter")
 
 
 def _default_gate_choices() -> list[GateRef]:
@@ -304,7 +370,9 @@ class SearchConfig(StrictModel):
 
     objective: Objective = Field(default_factory=Objective)
     trials: PosInt | None = Field(100, description="trials in the study (all workers together)")
-    timeout: Annotated[float, Field(gt=0.0)] | None = Field(None, description="seconds")
+    timeout: Annotated[float, Field(gt=0.0), NOT_BOOL_FLOAT] | None = Field(
+        None, description="seconds"
+    )
     sampler: SamplerRef = Field(
         default_factory=lambda: SamplerRef.model_validate("tpe"),
         description="Optuna sampler: `ktg list sampler`",
@@ -327,12 +395,14 @@ class SearchConfig(StrictModel):
 class Spec(StrictModel):
     """A Knowledge Transfer Graph: models (nodes), gated losses (edges), data and training."""
 
-    version: Literal[1] = Field(description="the spec language version")
+    version: Annotated[Literal[1], BeforeValidator(_version_not_bool)] = Field(
+        description="the spec language version"
+    )
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)] = Field(
         description="names the runs (runs/<name>/...) and the search study"
     )
     description: str | None = Field(None, description="free text")
-    seed: int = Field(
+    seed: Int = Field(
         0,
         ge=0,
         lt=2**32,
