@@ -114,7 +114,7 @@ def test_a_new_per_sample_gate_needs_no_engine_change() -> None:
 
         # a level that masks about half the batch (b's train-mode confidence on it)
         b = copy.deepcopy(program_at(0.3).nodes["b"].model).train()
-        level = float(F.softmax(b(x), -1).amax(-1).median())
+        level = float(F.softmax(b(x).detach(), -1).amax(-1).median())
         program = program_at(level)
         gate = Confident("confident", "parametric", per_sample=True, level=level)
         mask = gate.sample_mask(copy.deepcopy(program.nodes["b"].model).train()(x), y)

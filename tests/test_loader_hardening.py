@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
+from ktg_dsl.check import parse_data
 from ktg_dsl.errors import SpecError, SpecIssue
-from ktg_dsl.spec import loader
-from ktg_dsl.spec.api import parse_data
+from ktg_dsl.spec import loader, yaml_reader
 from ktg_dsl.spec.loader import MAX_SPEC_BYTES, load_file, load_text, read_text
 
 from .conftest import base_spec, run_ktg
@@ -186,7 +186,7 @@ def test_deep_yaml_is_refused_with_its_position(levels: int) -> None:
 
 
 def test_deep_yaml_with_the_pure_python_parser(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loader, "_YamlLoader", yaml.SafeLoader)
+    monkeypatch.setattr(yaml_reader, "_YamlLoader", yaml.SafeLoader)
     for levels in (100, 600, 5000):
         issue = _yaml_error("x: " + "[" * levels + "]" * levels + "\n")
         assert "nested more than 64 levels" in issue.message
@@ -477,9 +477,9 @@ def test_look_alike_names_and_values_are_named(
 ) -> None:
     spec, issues = parse_data(base_spec(**changes))
     if spec is not None:  # component arguments are checked in the component pass
-        from ktg_dsl.spec.api import check
+        from ktg_dsl.check import check_spec
 
-        issues = check(spec)[1]
+        issues = check_spec(spec).issues
     issue = next(i for i in issues if i.path == path)
     assert words in issue.message
     assert hint in (issue.hint or "")

@@ -224,44 +224,21 @@ def issue_from_error(err: Any, root: type[BaseModel], prefix: Path = ()) -> Spec
     path = (*prefix, *loc)
     hint = None
     if kind == "extra_forbidden":
-        key = str(loc[-1]) if loc else "?"
-        parent = model_at(root, loc[:-1])
-        allowed = _fields(parent) if parent else []
-        message = f"unknown key '{shorten(key)}'"
-        odd = describe_odd(key)
-        if odd:  # 'nоdes' with a Cyrillic о: say so, "did you mean 'nodes'" reads as nonsense
-            message += f": its {odd}"
-            plain = plain_spelling(key)
-            close = did_you_mean(plain, allowed)
-            hint = f"retype it as '{plain}'" if plain in allowed else close or "retype it"
-        else:
-            hint = did_you_mean(key, allowed) or (
-                f"allowed here: {', '.join(allowed)}" if allowed else None
-            )
-    elif kind == "odd_character":  # raised by the schema for a name (see schema._plain_name)
-        message = err["msg"]
-        hint = ctx.get("hint")
+        message, hint = _unknown_key(loc, root)
+    elif kind == "odd_character":  # raised by the schema for a name (see types._plain_name)
+        message, hint = err["msg"], ctx.get("hint")
     elif kind == "missing":
         message = f"missing required key '{loc[-1]}'" if loc else "missing value"
     elif kind == "literal_error":
-        expected = ctx.get("expected", "")
-        message = f"expected {expected}, got {_show(value)}"
-        options = [o.strip().strip("'") for o in str(expected).replace(" or ", ",").split(",")]
-        numeric = "'" not in str(expected)  # version: Literal[1]
-        hint = _value_hint(value, "a number" if numeric else None) or did_you_mean(
-            str(value), [o for o in options if o]
-        )
+        message, hint = _not_a_choice(value, ctx)
     elif kind in _BOUNDS:
         bound = next(iter(ctx.values()), "?")
         message = f"must be {_BOUNDS[kind]} {bound}, got {_show(value)}"
     elif kind in _TYPES:
-        message = f"expected {_TYPES[kind]}, got {_show(value)}"
-        if len(path) == 2 and path[0] == "nodes" and isinstance(value, str):
-            hint = f"write '{path[1]}: {{model: {value}}}'"
-        elif path == ("edges",) and isinstance(value, dict):
-            hint = "a list of edges: '- {to: a, from: labels}'"
-        else:
-            hint = _value_hint(value, _TYPES[kind])
+        message, hint = (
+            f"expected {_TYPES[kind]}, got {_show(value)}",
+            _type_hint(path, value, kind),
+        )
     elif kind == "string_pattern_mismatch":
         message = f"{_show(value)} is not allowed here"
         hint = "use letters, digits, '_', '-' and '.', starting with a letter or digit"
@@ -273,18 +250,57 @@ def issue_from_error(err: Any, root: type[BaseModel], prefix: Path = ()) -> Spec
     elif kind in ("too_short", "too_long"):
         message = err["msg"][0].lower() + err["msg"][1:]
     else:
-        msg = err["msg"]
-        message = msg[0].lower() + msg[1:] if msg else kind
-        # custom errors (a component reference, a value check) already say what they got
-        if (
-            isinstance(value, _SCALARS)
-            and kind not in ("value_error", "assertion_error")
-            and not kind.startswith("component")
-            and ", got " not in message
-        ):
-            message += f", got {_show(value)}"
-        message = message.replace("Value error, ", "").replace("value error, ", "")
+        message = _other(err, kind, value)
     return SpecIssue(path, message, hint=hint)
+
+
+def _unknown_key(loc: Path, root: type[BaseModel]) -> tuple[str, str | None]:
+    key = str(loc[-1]) if loc else "?"
+    parent = model_at(root, loc[:-1])
+    allowed = _fields(parent) if parent else []
+    message = f"unknown key '{shorten(key)}'"
+    odd = describe_odd(key)
+    if odd:  # 'nоdes' with a Cyrillic о: say so, "did you mean 'nodes'" reads as nonsense
+        plain = plain_spelling(key)
+        close = did_you_mean(plain, allowed)
+        return message + f": its {odd}", (
+            f"retype it as '{plain}'" if plain in allowed else close or "retype it"
+        )
+    return message, did_you_mean(key, allowed) or (
+        f"allowed here: {', '.join(allowed)}" if allowed else None
+    )
+
+
+def _not_a_choice(value: Any, ctx: dict[str, Any]) -> tuple[str, str | None]:
+    expected = ctx.get("expected", "")
+    options = [o.strip().strip("'") for o in str(expected).replace(" or ", ",").split(",")]
+    numeric = "'" not in str(expected)  # version: Literal[1]
+    hint = _value_hint(value, "a number" if numeric else None) or did_you_mean(
+        str(value), [o for o in options if o]
+    )
+    return f"expected {expected}, got {_show(value)}", hint
+
+
+def _type_hint(path: Path, value: Any, kind: str) -> str | None:
+    if len(path) == 2 and path[0] == "nodes" and isinstance(value, str):
+        return f"write '{path[1]}: {{model: {value}}}'"
+    if path == ("edges",) and isinstance(value, dict):
+        return "a list of edges: '- {to: a, from: labels}'"
+    return _value_hint(value, _TYPES[kind])
+
+
+def _other(err: Any, kind: str, value: Any) -> str:
+    msg = err["msg"]
+    message = str(msg[0].lower() + msg[1:] if msg else kind)
+    # custom errors (a component reference, a value check) already say what they got
+    if (
+        isinstance(value, _SCALARS)
+        and kind not in ("value_error", "assertion_error")
+        and not kind.startswith("component")
+        and ", got " not in message
+    ):
+        message += f", got {_show(value)}"
+    return message.replace("Value error, ", "").replace("value error, ", "")
 
 
 def _value_hint(value: Any, expected: str | None = None) -> str | None:

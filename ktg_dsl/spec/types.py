@@ -1,0 +1,188 @@
+"""The value types a spec is made of: integers and numbers that refuse booleans, on/off
+switches, plain names (no look-alike characters), and component references (``name`` or
+``{type: name, <argument>: <value>}``). Torch-free."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    model_serializer,
+    model_validator,
+)
+from pydantic.json_schema import WithJsonSchema
+from pydantic_core import PydanticCustomError, PydanticKnownError
+
+from .messages import describe_odd, plain_spelling, shorten
+
+LABELS = "labels"  # the name of the ground-truth source in edges (`from: labels`)
+
+
+# pydantic's lax mode takes True for 1 and 1 for True; YAML 1.1 makes booleans of yes/no/on/off,
+# so `epochs: yes` would train one epoch. Numbers refuse booleans, booleans take only booleans.
+def _int_not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticKnownError("int_type")
+    return value
+
+
+def _float_not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticKnownError("float_type")
+    return value
+
+
+# (after the bounds: a validator before them would keep them out of the JSON Schema)
+NOT_BOOL = BeforeValidator(_int_not_bool)
+NOT_BOOL_FLOAT = BeforeValidator(_float_not_bool)
+Int = Annotated[int, NOT_BOOL]
+Bool = Annotated[bool, Strict()]
+PosInt = Annotated[int, Field(ge=1), NOT_BOOL]
+NonNegInt = Annotated[int, Field(ge=0), NOT_BOOL]
+
+
+def version_not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("literal_error", "Input should be 1", {"expected": "1"})
+    return value
+
+
+def odd_name_error(name: str, what: str) -> PydanticCustomError | None:
+    """The error for a name with an invisible or look-alike character ('small_сnn' with a
+    Cyrillic с), which no registry or node name can match."""
+    odd = describe_odd(name)
+    if odd is None:
+        return None
+    return PydanticCustomError(
+        "odd_character",
+        "{message}",
+        {
+            "message": f"the {what} name '{shorten(name)}' is not plain text: its {odd}",
+            "hint": f"retype it as '{shorten(plain_spelling(name))}'",
+        },
+    )
+
+
+def _plain_name(value: str) -> str:
+    error = odd_name_error(value, "node")
+    if error is not None:
+        raise error
+    return value
+
+
+NodeName = Annotated[str, AfterValidator(_plain_name)]
+
+
+def _switch(value: Any) -> Any:
+    # YAML 1.1 reads a bare on/off (also yes/no) as a boolean: accept what the user meant.
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+Switch = Annotated[
+    Literal["auto", "on", "off"],
+    BeforeValidator(_switch),
+    WithJsonSchema({"anyOf": [{"enum": ["auto", "on", "off"]}, {"type": "boolean"}]}),
+]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
+
+
+class ComponentRef(StrictModel):
+    """A registered component: ``name`` or ``{type: name, <argument>: <value>, ...}``."""
+
+    kind: ClassVar[str] = "component"
+    type: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, value: Any) -> Any:
+        if isinstance(value, ComponentRef):
+            return {"type": value.type, "args": dict(value.args)}
+        if isinstance(value, str):
+            cls._check_name(value)
+            return {"type": value, "args": {}}
+        if isinstance(value, dict):
+            if "type" not in value:
+                raise PydanticCustomError(
+                    "component_type_missing",
+                    f"a {cls.kind} written as a mapping needs 'type: <{cls.kind} name>'",
+                )
+            if not isinstance(value["type"], str):
+                raise PydanticCustomError(
+                    "component_type", f"'type' must be a {cls.kind} name (a string)"
+                )
+            cls._check_name(value["type"])
+            return {"type": value["type"], "args": {k: v for k, v in value.items() if k != "type"}}
+        raise PydanticCustomError(
+            "component_ref",
+            f"expected a {cls.kind} name or a mapping with 'type', got {_kind(value)}",
+        )
+
+    @classmethod
+    def _check_name(cls, name: str) -> None:
+        error = odd_name_error(name, cls.kind)
+        if error is not None:
+            raise error
+
+    @model_serializer(mode="plain")
+    def _dump(self) -> Any:
+        return {"type": self.type, **self.args} if self.args else self.type
+
+    def __str__(self) -> str:
+        if not self.args:
+            return self.type
+        inner = ", ".join(f"{k}: {v}" for k, v in self.args.items())
+        return f"{self.type}({inner})"
+
+
+def _kind(value: Any) -> str:
+    return {
+        list: "a list",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)
+
+
+class ModelRef(ComponentRef):
+    kind: ClassVar[str] = "model"
+
+
+class GateRef(ComponentRef):
+    kind: ClassVar[str] = "gate"
+
+
+class LossRef(ComponentRef):
+    kind: ClassVar[str] = "loss"
+
+
+class OptimizerRef(ComponentRef):
+    kind: ClassVar[str] = "optimizer"
+
+
+class SchedulerRef(ComponentRef):
+    kind: ClassVar[str] = "scheduler"
+
+
+class DatasetRef(ComponentRef):
+    kind: ClassVar[str] = "dataset"
+
+
+class SamplerRef(ComponentRef):
+    kind: ClassVar[str] = "sampler"
+
+
+class PrunerRef(ComponentRef):
+    kind: ClassVar[str] = "pruner"
