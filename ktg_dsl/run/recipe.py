@@ -45,12 +45,9 @@ class Recipe:
     ) -> None:
         self.spec, self.graph, self.resume = spec, graph, resume
         self.run = run if isinstance(run, RunDir) else RunDir(Path(run))
-        self.hooks = list(hooks)
-        self.progress = Progress(progress)
-        self.tensorboard = tensorboard
-        self.make_engine = engine
+        self.hooks, self.tensorboard, self.make_engine = list(hooks), tensorboard, engine
+        self.progress, self.stop = Progress(progress), StopRequest()
         self.at = Position()  # where training (re)starts
-        self.stop = StopRequest()
         self.log: RunLog | None = None
 
     def setup(self) -> None:
@@ -146,10 +143,6 @@ class Recipe:
                 self.progress.note(f"stopped in epoch {epoch + 1} at batch {step + 1}/{total}")
                 return True
         return False
-
-    @property
-    def stop_requested(self) -> bool:
-        return self.stop.requested
 
     def cleanup(self) -> None:
         if self.log is not None:

@@ -97,7 +97,7 @@ class Objective:
             )
         finally:
             recipe.cleanup()
-            self.stop_requested = self.stop_requested or recipe.stop_requested
+            self.stop_requested = self.stop_requested or recipe.stop.requested
             _release_memory()
         if result.interrupted:
             trial.set_user_attr("fail_reason", "interrupted")

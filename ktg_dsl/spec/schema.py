@@ -122,7 +122,7 @@ class TrainConfig(StrictModel):
     channels_last: Switch = Field(
         "auto",
         description="channels-last memory format for "
-        "convolutions (auto: on CUDA and for bf16 on CPU)",
+        "convolutions (auto: on CUDA, and on any CPU whose PyTorch has oneDNN)",
     )
     compile: Switch = Field(
         "auto",
