@@ -20,8 +20,9 @@ from torch import nn
 
 from .components.data import DatasetInfo
 from .engine.program import EdgeSlot, Precision, Program, RuntimeNode
+from .engine.taps import TapError, tap_shapes
 from .errors import KtgRuntimeError, SpecError
-from .graph import GraphReport
+from .graph import GraphEdge, GraphReport
 from .registry import OPTIMIZERS, SCHEDULERS
 from .spec.components import build
 from .spec.schema import LABELS, NodeConfig, OptimizerRef, Spec
@@ -115,15 +116,18 @@ def compile_program(
             model.compile()  # in place: state_dict keys stay those of the plain model
         frozen = name in graph.frozen
         node = RuntimeNode(name, position, model, target.device, frozen, classes, cfg)
-        if frozen:
-            model.eval()
-            model.requires_grad_(False)
+        node.taps = dict(cfg.taps or {})
+        nodes[name] = node
+    edges = _edge_slots(spec, graph, nodes, target, data_info)
+    for node in nodes.values():
+        if node.frozen:
+            node.model.eval()
+            node.model.requires_grad_(False)
         else:
             _attach_training(spec, node, target, steps_per_epoch)
-        nodes[name] = node
     return Program(
         nodes,
-        _edge_slots(spec, graph),
+        edges,
         data_info.num_classes,
         data_info.input_shape,
         target.device,
@@ -137,25 +141,96 @@ def compile_program(
     )
 
 
-def _edge_slots(spec: Spec, graph: GraphReport) -> list[EdgeSlot]:
+def _edge_slots(
+    spec: Spec,
+    graph: GraphReport,
+    nodes: OrderedDict[str, RuntimeNode],
+    target: Target,
+    info: DatasetInfo,
+) -> list[EdgeSlot]:
     """The computed edges: cut-off edges are exactly no edge, and nothing flows into a
-    frozen node. Sorted by (receiver, sender)."""
+    frozen node. Feature edges get their taps' shapes checked and their adapters built (into
+    the receiving node). Sorted by (receiver, sender), logits edges first."""
     index = {n: i for i, n in enumerate(spec.node_names)}
     live = [e for e in graph.edges if not e.closed and e.receiver not in graph.frozen]
     peers: dict[str, int] = {}
-    for e in graph.edges:
-        if not e.is_labels and not e.closed:
+    for e in graph.edges:  # the original averages over its (logits) peer edges
+        if not e.is_labels and not e.closed and not e.on_features:
             peers[e.receiver] = peers.get(e.receiver, 0) + 1
+    shapes = _TapShapes(spec, nodes, info)
     edges = []
     for e in live:
         assert e.gate is not None  # a checked spec's gates all build
         r = index[e.receiver]
         scale = 1.0
-        if spec.train.peer_reduction == "mean" and not e.is_labels:
+        if spec.train.peer_reduction == "mean" and not e.is_labels and not e.on_features:
             scale = 1.0 / peers[e.receiver]
         s = r if e.sender == LABELS else index[e.sender]
-        edges.append(EdgeSlot(r, s, e.gate, build(e.loss_ref), scale))
-    return sorted(edges, key=lambda e: (e.receiver, e.sender))
+        loss = build(e.loss_ref)
+        adapter = (
+            _adapter(spec, e, loss, shapes, nodes[e.receiver], target) if e.on_features else None
+        )
+        edges.append(EdgeSlot(r, s, e.gate, loss, scale, e.receiver_tap, e.sender_tap, adapter))
+    return sorted(
+        edges, key=lambda e: (e.receiver, e.sender, e.receiver_tap or "", e.sender_tap or "")
+    )
+
+
+class _TapShapes:
+    """Each tapped node's tap shapes, found once by a forward on the meta device."""
+
+    def __init__(self, spec: Spec, nodes: OrderedDict[str, RuntimeNode], info: DatasetInfo):
+        self.spec, self.nodes, self.info = spec, nodes, info
+        self._shapes: dict[str, dict[str, tuple[int, ...]]] = {}
+
+    def of(self, node: str, tap: str) -> tuple[int, ...]:
+        if node not in self._shapes:
+            runtime = self.nodes[node]
+            assert self.info.input_shape is not None
+            with torch.device("meta"):
+                model = build(
+                    self.spec.nodes[node].model,
+                    num_classes=runtime.num_classes,
+                    in_channels=self.info.input_shape[0],
+                )
+            try:
+                self._shapes[node] = tap_shapes(model, runtime.taps, self.info.input_shape)
+            except TapError as exc:
+                raise KtgRuntimeError(f"nodes.{node}.taps: {exc}") from None
+        return self._shapes[node][tap]
+
+
+def _adapter(
+    spec: Spec,
+    e: GraphEdge,
+    loss: Any,
+    shapes: _TapShapes,
+    receiver: RuntimeNode,
+    target: Target,
+) -> nn.Module | None:
+    """The edge's adapter (a hint's regressor), registered in the receiving node so that its
+    optimizer trains it and its checkpoint holds it; shapes checked first."""
+    assert e.receiver_tap is not None and e.sender_tap is not None
+    r, s = shapes.of(e.receiver, e.receiver_tap), shapes.of(e.sender, e.sender_tap)
+    check = getattr(loss, "check_shapes", None)
+    problem = check(r, s) if check is not None else None
+    if problem:
+        raise KtgRuntimeError(f"edge {e.sender_end} -> {e.receiver_end}: {problem}")
+    make = getattr(loss, "make_adapter", None)
+    if make is None:
+        return None
+    key = f"{e.sender}_{e.sender_tap}_to_{e.receiver_tap}"
+    adapter: nn.Module | None = _seeded(
+        node_seed(spec.seed, 10_000 + receiver.index * 1000 + len(receiver.adapters)),
+        lambda: make(r, s),
+    )
+    if adapter is None:
+        return None
+    adapter = adapter.to(target.device)
+    if target.channels_last and len(r) == 3:
+        adapter = adapter.to(memory_format=torch.channels_last)
+    receiver.adapters[key] = adapter
+    return adapter
 
 
 def _attach_training(
@@ -164,7 +239,7 @@ def _attach_training(
     cfg: NodeConfig = node.config
     impl: OptimizerImpl = "loop" if spec.train.fused_optimizer == "off" else "fused"
     node.optimizer = make_optimizer(
-        cfg.optimizer or spec.defaults.optimizer, node.model.parameters(), impl
+        cfg.optimizer or spec.defaults.optimizer, node.parameters(), impl
     )
     sched_ref = cfg.scheduler or spec.defaults.scheduler
     sched = SCHEDULERS.get(sched_ref.type)

@@ -32,6 +32,7 @@ from .metrics import EpochMeter, NonFiniteLossError
 from .program import Program, RuntimeNode
 from .step import (
     EdgeGroup,
+    Features,
     SingleEdge,
     StepPlan,
     build_plan,
@@ -40,6 +41,7 @@ from .step import (
     open_set,
     stacked_cross_entropy,
 )
+from .taps import capture
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _SCHEDULER_ORDER = "Detected call of `lr_scheduler.step"
@@ -98,6 +100,8 @@ class Engine:
             want = mode == "train" and not node.frozen
             if node.model.training != want:
                 node.model.train(want)
+            if len(node.adapters) and node.adapters.training != want:
+                node.adapters.train(want)
 
     def _weights(self, epoch: int, step: int | None) -> tuple[tuple[int, ...], Tensor, int]:
         """The open edges, their weight table on the device and the row in force. The table
@@ -175,13 +179,21 @@ class Engine:
             )
         return x, y
 
-    def forward_node(self, node: RuntimeNode, x: Tensor, train: bool) -> NodeOutput:
-        """One node's output; frozen nodes (and every node when not training) without grad."""
-        if node.frozen or not train:
-            with torch.no_grad():
-                z = node.model(x)
-        else:
+    def forward_node(
+        self, node: RuntimeNode, x: Tensor, train: bool, taps: dict[str, str] | None = None
+    ) -> NodeOutput:
+        """One node's output, with the features of ``taps`` (read by forward hooks registered
+        for this forward only); frozen nodes (and every node when not training) without
+        grad."""
+        grad = contextlib.nullcontext() if train and not node.frozen else torch.no_grad()
+        with grad, capture(node.model, taps or {}) as features:
             z = node.model(x)
+        if taps and len(features) < len(taps):
+            missing = next(t for t in taps if t not in features)
+            raise KtgRuntimeError(
+                f"node '{node.name}': its tap '{missing}' ({taps[missing]}) did not run in "
+                "this forward"
+            )
         if not isinstance(z, Tensor) or z.shape != (x.shape[0], node.num_classes):
             shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
             raise KtgRuntimeError(
@@ -189,11 +201,18 @@ class Engine:
                 f"{x.shape[0]}, expected ({x.shape[0]}, "
                 f"{node.num_classes})"
             )
-        return NodeOutput(z)
+        return NodeOutput(z, dict(features))
 
-    def _forward(self, nodes: list[int], x: Tensor, train: bool) -> Tensor:
-        """Stacked logits ``[len(nodes), B, C]``."""
-        return torch.stack([self.forward_node(self.nodes[i], x, train).logits for i in nodes])
+    def _forward(
+        self, plan: StepPlan | None, nodes: list[int], x: Tensor, train: bool
+    ) -> tuple[Tensor, Features]:
+        """Stacked logits ``[len(nodes), B, C]``, and the taps the plan's edges read."""
+        outs, features = [], {}
+        for i in nodes:
+            out = self.forward_node(self.nodes[i], x, train, plan.taps.get(i) if plan else None)
+            outs.append(out.logits)
+            features.update({(i, tap): f for tap, f in out.features.items()})
+        return torch.stack(outs), features
 
     # ------------------------------------------------------------------ training
 
@@ -211,8 +230,8 @@ class Engine:
             assert node.optimizer is not None
             node.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
-            logits = self._forward(plan.forward, x, train=True)
-        losses = edge_losses(plan, logits, y, table[row], len(self.nodes))
+            logits, features = self._forward(plan, plan.forward, x, train=True)
+        losses = edge_losses(plan, logits, y, table[row], len(self.nodes), features)
         total = self._scaled_total(plan, losses)
         if total is not None:
             total.backward()
@@ -317,7 +336,7 @@ class Engine:
             for x, y in batches:
                 x, y = self._inputs(x, y)
                 with self.autocast():
-                    logits = self._forward(every, x, train=False)
+                    logits, _ = self._forward(None, every, x, train=False)
                 z = logits.float()
                 correct += (z.argmax(-1) == y).sum(-1)
                 ce += stacked_cross_entropy(z, y).sum(-1).double()
@@ -347,6 +366,7 @@ class Engine:
         for n in self.nodes:
             out[n.name] = {
                 "model": n.model.state_dict(),
+                "adapters": n.adapters.state_dict(),
                 "optimizer": n.optimizer.state_dict() if n.optimizer else None,
                 "scheduler": n.scheduler.state_dict() if n.scheduler is not None else None,
                 "scaler": n.scaler.state_dict() if n.scaler is not None else None,
@@ -360,6 +380,8 @@ class Engine:
         for n in self.nodes:
             s = state[n.name]
             n.model.load_state_dict(s["model"])
+            if len(n.adapters) or s.get("adapters"):
+                n.adapters.load_state_dict(s.get("adapters", {}))
             if n.optimizer is not None and s.get("optimizer") is not None:
                 n.optimizer.load_state_dict(s["optimizer"])
             if n.scheduler is not None and s.get("scheduler") is not None:

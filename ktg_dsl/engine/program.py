@@ -5,7 +5,7 @@ no registry, no files."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -33,6 +33,14 @@ class RuntimeNode:
     scheduler: Any = None  # torch.optim.lr_scheduler.LRScheduler
     scheduler_interval: str = "epoch"
     scaler: torch.amp.GradScaler | None = None
+    taps: dict[str, str] = field(default_factory=dict)  # tap name -> module path
+    # modules owned by the edges into this node (a hint's regressor): trained by its
+    # optimizer, saved with it
+    adapters: nn.ModuleDict = field(default_factory=nn.ModuleDict)
+
+    def parameters(self) -> list[nn.Parameter]:
+        """What the node's optimizer steps: its model's parameters and its edges' adapters'."""
+        return [*self.model.parameters(), *self.adapters.parameters()]
 
     @property
     def lr(self) -> float:
@@ -48,10 +56,17 @@ class EdgeSlot:
     gate: Gate
     loss: EdgeLoss
     scale: float = 1.0  # 1/peer count under peer_reduction: mean, else 1
+    receiver_tap: str | None = None  # a feature edge compares taps, not logits
+    sender_tap: str | None = None
+    adapter: nn.Module | None = None  # applied to the receiver's output first (a hint)
 
     @property
     def is_labels(self) -> bool:
         return self.sender == self.receiver
+
+    @property
+    def on_features(self) -> bool:
+        return self.receiver_tap is not None or self.sender_tap is not None
 
 
 @dataclass
@@ -96,15 +111,29 @@ class Program:
         n = len(self.nodes)
         out = [[0.0] * n for _ in range(n)]
         for e, w in zip(self.edges, self.edge_weights(epoch, step), strict=True):
-            out[e.receiver][e.sender] = w
+            if not e.on_features:
+                out[e.receiver][e.sender] = w
+        return out
+
+    def incoming_weights(self, epoch: int, step: int | None = None) -> list[dict[str, float]]:
+        """Per node, the weight of each of its incoming edges at this time, by sender:
+        ``labels``, a node name, or ``node.tap->tap`` for a feature edge."""
+        names = self.names
+        out: list[dict[str, float]] = [{} for _ in names]
+        for e, w in zip(self.edges, self.edge_weights(epoch, step), strict=True):
+            sender = "labels" if e.is_labels else names[e.sender]
+            if e.on_features:
+                sender = f"{sender}.{e.sender_tap}->{e.receiver_tap}"
+            out[e.receiver][sender] = w
         return out
 
     def edge_matrix(self) -> list[list[EdgeSlot | None]]:
-        """Receiver x sender table of computed edges (None where cut off)."""
+        """Receiver x sender table of the computed logits edges (None where cut off)."""
         n = len(self.nodes)
         out: list[list[EdgeSlot | None]] = [[None] * n for _ in range(n)]
         for e in self.edges:
-            out[e.receiver][e.sender] = e
+            if not e.on_features:
+                out[e.receiver][e.sender] = e
         return out
 
     def trainable(self) -> list[RuntimeNode]:

@@ -72,6 +72,7 @@ class StepPlan:
 
     open: tuple[int, ...]
     forward: list[int]  # node indices to run, in order (trained nodes, then needed teachers)
+    taps: dict[int, dict[str, str]]  # node index -> the taps open edges read (name -> path)
     stepping: list[int]  # nodes with at least one open incoming edge: they take a step
     position: dict[int, int]  # node index -> row in the stacked logits
     forward_index: Tensor  # ``forward`` on the device
@@ -95,6 +96,11 @@ def build_plan(program: Program, open_edges: tuple[int, ...], device: torch.devi
     teachers = sorted({e.sender for e, _ in edges if nodes[e.sender].frozen})
     forward = trained + teachers
     pos = {node: row for row, node in enumerate(forward)}
+    taps: dict[int, dict[str, str]] = {}
+    for e, _ in edges:
+        for node, tap in ((e.receiver, e.receiver_tap), (e.sender, e.sender_tap)):
+            if tap is not None:
+                taps.setdefault(node, {})[tap] = nodes[node].taps[tap]
     sources: list[tuple[Gate, int]] = []
     for e, _ in edges:
         if e.gate.per_sample and (e.gate, pos[e.sender]) not in sources:
@@ -106,7 +112,7 @@ def build_plan(program: Program, open_edges: tuple[int, ...], device: torch.devi
     kinds: dict[tuple[bool, Hashable], list[tuple[EdgeSlot, int]]] = {}
     singles = []
     for e, col in edges:
-        if isinstance(e.loss, GroupKernel):
+        if isinstance(e.loss, GroupKernel) and not e.on_features and e.adapter is None:
             kinds.setdefault((e.is_labels, e.loss.group_key()), []).append((e, col))
         else:
             singles.append(SingleEdge(e, col, _longs([e.receiver], device), mask_row(e)))
@@ -117,6 +123,7 @@ def build_plan(program: Program, open_edges: tuple[int, ...], device: torch.devi
     return StepPlan(
         open_edges,
         forward,
+        taps,
         sorted({e.receiver for e, _ in edges}),
         pos,
         _longs(forward, device),
@@ -184,9 +191,20 @@ def mask_table(plan: StepPlan, z: Tensor, y: Tensor) -> Tensor | None:
     return torch.stack(rows)
 
 
-def edge_losses(plan: StepPlan, logits: Tensor, y: Tensor, weights: Tensor, n_nodes: int) -> Tensor:
-    """Per-node losses ``[n_nodes]`` (float32) from stacked logits ``[M, B, C]``, with one
-    weight per open edge (``weights[i]`` for ``plan.open[i]``)."""
+Features = dict[tuple[int, str], Tensor]  # (node index, tap) -> the tap's output
+
+
+def edge_losses(
+    plan: StepPlan,
+    logits: Tensor,
+    y: Tensor,
+    weights: Tensor,
+    n_nodes: int,
+    features: Features | None = None,
+) -> Tensor:
+    """Per-node losses ``[n_nodes]`` (float32) from stacked logits ``[M, B, C]`` (and the
+    taps' outputs, for feature edges), with one weight per open edge (``weights[i]`` for
+    ``plan.open[i]``)."""
     z = logits.float()
     losses = z.new_zeros(n_nodes)
     table = mask_table(plan, z, y)
@@ -199,13 +217,31 @@ def edge_losses(plan: StepPlan, logits: Tensor, y: Tensor, weights: Tensor, n_no
             0, g.targets, per_sample.mean(-1) * weights.index_select(0, g.cols)
         )
     for s in plan.singles:
-        e = s.edge
-        target = y if e.is_labels else z[plan.position[e.sender]].detach()
-        per_sample = e.loss.per_sample(z[plan.position[e.receiver]], target)
+        per_sample = single_loss(s.edge, plan, z, y, features or {})
         if s.mask >= 0 and table is not None:
             per_sample = per_sample * table[s.mask]
         losses = losses.index_add(0, s.target, (per_sample.mean() * weights[s.col]).reshape(1))
     return losses
+
+
+def single_loss(e: EdgeSlot, plan: StepPlan, z: Tensor, y: Tensor, features: Features) -> Tensor:
+    """One edge's per-sample loss ``[B]``: its receiver's output (through the edge's adapter,
+    if it has one) against the labels or the sender's detached output; logits or taps."""
+    if e.receiver_tap is None:
+        receiver = z[plan.position[e.receiver]]
+    else:
+        receiver = features[(e.receiver, e.receiver_tap)].float()
+    if e.is_labels:
+        target = y
+    elif e.sender_tap is None:
+        target = z[plan.position[e.sender]].detach()
+    else:
+        target = features[(e.sender, e.sender_tap)].detach().float()
+    if e.adapter is not None:
+        receiver = e.adapter(receiver).float()
+    if getattr(e.loss, "needs_labels", False):
+        return e.loss.per_sample(receiver, target, y)  # type: ignore[call-arg]
+    return e.loss.per_sample(receiver, target)
 
 
 def describe_group(g: EdgeGroup | SingleEdge) -> tuple[str, tuple[tuple[int, int], ...]]:

@@ -8,8 +8,8 @@ Edges point from sender to receiver; the ground truth is a source named ``labels
 
 from __future__ import annotations
 
-from ..spec.schema import LABELS, Spec
-from .checks import CHECKS, Linked
+from ..spec.schema import Spec
+from .checks import CHECKS, Linked, ends_exist
 from .edges import spec_edges
 from .report import (
     STEPS_GUESS,
@@ -17,9 +17,11 @@ from .report import (
     GraphEdge,
     GraphReport,
     data_info,
+    end_name,
     gate_horizon,
     gate_of,
     loss_target,
+    split_end,
 )
 
 __all__ = [
@@ -29,11 +31,13 @@ __all__ = [
     "GraphEdge",
     "GraphReport",
     "data_info",
+    "end_name",
     "gate_horizon",
     "gate_of",
     "link",
     "loss_target",
     "spec_edges",
+    "split_end",
 ]
 
 
@@ -48,20 +52,21 @@ def _link_edge(e: Edge, horizon: int) -> GraphEdge:
         gate,
         can_open=gate is None or gate.can_open(horizon),
         closed=gate is not None and gate.never_open,
+        receiver_tap=e.receiver_tap,
+        sender_tap=e.sender_tap,
     )
 
 
 def _valid(spec: Spec, written: list[Edge]) -> list[Edge]:
-    """Edges whose ends are nodes (or labels), not self loops, first of their pair."""
-    seen: set[tuple[str, str]] = set()
+    """Edges whose ends are nodes (or labels) and declared taps, not self loops, first of
+    their pair."""
+    seen: set[tuple[str, str | None, str, str | None]] = set()
     valid = []
     for e in written:
-        if e.receiver not in spec.nodes or e.sender == e.receiver:
+        if not ends_exist(spec, e) or e.sender == e.receiver:
             continue
-        if e.sender != LABELS and e.sender not in spec.nodes:
-            continue
-        if (e.receiver, e.sender) not in seen:
-            seen.add((e.receiver, e.sender))
+        if e.pair not in seen:
+            seen.add(e.pair)
             valid.append(e)
     return valid
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ..components.data import DatasetInfo
 from ..errors import Path, SpecIssue, choices_hint, format_path
 from ..spec.schema import LABELS, Spec
-from .report import Edge, GraphEdge, loss_target
+from .report import Edge, GraphEdge, end_name, loss_target
 
 
 @dataclass
@@ -55,29 +55,70 @@ def check_node_names(g: Linked) -> list[SpecIssue]:
     return issues
 
 
-def check_edge_ends(g: Linked) -> list[SpecIssue]:
-    """Ends that are not nodes, self edges and duplicates, in written order."""
+def ends_exist(spec: Spec, e: Edge) -> bool:
+    """Both ends are nodes (or the labels), and every tap an end names is declared."""
+    for node, tap in ((e.receiver, e.receiver_tap), (e.sender, e.sender_tap)):
+        if node == LABELS:
+            if tap is not None or node == e.receiver:
+                return False
+            continue
+        config = spec.nodes.get(node)
+        if config is None or (tap is not None and tap not in (config.taps or {})):
+            return False
+    return True
+
+
+def _end_issues(g: Linked, e: Edge) -> list[SpecIssue]:
     names = g.spec.node_names
+    issues = []
+    if e.receiver not in g.spec.nodes:
+        hint = (
+            "the labels are a source, not a receiver"
+            if e.receiver == LABELS
+            else choices_hint(e.receiver, names)
+        )
+        issues.append(
+            SpecIssue((*e.path, "to"), f"edge into '{e.receiver}', which is not a node", hint)
+        )
+    if e.sender != LABELS and e.sender not in g.spec.nodes:
+        issues.append(
+            SpecIssue(
+                (*e.path, "from"),
+                f"'{e.receiver}' reads from '{e.sender}', which is not a node",
+                hint=choices_hint(e.sender, [*names, LABELS]),
+            )
+        )
+    for key, node, tap in (("to", e.receiver, e.receiver_tap), ("from", e.sender, e.sender_tap)):
+        issues += _tap_issues(g.spec, (*e.path, key), node, tap)
+    return issues
+
+
+def _tap_issues(spec: Spec, where: Path, node: str, tap: str | None) -> list[SpecIssue]:
+    if tap is None:
+        return []
+    if node == LABELS:
+        return [SpecIssue(where, "the labels have no taps", hint="write 'from: labels'")]
+    config = spec.nodes.get(node)
+    if config is None:
+        return []  # reported as an unknown node
+    taps = config.taps or {}
+    if tap in taps:
+        return []
+    hint = (
+        choices_hint(tap, taps)
+        if taps
+        else f"declare it: nodes.{node}.taps: {{{tap}: <module path, e.g. layer3>}}"
+    )
+    return [SpecIssue(where, f"'{node}' has no tap '{tap}'", hint=hint)]
+
+
+def check_edge_ends(g: Linked) -> list[SpecIssue]:
+    """Ends that are not nodes or declared taps, self edges and duplicates, in written
+    order."""
     issues: list[SpecIssue] = []
-    first: dict[tuple[str, str], Edge] = {}
+    first: dict[tuple[str, str | None, str, str | None], Edge] = {}
     for e in g.written:
-        if e.receiver not in g.spec.nodes:
-            hint = (
-                "the labels are a source, not a receiver"
-                if e.receiver == LABELS
-                else choices_hint(e.receiver, names)
-            )
-            issues.append(
-                SpecIssue((*e.path, "to"), f"edge into '{e.receiver}', which is not a node", hint)
-            )
-        if e.sender != LABELS and e.sender not in g.spec.nodes:
-            issues.append(
-                SpecIssue(
-                    (*e.path, "from"),
-                    f"'{e.receiver}' reads from '{e.sender}', which is not a node",
-                    hint=choices_hint(e.sender, [*names, LABELS]),
-                )
-            )
+        issues += _end_issues(g, e)
         if e.sender == e.receiver:
             issues.append(
                 SpecIssue(
@@ -86,12 +127,16 @@ def check_edge_ends(g: Linked) -> list[SpecIssue]:
                     hint="write 'from: labels' for the supervised edge",
                 )
             )
-        before = first.setdefault((e.receiver, e.sender), e)
+        before = first.setdefault(e.pair, e)
         if before is not e:
+            sender, receiver = (
+                end_name(e.sender, e.sender_tap),
+                end_name(e.receiver, e.receiver_tap),
+            )
             issues.append(
                 SpecIssue(
                     e.path,
-                    f"duplicate edge {e.sender} -> {e.receiver}",
+                    f"duplicate edge {sender} -> {receiver}",
                     hint=f"first written at {format_path(before.path)}",
                 )
             )
@@ -99,11 +144,12 @@ def check_edge_ends(g: Linked) -> list[SpecIssue]:
 
 
 def check_losses_fit_edges(g: Linked) -> list[SpecIssue]:
-    """A labels edge needs a labels loss; a node -> node edge a loss between models."""
+    """A labels edge needs a labels loss; a node -> node edge a loss between models, on
+    logits for a logits loss and on taps for a feature loss."""
     issues = []
     for e in g.edges:
         target = loss_target(e.loss_ref)
-        if e.is_labels and target == "logits":
+        if e.is_labels and target in ("logits", "features", "outputs"):
             issues.append(
                 SpecIssue(
                     e.path,
@@ -116,12 +162,46 @@ def check_losses_fit_edges(g: Linked) -> list[SpecIssue]:
             issues.append(
                 SpecIssue(
                     e.path,
-                    f"edge {e.sender} -> {e.receiver} uses the "
+                    f"edge {e.sender_end} -> {e.receiver_end} uses the "
                     f"'{e.loss_ref.type}' loss, which needs the labels",
                     hint="use a loss between models such as kl",
                 )
             )
+        elif not e.is_labels:
+            issues += _ends_fit_loss(e, target)
     return issues
+
+
+def _ends_fit_loss(e: GraphEdge, target: str | None) -> list[SpecIssue]:
+    both = e.receiver_tap is not None and e.sender_tap is not None
+    what = f"edge {e.sender_end} -> {e.receiver_end} uses the '{e.loss_ref.type}' loss"
+    if target == "logits" and e.on_features:
+        return [
+            SpecIssue(
+                e.path,
+                f"{what}, which compares logits, but its ends name taps",
+                hint=f"write the edge between nodes (to: {e.receiver}, from: {e.sender}), or "
+                "use a feature loss: attention, hint, similarity or rkd",
+            )
+        ]
+    if target == "features" and not both:
+        return [
+            SpecIssue(
+                e.path,
+                f"{what}, which compares intermediate features: both ends must name taps",
+                hint=f"e.g. to: {e.receiver}.f3, from: {e.sender}.f3, with nodes.<name>.taps "
+                "declared",
+            )
+        ]
+    if target == "outputs" and e.on_features and not both:
+        return [
+            SpecIssue(
+                e.path,
+                f"{what} between a tap and logits",
+                hint="name a tap at both ends, or at neither",
+            )
+        ]
+    return []
 
 
 def check_frozen(g: Linked) -> list[SpecIssue]:
@@ -195,7 +275,7 @@ def check_class_counts(g: Linked) -> list[SpecIssue]:
                 )
             )
     for e in g.edges:
-        if e.is_labels or e.closed or loss_target(e.loss_ref) != "logits":
+        if e.is_labels or e.closed or e.on_features or loss_target(e.loss_ref) != "logits":
             continue
         a, b = g.counts[e.sender], g.counts[e.receiver]
         if a is not None and b is not None and a != b:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..errors import Path, SpecIssue
 from ..spec.schema import LABELS, GateRef, LossRef, Spec
-from .report import Edge
+from .report import Edge, split_end
 
 
 def spec_edges(spec: Spec) -> tuple[list[Edge], list[SpecIssue]]:
@@ -35,12 +35,14 @@ def spec_edges(spec: Spec) -> tuple[list[Edge], list[SpecIssue]]:
         )
     edges = []
     for to, frm, gate, loss, path in raw:
-        node = spec.nodes.get(to)
+        node = spec.nodes.get(split_end(to)[0])
         if loss is None and frm == LABELS:
             loss = (node.labels_loss if node else None) or spec.defaults.labels_loss
         elif loss is None:
             loss = (node.loss if node else None) or spec.defaults.loss
-        edges.append(Edge(to, frm, gate, loss, path))
+        receiver, receiver_tap = split_end(to)
+        sender, sender_tap = split_end(frm)
+        edges.append(Edge(receiver, sender, gate, loss, path, receiver_tap, sender_tap))
     return edges, issues
 
 

@@ -26,10 +26,17 @@ class Edge:
     gate: GateRef
     loss: LossRef
     path: Path  # where the edge is written in the spec
+    receiver_tap: str | None = None  # a feature edge's ends name taps (to: a.f3)
+    sender_tap: str | None = None
 
     @property
     def is_labels(self) -> bool:
         return self.sender == LABELS
+
+    @property
+    def pair(self) -> tuple[str, str | None, str, str | None]:
+        """What makes an edge unique: both ends, taps included."""
+        return (self.receiver, self.receiver_tap, self.sender, self.sender_tap)
 
 
 @dataclass(frozen=True)
@@ -46,14 +53,29 @@ class GraphEdge:
     gate: Gate | None
     can_open: bool
     closed: bool
+    receiver_tap: str | None = None
+    sender_tap: str | None = None
 
     @property
     def is_labels(self) -> bool:
         return self.sender == LABELS
 
     @property
+    def on_features(self) -> bool:
+        """A feature edge: its ends name taps (intermediate layers), not logits."""
+        return self.receiver_tap is not None or self.sender_tap is not None
+
+    @property
+    def receiver_end(self) -> str:
+        return end_name(self.receiver, self.receiver_tap)
+
+    @property
+    def sender_end(self) -> str:
+        return end_name(self.sender, self.sender_tap)
+
+    @property
     def key(self) -> str:
-        return f"{self.sender}->{self.receiver}"
+        return f"{self.sender_end}->{self.receiver_end}"
 
 
 @dataclass
@@ -75,24 +97,42 @@ class GraphReport:
         return [e for e in self.edges if not e.closed]
 
     def gate_table(self) -> list[list[str]]:
-        """Gate names as a receivers x senders table (labels on the diagonal), for display."""
+        """Gate names of the logits edges as a receivers x senders table (labels on the
+        diagonal), for display."""
         index = {n: i for i, n in enumerate(self.nodes)}
         table = [["cutoff"] * len(self.nodes) for _ in self.nodes]
         for e in self.edges:
+            if e.on_features:
+                continue
             r = index[e.receiver]
             table[r][r if e.is_labels else index[e.sender]] = str(e.gate_ref)
         return table
 
     def to_networkx(self) -> nx.DiGraph:
-        """The graph as a networkx DiGraph: nodes ``labels`` and the models, one edge per
-        linked edge with its :class:`GraphEdge` as attribute ``edge``."""
+        """The graph as a networkx DiGraph: nodes ``labels`` and the models, an edge from each
+        sender to each receiver it teaches, with the linked edges between them (a logits edge
+        and feature edges may join one pair) as attribute ``edges``."""
         g = nx.DiGraph()
         g.add_node(LABELS, kind="labels")
         for name in self.nodes:
             g.add_node(name, kind="model", frozen=name in self.frozen)
         for e in self.edges:
-            g.add_edge(e.sender, e.receiver, edge=e)
+            if g.has_edge(e.sender, e.receiver):
+                g.edges[e.sender, e.receiver]["edges"].append(e)
+            else:
+                g.add_edge(e.sender, e.receiver, edges=[e])
         return g
+
+
+def end_name(node: str, tap: str | None) -> str:
+    """An edge end as written: ``node`` for its logits, ``node.tap`` for a layer."""
+    return node if tap is None else f"{node}.{tap}"
+
+
+def split_end(text: str) -> tuple[str, str | None]:
+    """``a.f3`` -> (a, f3); ``a`` -> (a, None)."""
+    node, _, tap = text.partition(".")
+    return node, tap or None
 
 
 def gate_of(ref: GateRef) -> Gate | None:
@@ -105,7 +145,9 @@ def gate_of(ref: GateRef) -> Gate | None:
 
 
 def loss_target(ref: LossRef) -> str | None:
-    """What a loss compares the receiver with: ``labels`` or ``logits`` (None if unknown)."""
+    """What a loss compares: ``labels`` (the ground truth), ``logits`` (two models' outputs),
+    ``features`` (two taps) or ``outputs`` (logits or taps, alike at both ends); None if the
+    loss is unknown."""
     try:
         target: str | None = LOSSES.get(ref.type).meta.get("target")
         return target

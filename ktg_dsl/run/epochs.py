@@ -19,8 +19,7 @@ def epoch_rows(
     evaluated: dict[str, dict[str, float]],
 ) -> Rows:
     """The epoch's row of every node, as metrics.jsonl stores it (without timings)."""
-    weights = program.gate_weights(epoch)
-    names = program.names
+    weights = program.incoming_weights(epoch)
     rows: Rows = {}
     for node in program.nodes.values():
         rows[node.name] = {
@@ -30,11 +29,7 @@ def epoch_rows(
             "val_loss": evaluated.get(node.name, {}).get("loss"),
             "lr": stats.get(node.name, {}).get("lr"),
             "frozen": node.frozen,
-            "gates": {
-                ("labels" if j == node.index else names[j]): round(w, 6)
-                for j, w in enumerate(weights[node.index])
-                if w > 0
-            },
+            "gates": {k: round(w, 6) for k, w in weights[node.index].items() if w > 0},
         }
     return rows
 

@@ -27,6 +27,7 @@ from .types import (
     Int,
     LossRef,
     ModelRef,
+    ModulePath,
     NodeName,
     OptimizerRef,
     PosInt,
@@ -35,6 +36,7 @@ from .types import (
     SchedulerRef,
     StrictModel,
     Switch,
+    TapName,
     version_not_bool,
 )
 
@@ -171,7 +173,24 @@ class NodeConfig(StrictModel):
         None, description="size of the model's output; default: the dataset's class count"
     )
     checkpoint: str | None = Field(
-        None, description="weights to load: a frozen teacher's, or a trained node's start"
+        None,
+        description="weights to load: a frozen teacher's, or a trained node's start (a ktg "
+        "checkpoint, a plain state_dict, or a torchvision weights file)",
+    )
+    checkpoint_key: str | None = Field(
+        None,
+        description="the key of the file's dictionary that holds the weights, e.g. "
+        "state_dict or model (dotted for nested dictionaries)",
+    )
+    checkpoint_prefix: dict[str, str] | None = Field(
+        None,
+        description="rename key prefixes before loading, e.g. {'module.': ''} for a "
+        "DataParallel checkpoint",
+    )
+    taps: dict[TapName, ModulePath] | None = Field(
+        None,
+        description="layers this node exposes to feature edges, {name: module path}, e.g. "
+        "{f3: layer3} or {c2: layer3.4.conv2}; read only while an open edge needs them",
     )
     frozen: Bool | None = Field(
         None,
@@ -183,8 +202,10 @@ class NodeConfig(StrictModel):
 class EdgeConfig(StrictModel):
     """Knowledge from ``from`` (a node, or ``labels``) to ``to`` through a gated loss."""
 
-    to: NodeName = Field(description="the receiving node")
-    from_: NodeName = Field(alias="from", description="the sending node, or `labels`")
+    to: NodeName = Field(
+        description="the receiving node, or node.tap for a feature edge (see nodes.<name>.taps)"
+    )
+    from_: NodeName = Field(alias="from", description="the sending node (or node.tap), or `labels`")
     gate: GateRef = Field(
         default_factory=lambda: GateRef.model_validate("through"),
         description="weight over time: `ktg list gate`",
@@ -211,6 +232,9 @@ class EdgeChoice(StrictModel):
     to: NodeName
     from_: NodeName = Field(alias="from")
     gates: list[GateRef] | None = Field(None, description="gate choices for this edge")
+    losses: list[LossRef] | None = Field(
+        None, description="loss choices for this edge, e.g. [kl, dkd, dist]"
+    )
     fixed: Bool = Field(False, description="keep the gate the spec gives this edge")
 
 

@@ -77,6 +77,16 @@ def _plain_name(value: str) -> str:
 
 
 NodeName = Annotated[str, AfterValidator(_plain_name)]
+TapName = Annotated[
+    str,
+    AfterValidator(_plain_name),
+    Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"),
+]
+ModulePath = Annotated[
+    str,
+    AfterValidator(_plain_name),
+    Field(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$", max_length=300),
+]
 
 
 def _switch(value: Any) -> Any:

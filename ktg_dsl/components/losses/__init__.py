@@ -1,0 +1,93 @@
+"""Edge losses, registered by name. ``target`` says what a loss compares: the ``labels``, two
+models' ``logits``, two taps' ``features``, or either (``outputs``, alike at both ends). Each
+argument's default is the one its paper (or the benchmark code of RepDistiller / mdistiller,
+where the paper gives none) uses; docs/losses.md has every formula."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from ...registry import LOSSES
+from .base import EdgeLoss
+from .features import Attention, Hint, Relational, Similarity
+from .logits import KL, MSE, CrossEntropy, DecoupledKD, Dist
+
+__all__ = [
+    "KL",
+    "MSE",
+    "Attention",
+    "CrossEntropy",
+    "DecoupledKD",
+    "Dist",
+    "EdgeLoss",
+    "Hint",
+    "Relational",
+    "Similarity",
+]
+
+Temperature = Annotated[float, Field(gt=0.0, le=1000.0)]
+Weight = Annotated[float, Field(ge=0.0, le=1e6)]
+
+
+@LOSSES.register(target="labels")
+def ce(label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0) -> EdgeLoss:
+    """Cross-entropy with the ground-truth labels (the labels edge)."""
+    return CrossEntropy("ce", "labels", label_smoothing=label_smoothing)
+
+
+@LOSSES.register(target="logits")
+def kl(temperature: Temperature = 1.0) -> EdgeLoss:
+    """KL(p_sender || p_receiver), p = softmax(z / T), sender detached, times T^2."""
+    return KL("kl", "logits", temperature=temperature)
+
+
+@LOSSES.register(target="logits")
+def mse() -> EdgeLoss:
+    """Mean squared difference of the logits (sender detached)."""
+    return MSE("mse", "logits")
+
+
+@LOSSES.register(target="logits")
+def dkd(alpha: Weight = 1.0, beta: Weight = 8.0, temperature: Temperature = 4.0) -> EdgeLoss:
+    """Decoupled KD (Zhao et al. 2022): alpha x target-class KD + beta x non-target-class KD,
+    at temperature T (CIFAR-100 defaults; warm it up with a rising gate)."""
+    return DecoupledKD("dkd", "logits", alpha=alpha, beta=beta, temperature=temperature)
+
+
+@LOSSES.register(target="logits")
+def dist(beta: Weight = 1.0, gamma: Weight = 1.0, temperature: Temperature = 1.0) -> EdgeLoss:
+    """DIST (Huang et al. 2022): inter-class (beta) and intra-class (gamma) Pearson
+    relations of the two models' class probabilities."""
+    return Dist("dist", "logits", beta=beta, gamma=gamma, temperature=temperature)
+
+
+@LOSSES.register(target="features")
+def hint(weight: Weight = 100.0) -> EdgeLoss:
+    """FitNet hints (Romero et al. 2015): a learnable 1x1 conv + BN regressor from the
+    receiver's tap to the sender's, then the mean squared difference."""
+    return Hint("hint", "features", weight=weight)
+
+
+@LOSSES.register(target="features")
+def attention(
+    p: Annotated[float, Field(gt=0.0, le=8.0)] = 2.0, weight: Weight = 1000.0
+) -> EdgeLoss:
+    """Attention transfer (Zagoruyko & Komodakis 2017): the distance between the two taps'
+    normalised spatial attention maps (channel mean of |F|^p)."""
+    return Attention("attention", "features", p=p, weight=weight)
+
+
+@LOSSES.register(target="outputs")
+def similarity(weight: Weight = 3000.0) -> EdgeLoss:
+    """Similarity-preserving KD (Tung & Mori 2019): the distance between the two outputs'
+    normalised batch similarity matrices (taps or logits)."""
+    return Similarity("similarity", "outputs", weight=weight)
+
+
+@LOSSES.register(target="outputs")
+def rkd(distance: Weight = 25.0, angle: Weight = 50.0, weight: Weight = 1.0) -> EdgeLoss:
+    """Relational KD (Park et al. 2019): Huber distances between the two outputs' normalised
+    pairwise distances and between their triplet angles (taps or logits, as vectors)."""
+    return Relational("rkd", "outputs", distance=distance, angle=angle, weight=weight)
