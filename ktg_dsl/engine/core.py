@@ -60,13 +60,18 @@ class PlanCacheInfo:
 @dataclass(frozen=True)
 class StepSummary:
     """What a step computes at a given time, in plain values: the nodes that forward and that
-    take a step, and the edge groups (loss kind, (receiver, sender) names) with the weight of
-    each open edge."""
+    take a step, the edge groups (loss kind, (receiver, sender) names), the weight of each open
+    edge and the taps read."""
 
     forward: list[str]
     stepping: list[str]
     groups: list[tuple[str, list[tuple[str, str]]]]
-    weights: dict[tuple[str, str], float]
+    weights: dict[tuple[str, str], float]  # (receiver end, sender end): a.f3, t.f3 for taps
+    taps: dict[str, list[str]]  # node -> the taps read (hooked) in this step
+
+
+def _end(node: str, tap: str | None) -> str:
+    return node if tap is None else f"{node}.{tap}"
 
 
 class Engine:
@@ -146,16 +151,17 @@ class Engine:
             return [(names[r], "labels" if r == s else names[s]) for r, s in edges]
 
         parts: list[EdgeGroup | SingleEdge] = [*plan.groups, *plan.singles]
-        groups = [describe_group(g) for g in parts]
-        weights = table[row].tolist()
+        weights = {}
+        for i, w in zip(opened, table[row].tolist(), strict=True):
+            e = self.program.edges[i]
+            sender = "labels" if e.is_labels else names[e.sender]
+            weights[(_end(names[e.receiver], e.receiver_tap), _end(sender, e.sender_tap))] = w
         return StepSummary(
             [names[i] for i in plan.forward],
             [names[i] for i in plan.stepping],
-            [(kind, pairs(edges)) for kind, edges in groups],
-            {
-                pairs(((self.program.edges[i].receiver, self.program.edges[i].sender),))[0]: w
-                for i, w in zip(opened, weights, strict=True)
-            },
+            [(kind, pairs(edges)) for kind, edges in map(describe_group, parts)],
+            weights,
+            {names[i]: sorted(taps) for i, taps in plan.taps.items()},
         )
 
     def _inputs(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
