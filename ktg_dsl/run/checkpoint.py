@@ -129,30 +129,74 @@ def _extract_state(obj: dict[str, Any], node: str, path: Path) -> dict[str, Any]
     )
 
 
-def load_node_weights(node: RuntimeNode, path: Path) -> None:
-    """Load ``path`` into ``node``'s model; a mismatch names the node and the keys."""
-    obj = load(path, f"checkpoint of node '{node.name}'")
-    state = _extract_state(obj, node.name, path)
-    own = node.model.state_dict()
+def select(obj: dict[str, Any], key: str | None, path: Path) -> dict[str, Any]:
+    """The dictionary at ``key`` (dotted for nested ones) of a loaded file, for files that
+    keep their weights under e.g. ``state_dict`` or ``model``."""
+    if key is None:
+        return obj
+    current: Any = obj
+    for part in key.split("."):
+        if not isinstance(current, dict) or part not in current:
+            keys = sorted(map(str, current))[:8] if isinstance(current, dict) else []
+            raise KtgRuntimeError(
+                f"checkpoint {path} has no key '{key}' (at '{part}'; its keys: {keys})"
+            )
+        current = current[part]
+    if not isinstance(current, dict):
+        raise KtgRuntimeError(f"'{key}' in checkpoint {path} is not a dictionary of weights")
+    return current
+
+
+def renamed(state: dict[str, Any], prefixes: dict[str, str] | None) -> dict[str, Any]:
+    """Keys with their prefixes replaced, e.g. {"module.": ""} for a DataParallel file."""
+    if not prefixes:
+        return state
+    out = {}
+    for key, value in state.items():
+        for old, new in prefixes.items():
+            if key.startswith(old):
+                key = new + key[len(old) :]
+                break
+        out[key] = value
+    return out
+
+
+def fit_problems(own: dict[str, Any], state: dict[str, Any]) -> list[str]:
+    """What keeps ``state`` from loading into a model whose state_dict is ``own``: the first
+    missing and unexpected keys, and the first shape mismatch (empty when it fits)."""
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     shapes = sorted(
         k
         for k in set(own) & set(state)
-        if isinstance(state[k], torch.Tensor) and state[k].shape != own[k].shape
+        if isinstance(state[k], torch.Tensor) and tuple(state[k].shape) != tuple(own[k].shape)
     )
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {_short(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys {_short(unexpected)}")
-        if shapes:
-            k = shapes[0]
-            parts.append(
-                f"shape mismatch at {_short(shapes)} (e.g. {k}: checkpoint "
-                f"{tuple(state[k].shape)}, model {tuple(own[k].shape)})"
-            )
+    parts = []
+    if missing:
+        parts.append(f"missing keys {_short(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys {_short(unexpected)}")
+    if shapes:
+        k = shapes[0]
+        parts.append(
+            f"shape mismatch at {_short(shapes)} (e.g. {k}: checkpoint "
+            f"{tuple(state[k].shape)}, model {tuple(own[k].shape)})"
+        )
+    return parts
+
+
+def load_node_weights(node: RuntimeNode, path: Path) -> None:
+    """Load ``path`` into ``node``'s model (its spec's ``checkpoint_key`` and
+    ``checkpoint_prefix`` applied); a mismatch names the node and the keys."""
+    obj = load(path, f"checkpoint of node '{node.name}'")
+    cfg = node.config
+    key = getattr(cfg, "checkpoint_key", None)
+    state = renamed(
+        _extract_state(select(obj, key, path), node.name, path),
+        getattr(cfg, "checkpoint_prefix", None),
+    )
+    parts = fit_problems(node.model.state_dict(), state)
+    if parts:
         kind = obj.get("model", {}).get("type") if isinstance(obj.get("model"), dict) else None
         what = f" (it holds a '{kind}')" if kind else ""
         raise KtgRuntimeError(

@@ -59,3 +59,28 @@ def marked_cnn(num_classes: int, in_channels: int, width: int = 4) -> Any:
             return super().forward(x)
 
     return Marked(num_classes=num_classes, in_channels=in_channels, width=width)
+
+
+@MODELS.register()
+def staged_net(num_classes: int, in_channels: int, width: int = 8) -> Any:
+    """A model from outside the zoo, as a user's plugin wraps one (a timm model, say): its
+    layers live in a ModuleList of stages, so its taps are paths like ``stages.1``."""
+    from torch import nn
+
+    class Staged(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stages = nn.ModuleList(
+                [
+                    nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU()),
+                    nn.Sequential(nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU()),
+                ]
+            )
+            self.head = nn.Linear(2 * width, num_classes)
+
+        def forward(self, x: Any) -> Any:
+            for stage in self.stages:
+                x = stage(x)
+            return self.head(x.mean((2, 3)))
+
+    return Staged()

@@ -9,7 +9,7 @@ as ``small_cnn``): importing the submodule would otherwise replace the package a
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -130,18 +130,21 @@ for _d, _w in (
 
 
 def _register_tv_resnet(depth: int) -> None:
-    def build(num_classes: int, in_channels: int) -> Any:
+    def build(
+        num_classes: int, in_channels: int, stem: Literal["cifar", "imagenet"] = "cifar"
+    ) -> Any:
         from .tv_resnet import cifar_tv_resnet
 
-        return cifar_tv_resnet(depth, num_classes=num_classes, in_channels=in_channels)
+        return cifar_tv_resnet(depth, num_classes=num_classes, in_channels=in_channels, stem=stem)
 
     build.__doc__ = (
-        f"torchvision ResNet-{depth} adapted to 32x32 inputs (3x3 stem, stride 1, no max-pool)."
+        f"torchvision ResNet-{depth}: stem cifar (3x3, stride 1, no max-pool: for 32x32 inputs) "
+        "or imagenet (torchvision's own, which its weights files fit)."
     )
     MODELS.register(
         f"resnet{depth}",
-        param_count=lambda num_classes, in_channels: tv_resnet_params(
-            depth, num_classes, in_channels
+        param_count=lambda num_classes, in_channels, stem="cifar": tv_resnet_params(
+            depth, num_classes, in_channels, stem
         ),
     )(build)
 

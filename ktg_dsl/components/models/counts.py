@@ -60,14 +60,15 @@ _TV_RESNETS: dict[int, tuple[tuple[int, int, int, int], bool]] = {
 }
 
 
-def tv_resnet_params(depth: int, num_classes: int, in_channels: int) -> int:
+def tv_resnet_params(depth: int, num_classes: int, in_channels: int, stem: str = "cifar") -> int:
     if depth not in _TV_RESNETS:
         raise ValueError(
             f"torchvision ResNet depth must be one of {sorted(_TV_RESNETS)}, got {depth}"
         )
     layout, bottleneck = _TV_RESNETS[depth]
     expansion = 4 if bottleneck else 1
-    total = _conv(in_channels, 64, 3) + _bn(64)  # the 3x3 stem that replaces the 7x7 one
+    # torchvision's 7x7 stem, or the 3x3 one that replaces it for 32x32 inputs
+    total = _conv(in_channels, 64, 7 if stem == "imagenet" else 3) + _bn(64)
     channels = 64
     for stage, blocks in enumerate(layout):
         planes = 64 * 2**stage
