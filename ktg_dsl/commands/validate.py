@@ -50,9 +50,12 @@ def _validate(file: str, overrides: list[str], deep: bool) -> int:
     issues, probed = report.issues, False
     if deep and report.ok and report.spec is not None and report.graph is not None:
         from ..probe import probe_models
+        from ..probe_features import probe_feature_edges
 
         source = report.spec.source
-        found = [source.attach(i) if source else i for i in probe_models(report.spec, report.graph)]
+        found = probe_models(report.spec, report.graph)
+        found += probe_feature_edges(report.spec, report.graph)
+        found = [source.attach(i) if source else i for i in found]
         issues = issues + found
         probed = not any("not probed" in i.message for i in found)
     print_issues(issues)

@@ -7,10 +7,11 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from ..errors import SpecIssue, choices_hint
+from ..graph import loss_target
 from ..spec.components import component_issues
 from ..spec.messages import issues_from_validation
 from ..spec.overrides import parse_path, set_path, spec_default
-from ..spec.schema import LABELS, NumericRange, SearchConfig, Spec
+from ..spec.schema import LABELS, EdgeChoice, NumericRange, SearchConfig, Spec
 
 
 def check_search(spec: Spec) -> list[SpecIssue]:
@@ -83,6 +84,7 @@ def _edge_choices(spec: Spec, s: SearchConfig) -> list[SpecIssue]:
         seen.add((e.to, e.from_))
         if e.fixed and e.gates:
             issues.append(SpecIssue(where, "an edge is either fixed or has gate choices, not both"))
+        issues += _loss_choices(spec, i, e)
         if not e.fixed and e.gates is not None and not e.gates:
             issues.append(
                 SpecIssue(
@@ -95,6 +97,31 @@ def _edge_choices(spec: Spec, s: SearchConfig) -> list[SpecIssue]:
         issues.append(
             SpecIssue(("search", "gates"), "no gate choices", hint="list at least one gate")
         )
+    return issues
+
+
+def _loss_choices(spec: Spec, i: int, e: EdgeChoice) -> list[SpecIssue]:
+    """Each loss choice fits its edge: a labels loss on the labels edge, a loss between
+    models' logits on the others."""
+    if e.losses is None:
+        return []
+    where = ("search", "edges", i, "losses")
+    if not e.losses:
+        return [SpecIssue(where, "no loss choices", hint="list at least one loss, e.g. [kl, dkd]")]
+    issues = []
+    labels = e.from_ == LABELS
+    for j, loss in enumerate(e.losses):
+        target = loss_target(loss)
+        fits = target == "labels" if labels else target in ("logits", "outputs")
+        if target is not None and not fits:
+            need = "a labels loss such as ce" if labels else "a loss between logits: kl, dkd, dist"
+            issues.append(
+                SpecIssue(
+                    (*where, j),
+                    f"'{loss.type}' cannot be chosen for edge {e.from_} -> {e.to}",
+                    hint=f"this edge needs {need}",
+                )
+            )
     return issues
 
 

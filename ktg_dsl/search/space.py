@@ -3,6 +3,8 @@
 * every edge of the N x N matrix (the diagonal is the labels edge) takes a gate from
   ``search.gates``, unless ``search.edges`` gives that edge its own choices or fixes it to the
   gate the spec writes;
+* an edge whose ``search.edges`` entry lists ``losses`` also takes one of those losses;
+* feature edges (between taps) are kept as the spec writes them;
 * each node listed in ``search.models`` takes one of its model choices (others keep theirs);
 * each ``search.params`` entry is a number set at a key path of the spec.
 """
@@ -13,7 +15,7 @@ from typing import Any
 
 from ..check import CheckReport, check_data
 from ..errors import KtgRuntimeError
-from ..graph import spec_edges
+from ..graph import Edge, spec_edges
 from ..spec.overrides import parse_path, set_path, spec_default
 from ..spec.schema import LABELS, GateRef, Spec
 
@@ -26,8 +28,10 @@ class SearchSpace:
         self.search = spec.search
         self.names = spec.node_names
         written, _ = spec_edges(spec)
-        self.written = {(e.receiver, e.sender): e for e in written}
+        self.written = {(e.receiver, e.sender): e for e in written if not _tapped(e)}
+        self.features = [e for e in written if _tapped(e)]  # kept as written
         overrides = {(c.to, c.from_): c for c in self.search.edges}
+        self.losses = {k: list(c.losses) for k, c in overrides.items() if c.losses}
         self.edges: list[tuple[str, str, list[GateRef] | None]] = []  # None: fixed
         for receiver in self.names:
             if spec.nodes[receiver].frozen:
@@ -45,6 +49,10 @@ class SearchSpace:
     def edge_key(receiver: str, sender: str) -> str:
         return f"gate:{receiver}<-{sender}"
 
+    @staticmethod
+    def loss_key(receiver: str, sender: str) -> str:
+        return f"loss:{receiver}<-{sender}"
+
     def suggest(self, trial: Any) -> dict[str, Any]:
         """Sample one graph: {param name: choice}. Choices are strings (Optuna stores them)."""
         sampled: dict[str, Any] = {}
@@ -53,6 +61,9 @@ class SearchSpace:
                 continue
             key = self.edge_key(receiver, sender)
             sampled[key] = trial.suggest_categorical(key, [str(g) for g in choices])
+        for (receiver, sender), losses in self.losses.items():
+            key = self.loss_key(receiver, sender)
+            sampled[key] = trial.suggest_categorical(key, [str(loss) for loss in losses])
         for node, models in sorted(self.search.models.items()):
             key = f"model:{node}"
             sampled[key] = trial.suggest_categorical(key, [str(m) for m in models])
@@ -89,13 +100,8 @@ class SearchSpace:
                 gate = gates.get((receiver, sender))
                 if gate is None or gate.type == "cutoff":
                     continue  # an edge not written is cut off
-                edge: dict[str, Any] = {"to": receiver, "from": sender, "gate": gate.model_dump()}
-                written = self.written.get((receiver, sender))
-                raw_loss = self._written_loss(written.path) if written else None
-                if raw_loss is not None:
-                    edge["loss"] = raw_loss
-                edges.append(edge)
-        data["edges"] = edges
+                edges.append(self._edge(receiver, sender, gate, sampled))
+        data["edges"] = edges + [self._raw_edge(e.path) for e in self.features]
         nodes = {k: dict(v) for k, v in data["nodes"].items()}
         for node, models in self.search.models.items():
             model_by_text = {str(m): m for m in models}
@@ -107,6 +113,23 @@ class SearchSpace:
             data["description"] = note
         return data
 
+    def _edge(self, receiver: str, sender: str, gate: GateRef, sampled: dict[str, Any]) -> Any:
+        edge: dict[str, Any] = {"to": receiver, "from": sender, "gate": gate.model_dump()}
+        choices = self.losses.get((receiver, sender))
+        if choices:
+            by_text = {str(loss): loss for loss in choices}
+            edge["loss"] = by_text[sampled[self.loss_key(receiver, sender)]].model_dump()
+            return edge
+        written = self.written.get((receiver, sender))
+        raw_loss = self._written_loss(written.path) if written else None
+        if raw_loss is not None:
+            edge["loss"] = raw_loss
+        return edge
+
+    def _raw_edge(self, path: tuple[Any, ...]) -> Any:
+        """An edge of the base spec's edge list, as written."""
+        return (self.spec.raw.get("edges") or [])[path[1]]
+
     def _written_loss(self, path: tuple[Any, ...]) -> Any:
         """The loss written on an edge of the base spec's edge list, if any."""
         if path and path[0] == "edges":
@@ -114,6 +137,10 @@ class SearchSpace:
             if isinstance(edge, dict):
                 return edge.get("loss")
         return None
+
+
+def _tapped(e: Edge) -> bool:
+    return e.receiver_tap is not None or e.sender_tap is not None
 
 
 def check_sampled(data: dict[str, Any]) -> CheckReport:
