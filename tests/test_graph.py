@@ -217,3 +217,22 @@ def test_graph_structure() -> None:
     g = link(spec).to_networkx()
     assert set(g.nodes) == {"labels", "a", "b"}
     assert set(g.edges) == {("labels", "a"), ("labels", "b"), ("b", "a"), ("a", "b")}
+
+
+def test_feature_edges_may_sit_beside_a_gate_matrix() -> None:
+    data = base_spec()
+    del data["edges"]
+    data["gate_matrix"] = [["through", "through"], ["through", "through"]]
+    for node in ("a", "b"):
+        data["nodes"][node]["taps"] = {"f3": "block3"}
+    data["edges"] = [{"to": "a.f3", "from": "b.f3", "loss": "attention"}]
+    spec, found = parse_data(data)
+    assert spec is not None and not [i for i in found if i.is_error]
+    report = link(spec)
+    assert not [i for i in report.issues if i.is_error], report.issues
+    assert [e.key for e in report.edges if e.on_features] == ["b.f3->a.f3"]
+    assert len(report.edges) == 5
+    data["edges"].append({"to": "a", "from": "b"})  # a logits edge: the two forms again
+    spec, _ = parse_data(data)
+    assert spec is not None
+    assert any("both 'edges' and 'gate_matrix'" in i.message for i in link(spec).issues)

@@ -11,7 +11,10 @@ from .report import Edge, split_end
 def spec_edges(spec: Spec) -> tuple[list[Edge], list[SpecIssue]]:
     """The edges of either form, losses resolved (edge, then receiver, then defaults)."""
     issues: list[SpecIssue] = []
-    if spec.edges is not None and spec.gate_matrix is not None:
+    listed = [(e.to, e.from_, e.gate, e.loss, ("edges", i)) for i, e in enumerate(spec.edges or [])]
+    # a gate matrix writes logits edges; feature edges (whose ends name taps) may sit beside it
+    features_only = all("." in to or "." in frm for to, frm, *_ in listed)
+    if spec.edges is not None and spec.gate_matrix is not None and not features_only:
         issues.append(
             SpecIssue(
                 ("gate_matrix",),
@@ -20,10 +23,10 @@ def spec_edges(spec: Spec) -> tuple[list[Edge], list[SpecIssue]]:
             )
         )
     raw: list[RawEdge]
-    if spec.edges is not None:
-        raw = [(e.to, e.from_, e.gate, e.loss, ("edges", i)) for i, e in enumerate(spec.edges)]
-    elif spec.gate_matrix is not None:
-        raw = _matrix_edges(spec, issues)
+    if spec.gate_matrix is not None and (spec.edges is None or features_only):
+        raw = _matrix_edges(spec, issues) + listed
+    elif spec.edges is not None:
+        raw = listed
     else:
         raw = []
         issues.append(
