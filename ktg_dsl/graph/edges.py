@@ -11,7 +11,9 @@ from .report import Edge, split_end
 def spec_edges(spec: Spec) -> tuple[list[Edge], list[SpecIssue]]:
     """The edges of either form, losses resolved (edge, then receiver, then defaults)."""
     issues: list[SpecIssue] = []
-    listed = [(e.to, e.from_, e.gate, e.loss, ("edges", i)) for i, e in enumerate(spec.edges or [])]
+    listed: list[RawEdge] = [
+        (e.to, e.from_, e.gate, e.loss, ("edges", i)) for i, e in enumerate(spec.edges or [])
+    ]
     # a gate matrix writes logits edges; feature edges (whose ends name taps) may sit beside it
     features_only = all("." in to or "." in frm for to, frm, *_ in listed)
     if spec.edges is not None and spec.gate_matrix is not None and not features_only:
