@@ -171,6 +171,8 @@ def _edge_slots(
             _adapter(spec, e, loss, shapes, nodes[e.receiver], target) if e.on_features else None
         )
         edges.append(EdgeSlot(r, s, e.gate, loss, scale, e.receiver_tap, e.sender_tap, adapter))
+    for name, node in nodes.items():
+        node.tap_shapes = shapes.known(name)
     return sorted(
         edges, key=lambda e: (e.receiver, e.sender, e.receiver_tap or "", e.sender_tap or "")
     )
@@ -182,6 +184,9 @@ class _TapShapes:
     def __init__(self, spec: Spec, nodes: OrderedDict[str, RuntimeNode], info: DatasetInfo):
         self.spec, self.nodes, self.info = spec, nodes, info
         self._shapes: dict[str, dict[str, tuple[int, ...]]] = {}
+
+    def known(self, node: str) -> dict[str, tuple[int, ...]]:
+        return dict(self._shapes.get(node, {}))
 
     def of(self, node: str, tap: str) -> tuple[int, ...]:
         if node not in self._shapes:

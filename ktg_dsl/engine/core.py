@@ -20,7 +20,6 @@ import contextlib
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,16 +27,20 @@ from torch import Tensor
 
 from ..errors import KtgRuntimeError
 from .contracts import NodeOutput
+from .mesh import Coordinator, Solo
 from .metrics import EpochMeter, NonFiniteLossError
 from .program import Program, RuntimeNode
 from .step import (
     EdgeGroup,
     Features,
+    PlanCacheInfo,
     SingleEdge,
     StepPlan,
+    StepSummary,
     build_plan,
     describe_group,
     edge_losses,
+    end_name,
     open_set,
     stacked_cross_entropy,
 )
@@ -45,33 +48,6 @@ from .taps import capture
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _SCHEDULER_ORDER = "Detected call of `lr_scheduler.step"
-
-
-@dataclass(frozen=True)
-class PlanCacheInfo:
-    """How the plan cache has served the steps (as ``functools.lru_cache``'s cache_info)."""
-
-    hits: int
-    misses: int
-    size: int
-    maxsize: int
-
-
-@dataclass(frozen=True)
-class StepSummary:
-    """What a step computes at a given time, in plain values: the nodes that forward and that
-    take a step, the edge groups (loss kind, (receiver, sender) names), the weight of each open
-    edge and the taps read."""
-
-    forward: list[str]
-    stepping: list[str]
-    groups: list[tuple[str, list[tuple[str, str]]]]
-    weights: dict[tuple[str, str], float]  # (receiver end, sender end): a.f3, t.f3 for taps
-    taps: dict[str, list[str]]  # node -> the taps read (hooked) in this step
-
-
-def _end(node: str, tap: str | None) -> str:
-    return node if tap is None else f"{node}.{tap}"
 
 
 class Engine:
@@ -89,6 +65,7 @@ class Engine:
         self._table_key: tuple[Any, ...] | None = None
         self._table: tuple[tuple[int, ...], Tensor] = ((), torch.zeros(0))
         self.meter = EpochMeter(len(self.nodes), self.device)
+        self.coordinator: Coordinator = Solo()
 
     # ------------------------------------------------------------------ helpers
 
@@ -155,7 +132,9 @@ class Engine:
         for i, w in zip(opened, table[row].tolist(), strict=True):
             e = self.program.edges[i]
             sender = "labels" if e.is_labels else names[e.sender]
-            weights[(_end(names[e.receiver], e.receiver_tap), _end(sender, e.sender_tap))] = w
+            weights[
+                (end_name(names[e.receiver], e.receiver_tap), end_name(sender, e.sender_tap))
+            ] = w
         return StepSummary(
             [names[i] for i in plan.forward],
             [names[i] for i in plan.stepping],
@@ -193,7 +172,7 @@ class Engine:
         grad."""
         grad = contextlib.nullcontext() if train and not node.frozen else torch.no_grad()
         with grad, capture(node.model, taps or {}) as features:
-            z = node.model(x)
+            z = self._call(node, x)
         if taps and len(features) < len(taps):
             missing = next(t for t in taps if t not in features)
             raise KtgRuntimeError(
@@ -208,6 +187,9 @@ class Engine:
                 f"{node.num_classes})"
             )
         return NodeOutput(z, dict(features))
+
+    def _call(self, node: RuntimeNode, x: Tensor) -> Any:
+        return node.model(x)
 
     def _forward(
         self, plan: StepPlan | None, nodes: list[int], x: Tensor, train: bool
@@ -336,28 +318,39 @@ class Engine:
         n = len(self.nodes)
         correct = torch.zeros(n, dtype=torch.long, device=self.device)
         ce = torch.zeros(n, dtype=torch.float64, device=self.device)
-        seen = 0
-        every = list(range(n))
+        count = torch.zeros(n, dtype=torch.long, device=self.device)
+        nodes = self._evaluated()
+        rows = torch.tensor(nodes, dtype=torch.long, device=self.device)
         with torch.no_grad():
             for x, y in batches:
                 x, y = self._inputs(x, y)
                 with self.autocast():
-                    logits, _ = self._forward(None, every, x, train=False)
+                    logits, _ = self._forward(None, nodes, x, train=False)
                 z = logits.float()
-                correct += (z.argmax(-1) == y).sum(-1)
-                ce += stacked_cross_entropy(z, y).sum(-1).double()
-                seen += y.shape[0]
+                correct.index_add_(0, rows, (z.argmax(-1) == y).sum(-1))
+                ce.index_add_(0, rows, stacked_cross_entropy(z, y).sum(-1).double())
+                count.index_add_(0, rows, torch.full_like(rows, y.shape[0]))
         self._set_mode("train")
-        if seen == 0:
+        correct, ce, count = self._reduce_eval(correct, ce, count)
+        c, l_, k = correct.cpu(), ce.cpu(), count.cpu()
+        if int(k.max()) == 0:
             raise KtgRuntimeError("evaluate() got no batches")
-        c, l_ = correct.cpu(), ce.cpu()
         return {
             node.name: {
-                "top1": 100.0 * float(c[node.index]) / seen,
-                "loss": float(l_[node.index]) / seen,
+                "top1": 100.0 * float(c[node.index]) / int(k[node.index]),
+                "loss": float(l_[node.index]) / int(k[node.index]),
             }
             for node in self.nodes
+            if int(k[node.index])
         }
+
+    def _evaluated(self) -> list[int]:
+        """The nodes this process evaluates: all of them."""
+        return list(range(len(self.nodes)))
+
+    def _reduce_eval(self, *sums: Tensor) -> tuple[Tensor, ...]:
+        """Sums over the processes (one process: as they are)."""
+        return sums
 
     def evaluate(self, batches: Iterable[tuple[Tensor, Tensor]]) -> dict[str, float]:
         """Top-1 accuracy (%) of every node on ``batches``."""
@@ -384,13 +377,16 @@ class Engine:
         if missing:
             raise KtgRuntimeError(f"the checkpoint has no state for node(s) {missing}")
         for n in self.nodes:
-            s = state[n.name]
-            n.model.load_state_dict(s["model"])
-            if len(n.adapters) or s.get("adapters"):
-                n.adapters.load_state_dict(s.get("adapters", {}))
-            if n.optimizer is not None and s.get("optimizer") is not None:
-                n.optimizer.load_state_dict(s["optimizer"])
-            if n.scheduler is not None and s.get("scheduler") is not None:
-                n.scheduler.load_state_dict(s["scheduler"])
-            if n.scaler is not None and s.get("scaler") is not None:
-                n.scaler.load_state_dict(s["scaler"])
+            self._load_node(n, state[n.name])
+
+    @staticmethod
+    def _load_node(n: RuntimeNode, s: dict[str, Any]) -> None:
+        n.model.load_state_dict(s["model"])
+        if len(n.adapters) or s.get("adapters"):
+            n.adapters.load_state_dict(s.get("adapters", {}))
+        if n.optimizer is not None and s.get("optimizer") is not None:
+            n.optimizer.load_state_dict(s["optimizer"])
+        if n.scheduler is not None and s.get("scheduler") is not None:
+            n.scheduler.load_state_dict(s["scheduler"])
+        if n.scaler is not None and s.get("scaler") is not None:
+            n.scaler.load_state_dict(s["scaler"])

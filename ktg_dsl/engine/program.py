@@ -34,6 +34,7 @@ class RuntimeNode:
     scheduler_interval: str = "epoch"
     scaler: torch.amp.GradScaler | None = None
     taps: dict[str, str] = field(default_factory=dict)  # tap name -> module path
+    tap_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # without the batch
     # modules owned by the edges into this node (a hint's regressor): trained by its
     # optimizer, saved with it
     adapters: nn.ModuleDict = field(default_factory=nn.ModuleDict)

@@ -255,3 +255,30 @@ def describe_group(g: EdgeGroup | SingleEdge) -> tuple[str, tuple[tuple[int, int
 def _describe(loss: object) -> str:
     describe = getattr(loss, "describe", None)
     return str(describe()) if callable(describe) else type(loss).__name__
+
+
+@dataclass(frozen=True)
+class PlanCacheInfo:
+    """How the plan cache has served the steps (as ``functools.lru_cache``'s cache_info)."""
+
+    hits: int
+    misses: int
+    size: int
+    maxsize: int
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    """What a step computes at a given time, in plain values: the nodes that forward and that
+    take a step, the edge groups (loss kind, (receiver, sender) names), the weight of each open
+    edge and the taps read."""
+
+    forward: list[str]
+    stepping: list[str]
+    groups: list[tuple[str, list[tuple[str, str]]]]
+    weights: dict[tuple[str, str], float]  # (receiver end, sender end): a.f3, t.f3 for taps
+    taps: dict[str, list[str]]  # node -> the taps read (hooked) in this step
+
+
+def end_name(node: str, tap: str | None) -> str:
+    return node if tap is None else f"{node}.{tap}"

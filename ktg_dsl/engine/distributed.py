@@ -1,0 +1,287 @@
+"""The engine on a mesh of processes (torch.distributed; see ``mesh.py`` and
+docs/distributed.md).
+
+Each rank trains the nodes placed on its group, on its data shard, and runs the frozen teachers
+its nodes read. A step: forward the local nodes (and teachers); exchange the detached logits of
+every trained node (and the taps that cross groups) with ``all_gather`` over the graph group,
+padded to one size; compute the losses of the local receivers exactly as the single-process
+step does (masks of per-sample gates from the gathered logits); one backward (gradients of a
+node averaged over its replicas by DistributedDataParallel); local optimizer steps. Every rank
+issues the same collectives in the same order whatever the gates say. Metrics, the broken-loss
+flag and evaluation are summed over all ranks, so every rank sees the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from .core import Engine
+from .mesh import Mesh
+from .metrics import NonFiniteLossError
+from .program import Program, RuntimeNode
+from .step import Features, StepPlan, edge_losses
+
+Item = tuple[int, str | None]  # (node index, tap or None for its logits)
+
+
+class MeshCoordinator:
+    """Writers and agreement on a mesh: rank 0 writes the run's files, replica 0 of a node's
+    group writes the node's."""
+
+    def __init__(self, mesh: Mesh) -> None:
+        self.mesh, self.rank, self.world = mesh, mesh.rank, mesh.world
+
+    def is_writer(self) -> bool:
+        return self.rank == 0
+
+    def owns(self, node: int) -> bool:
+        return node in self.mesh.placement and self.mesh.owner(node) == self.rank
+
+    def agree(self, flag: bool) -> bool:
+        t = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def barrier(self) -> None:
+        dist.barrier()
+
+    def gather(self, obj: Any) -> list[Any]:
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+
+class _WithAdapters(nn.Module):
+    """A node's model and its edges' adapters as one module, so that one DDP averages both."""
+
+    def __init__(self, node: RuntimeNode) -> None:
+        super().__init__()
+        self.model, self.adapters = node.model, node.adapters
+
+    def forward(self, x: Tensor) -> Any:
+        return self.model(x)
+
+
+class DistributedEngine(Engine):
+    def __init__(
+        self,
+        program: Program,
+        mesh: Mesh,
+        graph_group: Any = None,
+        replica_group: Any = None,
+    ) -> None:
+        super().__init__(program)
+        self.mesh, self.graph_group, self.replica_group = mesh, graph_group, replica_group
+        self.coordinator = MeshCoordinator(mesh)
+        self.trained = [n for n in self.nodes if not n.frozen]
+        self.trainable = [n for n in self.trained if mesh.local(n.index)]
+        self._ddp: dict[int, nn.Module] = {}
+        if mesh.replicas > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            for n in self.trainable:
+                ids = [n.device] if n.device.type == "cuda" else None
+                self._ddp[n.index] = DistributedDataParallel(
+                    _WithAdapters(n), device_ids=ids, process_group=replica_group
+                )
+        self.exchange_seconds = 0.0  # time spent in the exchange (ktg bench reports it)
+        self.exchange_bytes = 0  # bytes received per step by the last exchange
+
+    # ------------------------------------------------------------------ the step
+
+    def _call(self, node: RuntimeNode, x: Tensor) -> Any:
+        ddp = self._ddp.get(node.index)
+        return ddp(x) if ddp is not None and node.model.training else node.model(x)
+
+    def _local_plan(self, opened: tuple[int, ...]) -> tuple[StepPlan, list[int]]:
+        """The plan of the edges into local receivers, and their columns in the table."""
+        cols = [c for c, i in enumerate(opened) if self.mesh.local(self.program.edges[i].receiver)]
+        return self._plan(tuple(opened[c] for c in cols)), cols
+
+    def _sends(self, opened: tuple[int, ...], group: int) -> list[Item]:
+        """What ``group`` sends at this time: the logits of each of its trained nodes, then
+        the taps its nodes give to receivers of other groups (the same list on every rank)."""
+        items: list[Item] = [(n, None) for n in self.mesh.nodes_of(group)]
+        taps = set()
+        for i in opened:
+            e = self.program.edges[i]
+            mine = self.mesh.placement.get(e.sender) == group
+            if e.sender_tap is not None and mine and self.mesh.placement.get(e.receiver) != group:
+                taps.add((e.sender, e.sender_tap))
+        return items + sorted(taps)
+
+    def train_step(
+        self, x: Tensor, y: Tensor, epoch: int, step: int | None = None
+    ) -> dict[str, Tensor]:
+        x, y = self._inputs(x, y)
+        opened, table, row = self._weights(epoch, step)
+        plan, cols = self._local_plan(opened)
+        weights = table[row].index_select(
+            0, torch.tensor(cols, dtype=torch.long, device=self.device)
+        )
+        self._set_mode("train")
+        for node in self.trainable:
+            assert node.optimizer is not None
+            node.optimizer.zero_grad(set_to_none=True)
+        outs, features = self._forward_local(plan, opened, x)
+        self._exchange(opened, outs, features, x.shape[0])
+        logits = torch.stack([outs[i].float() for i in plan.forward])
+        losses = edge_losses(plan, logits, y, weights, len(self.nodes), features)
+        self._backward(plan, losses, logits)
+        for i in plan.stepping:
+            self._optimizer_step(self.nodes[i])
+        self._step_schedulers()
+        rows = torch.tensor([plan.position[n.index] for n in self.trainable], device=self.device)
+        index = torch.tensor([n.index for n in self.trainable], device=self.device)
+        self.meter.add(index, logits.index_select(0, rows), y, losses)
+        return {n.name: losses[n.index].detach() for n in self.trainable}
+
+    def _forward_local(
+        self, plan: StepPlan, opened: tuple[int, ...], x: Tensor
+    ) -> tuple[dict[int, Tensor], Features]:
+        """This rank's nodes and the teachers its receivers read, with the taps read here or
+        sent to other groups."""
+        local = [i for i in plan.forward if self.mesh.local(i) or self.nodes[i].frozen]
+        taps = {i: dict(plan.taps.get(i, {})) for i in local}
+        for index, tap in self._sends(opened, self.mesh.group):
+            if tap is not None:
+                taps[index][tap] = self.nodes[index].taps[tap]
+        outs: dict[int, Tensor] = {}
+        features: Features = {}
+        with self.autocast():
+            for i in local:
+                out = self.forward_node(self.nodes[i], x, True, taps.get(i))
+                outs[i] = out.logits
+                features.update({(i, t): f for t, f in out.features.items()})
+        return outs, features
+
+    def _exchange(
+        self, opened: tuple[int, ...], outs: dict[int, Tensor], features: Features, b: int
+    ) -> None:
+        """all_gather every group's sends over the graph group; the other groups' logits and
+        taps land in ``outs`` and ``features`` (detached: knowledge flows, gradient does not)."""
+        if self.mesh.groups == 1:
+            return
+        tick = time.perf_counter()
+        layouts = [self._sends(opened, g) for g in range(self.mesh.groups)]
+        sizes = [[b * self._width(item) for item in layout] for layout in layouts]
+        length = max(sum(s) for s in sizes)
+        mine = [self._value(item, outs, features).reshape(-1) for item in layouts[self.mesh.group]]
+        buf = torch.zeros(length, dtype=torch.float32, device=self.device)
+        if mine:
+            flat = torch.cat([m.float() for m in mine])
+            buf[: flat.numel()] = flat.detach()
+        gathered = [torch.empty_like(buf) for _ in range(self.mesh.groups)]
+        dist.all_gather(gathered, buf, group=self.graph_group)
+        for g, (layout, size) in enumerate(zip(layouts, sizes, strict=True)):
+            if g == self.mesh.group:
+                continue
+            offset = 0
+            for item, n in zip(layout, size, strict=True):
+                value = gathered[g][offset : offset + n].view(b, *self._shape(item))
+                offset += n
+                if item[1] is None:
+                    outs[item[0]] = value
+                else:
+                    features[(item[0], item[1])] = value
+        self.exchange_bytes = 4 * length * (self.mesh.groups - 1)
+        self.exchange_seconds += time.perf_counter() - tick
+
+    def _shape(self, item: Item) -> tuple[int, ...]:
+        node = self.nodes[item[0]]
+        return (node.num_classes,) if item[1] is None else node.tap_shapes[item[1]]
+
+    def _width(self, item: Item) -> int:
+        return math.prod(self._shape(item))
+
+    @staticmethod
+    def _value(item: Item, outs: dict[int, Tensor], features: Features) -> Tensor:
+        return outs[item[0]] if item[1] is None else features[(item[0], item[1])]
+
+    def _backward(self, plan: StepPlan, losses: Tensor, logits: Tensor) -> None:
+        """One backward of the local losses. With replicas, every local node must take part
+        in every backward (DDP's rule): a node without an open edge adds zero."""
+        parts = [losses[i] for i in plan.stepping]
+        if self._ddp:
+            for n in self.trainable:
+                if n.index not in plan.stepping:
+                    zero = logits[plan.position[n.index]].sum() * 0.0
+                    parts.append(zero + sum(p.sum() * 0.0 for p in n.adapters.parameters()))
+        if parts:
+            torch.stack(parts).sum().backward()
+
+    def _step_schedulers(self) -> None:
+        import warnings
+
+        from .core import _SCHEDULER_ORDER
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_SCHEDULER_ORDER)
+            for node in self.trainable:
+                if node.scheduler_interval == "step" and node.scheduler is not None:
+                    node.scheduler.step()
+
+    # ------------------------------------------------------------------ metrics, evaluation
+
+    def read_metrics(self, epoch: int) -> dict[str, dict[str, float]]:
+        """The epoch's metrics of every trained node (summed over all ranks)."""
+        m = self.meter
+        bad = m.bad.to(torch.int32)
+        for t, op in ((m.loss_sum, dist.ReduceOp.SUM), (m.correct, dist.ReduceOp.SUM)):
+            dist.all_reduce(t, op=op)
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+        seen = torch.tensor([m.seen], dtype=torch.long)
+        dist.all_reduce(seen)
+        m.bad, m.seen = bad.bool(), int(seen.item()) // self.mesh.groups
+        lrs: dict[str, float] = {}
+        for part in self.coordinator.gather({n.name: n.lr for n in self.trainable}):
+            lrs.update(part)
+        broken = self.nonfinite_nodes()
+        loss, correct, total = m.totals()
+        total = max(total, 1)
+        m.reset()
+        if broken:
+            raise NonFiniteLossError(broken, epoch, self.program.epochs, self.program.precision)
+        return {
+            n.name: {
+                "train_loss": loss[n.index] / total,
+                "train_top1": 100.0 * correct[n.index] / total,
+                "lr": lrs[n.name],
+            }
+            for n in self.trained
+        }
+
+    def has_nonfinite(self) -> bool:
+        return self.coordinator.agree(bool(self.meter.bad.any()))
+
+    def _evaluated(self) -> list[int]:
+        """Local trained nodes; group 0 also evaluates the frozen teachers."""
+        frozen = [n.index for n in self.nodes if n.frozen] if self.mesh.group == 0 else []
+        return [n.index for n in self.trainable] + frozen
+
+    def _reduce_eval(self, *sums: Tensor) -> tuple[Tensor, ...]:
+        for t in sums:
+            dist.all_reduce(t)
+        return sums
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state of the nodes this rank trains (each node's owner writes it)."""
+        full = super().state_dict()
+        return {n.name: full[n.name] for n in self.trainable}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        missing = [n.name for n in self.trainable if n.name not in state]
+        if missing:
+            from ..errors import KtgRuntimeError
+
+            raise KtgRuntimeError(f"the checkpoint has no state for node(s) {missing}")
+        for n in self.trainable:
+            self._load_node(n, state[n.name])
