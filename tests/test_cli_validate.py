@@ -12,7 +12,7 @@ import pytest
 
 from .conftest import ROOT, base_spec, run_ktg
 
-SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+SPECS = sorted((ROOT / "specs").rglob("*.yaml"))
 
 
 def test_every_shipped_spec_is_valid(cli) -> None:

@@ -26,7 +26,7 @@ def test_schema_is_a_valid_draft_2020_12_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(spec_json_schema(builtin_only=True))
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "specs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "specs").rglob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_specs_satisfy_the_schema(path) -> None:
     jsonschema.validate(yaml.safe_load(path.read_text()), json.loads(COMMITTED.read_text()))
 

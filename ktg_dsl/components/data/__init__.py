@@ -29,13 +29,25 @@ PosInt = Annotated[int, Field(ge=1)]
 
 
 @DATASETS.register("digits", info=lambda args, root: DatasetInfo(10, (1, 8, 8)))
-def digits_data(root: str, download: bool, seed: int, split: str) -> Any:
+def digits_data(
+    root: str,
+    download: bool,
+    seed: int,
+    split: str,
+    train_per_class: Annotated[int, Field(ge=1, le=1000)] | None = None,
+    label_noise: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0,
+) -> Any:
     """The 1,797 8x8 handwritten digits bundled with scikit-learn (UCI optdigits test set),
     loaded offline. A fixed 20% test part (stratified, independent of the spec's seed); the
-    rest splits 80/20 into train/val from the seed."""
+    rest splits 80/20 into train/val from the seed. For a harder protocol, training uses only
+    ``train_per_class`` images per class (at most 111 with ``split: val``, 139 with ``split:
+    test``) and/or flips a ``label_noise`` fraction of the training labels to another class,
+    both from the seed; val and test are never touched."""
     from .digits import load_digits_bundle
 
-    return load_digits_bundle(seed=seed, split=split)
+    return load_digits_bundle(
+        seed=seed, split=split, train_per_class=train_per_class, label_noise=label_noise
+    )
 
 
 def _register_cifar(classes: int) -> None:
