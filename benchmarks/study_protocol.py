@@ -46,8 +46,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ktg_dsl.engine.trainer import Trainer  # noqa: E402
-from ktg_dsl.spec.api import loads_spec  # noqa: E402
+from ktg_dsl.check import loads_spec  # noqa: E402
+from ktg_dsl.run.recipe import Recipe  # noqa: E402
 
 NODES = ("a", "b", "c")
 TEACHER_WIDTH = 4  # the kd teacher is a small_cnn this many times as wide as node a
@@ -149,12 +149,12 @@ def spec_data(
 
 def _train(
     spec_text: str, fmt: str, run_dir: Path, overrides: Sequence[str] = ()
-) -> tuple[dict[str, Any], Trainer]:
+) -> tuple[dict[str, Any], Recipe]:
     spec = loads_spec(spec_text, fmt=fmt, overrides=list(overrides))
     if spec.data.split != "val":
         sys.exit("study_protocol.py only trains on split: val")
     started = time.perf_counter()
-    trainer = Trainer(spec, run_dir, progress=False, tensorboard=False)
+    trainer = Recipe(spec, run_dir, progress=False, tensorboard=False)
     trainer.setup()
     result = trainer.train()
     trainer.cleanup()

@@ -31,9 +31,11 @@ class Progress:
         self.clock = clock
         self._bar: Any = None
         self._shown = 0.0
+        self.steps = 0  # steps shown in the current epoch's bar
         self._header = False
 
     def start(self, epoch: int, epochs: int, total: int, initial: int = 0) -> None:
+        self.steps = initial
         if self.bar_ok:
             from tqdm import tqdm
 
@@ -53,6 +55,7 @@ class Progress:
         if self._bar is None:
             return
         self._bar.update(1)
+        self.steps += 1
         now = self.clock()
         if now - self._shown >= REFRESH_S:
             self._shown = now
