@@ -1,0 +1,230 @@
+"""The study directory: ``study.json`` (which specs, which seeds, which runs finished), the lock
+that keeps two ``ktg study`` processes out of one directory, and the name of every file a study
+writes (no other module spells them).
+
+    studies/NAME/
+      study.json                  the manifest
+      <spec>-<digest8>/spec.yaml  the spec of these runs, resolved, seed 0 (each run sets its own)
+      <spec>-<digest8>/seed-<s>/  a run directory (as ``ktg train`` writes it)
+      <spec>-<digest8>/seed-<s>.log   a worker process's output (``--jobs`` > 1)
+      results.md, results.csv, comparisons.csv, results.json, curves.svg/png, final.svg/png
+
+A run counts as finished only once the study has recorded it in ``study.json`` (written
+atomically by the one process that holds the lock), so a study killed at any moment never
+counts a run twice nor loses one that finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ..atomic import write_text_atomic
+from ..errors import KtgRuntimeError
+
+MANIFEST = "study.json"
+LOCK = ".ktg-study.lock"
+SPEC_FILE = "spec.yaml"
+RESULTS_MD = "results.md"
+RESULTS_CSV = "results.csv"
+COMPARISONS_CSV = "comparisons.csv"
+RESULTS_JSON = "results.json"
+CURVES = "curves"  # .svg and .png: accuracy per epoch, a panel per spec
+FINAL = "final"  # .svg and .png: the final accuracies as bars
+FORMAT, VERSION = "ktg-study", 1
+DIGEST_CHARS = 8
+
+
+class NotAStudy(KtgRuntimeError):
+    """The folder is not a study directory, or holds another study."""
+
+
+def spec_folder(name: str, digest: str) -> str:
+    return f"{name}-{digest[:DIGEST_CHARS]}"
+
+
+def run_key(folder: str, seed: int) -> str:
+    """A run's identity within the study, and its path relative to the study directory."""
+    return f"{folder}/seed-{seed}"
+
+
+def log_name(key: str) -> str:
+    return f"{key}.log"
+
+
+@dataclass(frozen=True)
+class StudyEntry:
+    """One spec of the study as the manifest records it."""
+
+    name: str
+    digest: str  # of the resolved spec with seed 0
+    file: str  # where it was read from (for the reader; the study trains folder/spec.yaml)
+    dataset: Any  # data.dataset, resolved
+    split: str  # data.split: what val_top1 in the runs' metrics.jsonl measures
+    nodes: list[str]
+    frozen: list[str] = field(default_factory=list)
+
+    @property
+    def folder(self) -> str:
+        return spec_folder(self.name, self.digest)
+
+    @property
+    def trained(self) -> list[str]:
+        return [n for n in self.nodes if n not in self.frozen]
+
+
+@dataclass
+class Manifest:
+    name: str
+    specs: list[StudyEntry]
+    seeds: list[int]
+    finished: dict[str, dict[str, Any]] = field(default_factory=dict)  # run key -> record
+    baseline: str | None = None
+    node: str | None = None
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+    def to_json(self) -> str:
+        data = {"format": FORMAT, "version": VERSION, **asdict(self)}
+        return json.dumps(data, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, where: Path) -> Manifest:
+        try:
+            data = json.loads(text)
+            if data.get("format") != FORMAT or data.get("version") != VERSION:
+                raise ValueError(f"format {data.get('format')!r}, version {data.get('version')!r}")
+            specs = [StudyEntry(**s) for s in data["specs"]]
+            return cls(
+                name=str(data["name"]),
+                specs=specs,
+                seeds=[int(s) for s in data["seeds"]],
+                finished=dict(data.get("finished", {})),
+                baseline=data.get("baseline"),
+                node=data.get("node"),
+                created=str(data.get("created", "")),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise NotAStudy(f"{where} is not a ktg study manifest ({exc})") from None
+
+    def entry(self, name: str) -> StudyEntry:
+        return next(e for e in self.specs if e.name == name)
+
+
+class StudyDir:
+    """A study directory: its manifest, its lock, its files."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock: IO[str] | None = None
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def run_path(self, key: str) -> Path:
+        return self.path / key
+
+    def read(self) -> Manifest:
+        """The manifest of an existing study (NotAStudy when there is none)."""
+        if not self.path.is_dir():
+            raise NotAStudy(f"{self.path} is not a study directory (no such folder)")
+        if not self.manifest_path.is_file():
+            raise NotAStudy(f"{self.path} is not a study directory (it holds no {MANIFEST})")
+        try:
+            text = self.manifest_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise NotAStudy(f"cannot read {self.manifest_path}: {exc.strerror or exc}") from None
+        return Manifest.from_json(text, self.manifest_path)
+
+    def write(self, manifest: Manifest) -> None:
+        write_text_atomic(self.manifest_path, manifest.to_json())
+
+    def mark_finished(self, manifest: Manifest, key: str, seconds: float | None) -> None:
+        """Record a finished run (the study never trains it again)."""
+        manifest.finished[key] = {
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "seconds": seconds,
+        }
+        self.write(manifest)
+
+    def lock(self) -> None:
+        """Hold the study for this process, or refuse naming the process that holds it."""
+        import fcntl
+
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - held open
+        except OSError as exc:
+            raise KtgRuntimeError(f"cannot use {self.path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise KtgRuntimeError(
+                f"{self.path} is in use by a running ktg study (pid {holder}); wait for it "
+                "to finish, or choose another -o"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock = handle
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def stale(self, manifest: Manifest) -> list[str]:
+        """Folders of earlier versions of the study's specs: never read, never mixed in."""
+        if not self.path.is_dir():
+            return []
+        current = {e.folder for e in manifest.specs}
+        names = [e.name for e in manifest.specs]
+        hexes = re.compile(rf"[0-9a-f]{{{DIGEST_CHARS}}}")
+        found = []
+        for entry in sorted(self.path.iterdir()):
+            if not entry.is_dir() or entry.name in current:
+                continue
+            for name in names:
+                tail = entry.name[len(name) + 1 :]
+                if entry.name.startswith(f"{name}-") and hexes.fullmatch(tail):
+                    found.append(entry.name)
+        return found
+
+
+def open_study(
+    path: str | Path, name: str, entries: list[StudyEntry], seeds: list[int]
+) -> Manifest:
+    """The manifest for a study of ``entries`` x ``seeds`` in ``path``: a new one in a new or
+    empty folder, or the existing one when ``path`` holds the study of the same specs (seeds
+    may change; a changed spec gets a new folder). Refuses (NotAStudy) a folder that holds
+    anything else. Writes nothing."""
+    study = StudyDir(path)
+    if study.path.exists() and not study.path.is_dir():
+        raise NotAStudy(f"-o {study.path} is a file, not a study directory")
+    if study.manifest_path.exists():
+        old = study.read()
+        mine, theirs = sorted(e.name for e in entries), sorted(e.name for e in old.specs)
+        if mine != theirs:
+            raise NotAStudy(
+                f"{study.path} holds another study (of {', '.join(theirs)}); this command "
+                f"compares {', '.join(mine)}. Choose another -o, or name the same specs"
+            )
+        return Manifest(old.name, entries, seeds, old.finished, created=old.created)
+    if study.path.is_dir() and any(p.name != LOCK for p in study.path.iterdir()):
+        raise NotAStudy(
+            f"{study.path} is not a study directory: it holds files but no {MANIFEST} "
+            "(a run directory, or someone else's folder); choose another -o"
+        )
+    return Manifest(name, entries, seeds)
