@@ -1,17 +1,23 @@
 """``ktg validate --deep``: build every node's model on the meta device (no weights are
-allocated) and check that it maps the dataset's input shape to one logit per class."""
+allocated), check that it maps the dataset's input shape to one logit per class, and that the
+weights its ``checkpoint:`` names fit it (the same key and shape matching training does)."""
 
 from __future__ import annotations
 
-from .errors import SpecIssue
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import KtgRuntimeError, SpecIssue
 from .graph import GraphReport
 from .spec.components import build
 from .spec.schema import Spec
 
+if TYPE_CHECKING:
+    from torch import nn
+
 
 def probe_models(spec: Spec, report: GraphReport) -> list[SpecIssue]:
-    import torch
-
     info = report.data_info
     if info is None or info.input_shape is None:
         return [
@@ -22,8 +28,7 @@ def probe_models(spec: Spec, report: GraphReport) -> list[SpecIssue]:
             )
         ]
     issues: list[SpecIssue] = []
-    channels = info.input_shape[0]
-    for name, node in spec.nodes.items():
+    for name in spec.nodes:
         classes = report.class_counts.get(name)
         if classes is None:
             issues.append(
@@ -34,29 +39,62 @@ def probe_models(spec: Spec, report: GraphReport) -> list[SpecIssue]:
                 )
             )
             continue
-        where = ("nodes", name, "model")
-        try:
-            with torch.device("meta"):
-                model = build(node.model, num_classes=classes, in_channels=channels)
-                out = model(torch.empty(2, *info.input_shape))
-        except Exception as exc:  # any failure here is the model's, reported in its place
-            issues.append(
-                SpecIssue(
-                    where,
-                    f"building or running '{node.model.type}' on a "
-                    f"{tuple(info.input_shape)} input failed: "
-                    f"{type(exc).__name__}: {exc}",
-                )
-            )
-            continue
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, classes):
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            issues.append(
-                SpecIssue(
-                    where,
-                    f"'{node.model.type}' returns {shape} for a batch of "
-                    f"2, expected (2, {classes})",
-                    hint="the model must return one logit per class",
-                )
-            )
+        model, found = _probe(spec, name, classes, info.input_shape)
+        issues += found
+        if model is not None:
+            issues += _checkpoint_fits(spec, name, model, classes, name in report.frozen)
     return issues
+
+
+def _probe(
+    spec: Spec, name: str, classes: int, shape: tuple[int, int, int]
+) -> tuple[nn.Module | None, list[SpecIssue]]:
+    """The node's model built on the meta device and run on a batch of 2, or its issue."""
+    import torch
+
+    node, where = spec.nodes[name], ("nodes", name, "model")
+    try:
+        with torch.device("meta"):
+            model = build(node.model, num_classes=classes, in_channels=shape[0])
+            out = model(torch.empty(2, *shape))
+    except Exception as exc:  # any failure here is the model's, reported in its place
+        message = (
+            f"building or running '{node.model.type}' on a {tuple(shape)} input failed: "
+            f"{type(exc).__name__}: {exc}"
+        )
+        return None, [SpecIssue(where, message)]
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        message = f"'{node.model.type}' returns {got} for a batch of 2, expected (2, {classes})"
+        return None, [SpecIssue(where, message, hint="the model must return one logit per class")]
+    return model, []
+
+
+def _checkpoint_fits(
+    spec: Spec, name: str, model: nn.Module, classes: int, frozen: bool
+) -> list[SpecIssue]:
+    """Load the node's checkpoint into its meta model as training would (the keys and shapes
+    must match); what does not fit is an issue at ``checkpoint:``."""
+    import torch
+
+    from .engine.program import RuntimeNode
+    from .run.checkpoint import load_node_weights
+
+    node = spec.nodes[name]
+    if node.checkpoint is None or not Path(node.checkpoint).is_file():
+        return []  # none, or missing: the graph checks report that
+    runtime = RuntimeNode(name, 0, model, torch.device("meta"), frozen, classes, config=node)
+    try:
+        with warnings.catch_warnings():  # copying into meta tensors is a no-op: it says so
+            warnings.simplefilter("ignore")
+            load_node_weights(runtime, Path(node.checkpoint))
+    except KtgRuntimeError as exc:
+        return [SpecIssue(("nodes", name, "checkpoint"), str(exc), hint=_hint(node))]
+    return []
+
+
+def _hint(node: Any) -> str:
+    return (
+        f"name a checkpoint of a '{node.model.type}' with the same arguments, "
+        "e.g. the best/<node>.pt of the run that trained it"
+    )

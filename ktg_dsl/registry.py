@@ -194,7 +194,9 @@ def load_plugins(modules: Iterable[str] = (), entry_points: bool = True) -> list
     """Import plugin modules (by name) and installed entry points; they register on import.
 
     Only modules the *user* names on the command line or installs as a package are imported;
-    a spec can never name code to run.
+    a spec can never name code to run. A named module is also looked for in the current
+    directory (as ``python -m`` would), after everything else on ``sys.path``, so that a plugin
+    beside the spec needs no ``PYTHONPATH`` and never shadows an installed module.
     """
     load_builtins()
     loaded: list[str] = []
@@ -209,10 +211,12 @@ def load_plugins(modules: Iterable[str] = (), entry_points: bool = True) -> list
             loaded.append(ep.value)
     for name in modules:
         try:
-            importlib.import_module(name)
+            with _cwd_last_on_path():
+                importlib.import_module(name)
         except ModuleNotFoundError as exc:
             raise PluginError(
-                f"plugin module '{name}' not found ({exc}); is it installed or on PYTHONPATH?"
+                f"plugin module '{name}' not found ({exc}); looked on sys.path and in the "
+                "current directory: is it installed, beside you, or on PYTHONPATH?"
             ) from exc
         except Exception as exc:
             raise PluginError(
@@ -220,3 +224,21 @@ def load_plugins(modules: Iterable[str] = (), entry_points: bool = True) -> list
             ) from exc
         loaded.append(name)
     return loaded
+
+
+@contextlib.contextmanager
+def _cwd_last_on_path() -> Iterator[None]:
+    """The current directory at the end of ``sys.path`` while a plugin is imported."""
+    import os
+    import sys
+
+    cwd = os.getcwd()
+    present = any(p in ("", ".") or os.path.abspath(p) == cwd for p in sys.path)
+    if not present:
+        sys.path.append(cwd)
+        importlib.invalidate_caches()  # a plugin file written a moment ago is found
+    try:
+        yield
+    finally:
+        if not present and cwd in sys.path:
+            sys.path.remove(cwd)

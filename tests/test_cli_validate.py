@@ -15,10 +15,34 @@ from .conftest import ROOT, base_spec, run_ktg
 SPECS = sorted((ROOT / "specs").rglob("*.yaml"))
 
 
-def test_every_shipped_spec_is_valid(cli) -> None:
+TEACHER = Path("runs/cifar100-pretrain-resnet110/latest/best/r110.pt")  # what cifar100-kd reads
+
+
+def test_every_shipped_spec_is_valid(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # cifar100-kd.yaml needs its teacher, trained by cifar100-pretrain-resnet110.yaml
+    monkeypatch.chdir(tmp_path)
+    TEACHER.parent.mkdir(parents=True)
+    TEACHER.write_bytes(b"")
     code, out, err = cli("validate", *SPECS)
     assert code == 0, err
     assert out.count(": valid") == len(SPECS) >= 5
+
+
+def test_on_a_fresh_clone_the_kd_spec_misses_its_teacher(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("validate", *SPECS)
+    assert code == 1
+    assert out.count(": valid") == len(SPECS) - 1
+    kd = ROOT / "specs" / "cifar100-kd.yaml"
+    line = next(i for i, text in enumerate(kd.read_text().splitlines(), 1) if "checkpoint:" in text)
+    assert (
+        f"cifar100-kd.yaml:{line}:5  nodes.teacher.checkpoint: checkpoint of node 'teacher' "
+        f"does not exist: {TEACHER} (train the teacher first" in err
+    )
+    assert "`ktg train " in err and "cifar100-pretrain-resnet110.yaml` writes it" in err
+    assert f"read from the working directory, {os.getcwd()}" in err
 
 
 def test_valid_with_warnings_exits_zero(cli, spec_file: Callable[..., Path]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import ktg_dsl
@@ -61,7 +62,7 @@ def test_matrix_of_the_wrong_size() -> None:
     assert any("gate_matrix[0]: row 0 has 3 entries but there are 2 nodes" in e for e in errs)
 
 
-def test_node_that_never_trains_needs_a_checkpoint() -> None:
+def test_node_that_never_trains_needs_a_checkpoint(tmp_path: Path) -> None:
     data = base_spec()
     data["edges"] = [
         {"to": "a", "from": "labels"},
@@ -70,7 +71,9 @@ def test_node_that_never_trains_needs_a_checkpoint() -> None:
     ]
     errs = errors(data)
     assert any("nodes.b: 'b' receives no edge that can ever open" in e for e in errs), errs
-    data["nodes"]["b"]["checkpoint"] = "teacher.pt"
+    teacher = tmp_path / "teacher.pt"
+    teacher.write_bytes(b"")  # the file must exist (--deep also reads it)
+    data["nodes"]["b"]["checkpoint"] = str(teacher)
     assert errors(data) == []
     spec, _ = parse_data(data)
     assert spec is not None and link(spec).frozen == {"b"}

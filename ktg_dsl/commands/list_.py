@@ -14,18 +14,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "kind",
         nargs="?",
-        help="model, gate, loss, optimizer, scheduler, dataset, sampler or pruner",
+        help="models, gates, losses, optimizers, schedulers, datasets, samplers or pruners "
+        "(singular or plural)",
     )
+
+
+def plural(kind: str) -> str:
+    """'loss' -> 'losses', 'gate' -> 'gates'."""
+    return kind + ("es" if kind.endswith(("s", "x", "ch", "sh")) else "s")
+
+
+def _kind(text: str, kinds: list[str]) -> str:
+    """The registry kind a user names, singular or plural, in any case."""
+    from ..errors import did_you_mean
+
+    word = text.strip().lower()
+    for kind in kinds:
+        if word in (kind, plural(kind)):
+            return kind
+    names = [plural(k) for k in kinds]
+    close = did_you_mean(word, [*names, *kinds])
+    hint = f" ({close})" if close else ""
+    raise UsageError(f"unknown kind '{text}'{hint}; one of: {', '.join(names)}")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..registry import REGISTRIES
 
-    kinds = [args.kind] if args.kind else list(REGISTRIES)
+    kinds = [_kind(args.kind, list(REGISTRIES))] if args.kind else list(REGISTRIES)
     for kind in kinds:
-        if kind not in REGISTRIES:
-            raise UsageError(f"unknown kind '{kind}'; one of: {', '.join(REGISTRIES)}")
-        print(f"{kind}s:")
+        print(f"{plural(kind)}:")
         for comp in REGISTRIES[kind]:
             fields = comp.params.model_fields
             sig = ", ".join(

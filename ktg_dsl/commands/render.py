@@ -13,11 +13,16 @@ HELP = "draw the graph (Graphviz)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_spec(parser)
-    parser.add_argument("-o", "--output", required=True, help="output file (.svg .png .pdf .dot)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output file (.svg .png .pdf .dot), or - for standard output (svg unless --format)",
+    )
     parser.add_argument(
         "--format",
         choices=["svg", "png", "pdf", "dot"],
-        help="default: from the output's extension",
+        help="default: from the output's extension (svg for -o -)",
     )
     parser.add_argument("--epoch", type=int, help="draw the gate weights in force at this epoch")
     parser.add_argument("--show-cutoff", action="store_true", help="also draw cut-off edges")
@@ -31,7 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..render import render_files
+    from ..render.output import check_not_inputs
 
+    # before anything is read: an output must never replace the spec (or the other output)
+    check_not_inputs({"-o": args.output, "--schedule": args.schedule}, {"the spec": args.spec})
     spec, graph = checked(args.spec, args.set)
     written = render_files(
         spec,

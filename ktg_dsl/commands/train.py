@@ -27,8 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..run.rundir import claim_new
-    from ..run.session import results_table, train_in
+    from ..run.session import results_table, train_in, train_new
 
     if args.resume:
         if args.spec or args.set or args.run_dir:
@@ -38,14 +37,13 @@ def run(args: argparse.Namespace) -> int:
             )
         run = _claim_resume(args.resume)
         spec, graph = _resumed_spec(run.resolved)
+        result = train_in(spec, graph, run, resume=True, progress=not args.no_progress, say=say)
     else:
         if not args.spec:
             raise UsageError("ktg train needs a SPEC (or --resume RUN_DIR)")
         spec, graph = checked(args.spec, args.set)
-        run = claim_new(args.run_dir, spec.train.out_dir, spec.name)
-    result = train_in(
-        spec, graph, run, resume=bool(args.resume), progress=not args.no_progress, say=say
-    )
+        # the data is loaded before the run directory is claimed: missing data leaves nothing
+        run, result = train_new(spec, graph, args.run_dir, progress=not args.no_progress, say=say)
     if result is None:
         return EXIT_OK
     if result.interrupted:

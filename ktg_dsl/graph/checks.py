@@ -4,9 +4,12 @@ a node"). ``CHECKS`` lists them in the order their messages are produced."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path as FsPath
 
 from ..components.data import DatasetInfo
 from ..errors import Path, SpecIssue, choices_hint, format_path
@@ -27,6 +30,26 @@ class Linked:
 
     def incoming(self, name: str) -> list[GraphEdge]:
         return [e for e in self.edges if e.receiver == name]
+
+    def broken(self) -> set[str]:
+        """Nodes whose edges are not all known because of an error elsewhere: an end of a
+        written edge whose other end is not a node (or is itself), and a node whose gate
+        matrix row or column is missing. Checks of what a node learns or teaches stay quiet
+        about them: their messages would only follow from that error."""
+        nodes = self.spec.nodes
+        out: set[str] = set()
+        for e in self.written:
+            if e.receiver not in nodes or (e.sender != LABELS and e.sender not in nodes):
+                out |= {e.receiver, e.sender} & set(nodes)
+            elif e.sender == e.receiver:
+                out.add(e.receiver)
+        matrix, names = self.spec.gate_matrix, self.spec.node_names
+        if matrix is not None and self.spec.edges is None:
+            out |= set(names[len(matrix) :])
+            for r, row in enumerate(matrix[: len(names)]):
+                if len(row) != len(names):
+                    out |= {names[r], *names[len(row) :]}
+        return out
 
 
 _NODE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}", flags=re.ASCII)
@@ -207,6 +230,7 @@ def _ends_fit_loss(e: GraphEdge, target: str | None) -> list[SpecIssue]:
 def check_frozen(g: Linked) -> list[SpecIssue]:
     """Frozen teachers: declared ones must not learn, and every one needs weights."""
     issues = []
+    broken = g.broken()
     for name, node in g.spec.nodes.items():
         can_learn = any(e.can_open for e in g.incoming(name))
         where: Path = ("nodes", name)
@@ -227,7 +251,7 @@ def check_frozen(g: Linked) -> list[SpecIssue]:
                     hint="add 'checkpoint:' with the teacher's weights",
                 )
             )
-        elif not node.frozen and not can_learn and node.checkpoint is None:
+        elif not node.frozen and not can_learn and node.checkpoint is None and name not in broken:
             issues.append(
                 SpecIssue(
                     where,
@@ -245,7 +269,10 @@ def check_isolated(g: Linked) -> list[SpecIssue]:
     if len(g.spec.nodes) < 2:
         return []
     issues = []
+    broken = g.broken()
     for name in g.spec.node_names:
+        if name in broken:
+            continue
         gives = any(e.can_open for e in g.edges if e.sender == name)
         takes = any(e.can_open and not e.is_labels for e in g.incoming(name))
         if not gives and not takes:
@@ -258,6 +285,52 @@ def check_isolated(g: Linked) -> list[SpecIssue]:
                 )
             )
     return issues
+
+
+def check_checkpoints(g: Linked) -> list[SpecIssue]:
+    """Every ``checkpoint:`` names a file that is there now, not after the data is loaded.
+    A relative path is read from the working directory, as training reads it."""
+    issues = []
+    for name, node in g.spec.nodes.items():
+        if node.checkpoint is None:
+            continue
+        path = FsPath(node.checkpoint)
+        try:
+            if path.is_file():
+                continue
+            folder = path.is_dir()
+        except (OSError, ValueError) as exc:  # e.g. a name too long for the file system
+            issues.append(
+                SpecIssue(("nodes", name, "checkpoint"), f"cannot read checkpoint {path}: {exc}")
+            )
+            continue
+        if folder:
+            message = f"checkpoint of node '{name}' is a folder, not a checkpoint file: {path}"
+            hint = "name the .pt file, e.g. a run's best/<node>.pt"
+        else:
+            message = f"checkpoint of node '{name}' does not exist: {path}"
+            hint = _train_first(g, name, path) if name in g.frozen else "fix the path"
+        if not path.is_absolute():
+            hint += f"; a relative path is read from the working directory, {os.getcwd()}"
+        issues.append(SpecIssue(("nodes", name, "checkpoint"), message, hint=hint))
+    return issues
+
+
+def _train_first(g: Linked, name: str, path: FsPath) -> str:
+    """How to get a missing teacher: the spec beside this one whose name the path holds
+    (``runs/<name>/...``), if there is one, else training a teacher in general."""
+    source = g.spec.source
+    folder = FsPath(source.file).parent if source and source.file else FsPath()
+    for part in path.parts:
+        for ext in (".yaml", ".yml", ".json"):
+            spec = folder / f"{part}{ext}"
+            with contextlib.suppress(OSError, ValueError):
+                if spec.is_file():
+                    return f"train the teacher first: `ktg train {spec}` writes it; or fix the path"
+    return (
+        f"train the teacher first: `ktg train` on a spec with '{name}' writes its weights to "
+        f"best/{name}.pt in the run directory; or fix the path"
+    )
 
 
 def check_class_counts(g: Linked) -> list[SpecIssue]:
@@ -295,5 +368,6 @@ CHECKS: list[Callable[[Linked], list[SpecIssue]]] = [
     check_losses_fit_edges,
     check_frozen,
     check_isolated,
+    check_checkpoints,
     check_class_counts,
 ]

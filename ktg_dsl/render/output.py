@@ -4,17 +4,19 @@ written."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import graphviz
 
-from ..atomic import check_writable, write_bytes_atomic, write_text_atomic
+from ..atomic import check_writable, is_stream, write_bytes_atomic, write_text_atomic
 from ..errors import ArgumentError, KtgRuntimeError
 from ..graph import GraphReport
 from ..spec.schema import Spec
 from .graph import build_dot, drawn_edges
+from .ports import head_ports
 from .schedule import schedule_csv, schedule_svg
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -22,6 +24,8 @@ MAX_CSV_EPOCHS = 100_000
 
 
 PDF_DATE = re.compile(rb"/CreationDate \(D:\d{14}Z\)")
+# Graphviz names an edge with a head port "labels->a:n"; the picture names it "labels->a"
+PORT_TITLE = re.compile(rb"(&#45;&gt;[A-Za-z0-9_-]+):[a-z]+( -->|</title>)")
 NO_DOT = """cannot draw {out}: the Graphviz program 'dot' was not found on PATH.
   Install Graphviz, then run the command again:
     Debian/Ubuntu:  sudo apt-get install graphviz
@@ -31,8 +35,11 @@ NO_DOT = """cannot draw {out}: the Graphviz program 'dot' was not found on PATH.
 
 
 def output_format(path: str, given: str | None) -> str:
+    """``given``, else the output's extension; standard output (``-``) is SVG."""
     if given:
         return given
+    if path == "-":
+        return "svg"
     ext = Path(path).suffix.lower().lstrip(".")
     fmt = "dot" if ext == "gv" else ext
     if fmt not in FORMATS:
@@ -62,6 +69,40 @@ def check_options(
     return fmt
 
 
+def check_not_inputs(outputs: dict[str, str | None], inputs: dict[str, str]) -> None:
+    """Refuse an output that is an input of the command (e.g. ``{"-o": ...}`` against
+    ``{"the spec": ...}``) or another output: the same file by name, through a link or by
+    another path. ArgumentError, before anything is read or written."""
+    seen = [(f"{what} {path}", path) for what, path in inputs.items()]
+    for flag, out in outputs.items():
+        if out is None or is_stream(out):
+            continue
+        for what, other in seen:
+            if _same_file(out, other):
+                raise ArgumentError(
+                    f"{flag} {out} is {what}: writing it would replace it; name another file"
+                )
+        seen.append((f"the {flag} output {out}", out))
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def ports(spec: Spec, report: GraphReport) -> dict[str, str]:
+    """Where arrows enter their nodes, from a first layout of the picture without ``--epoch``
+    or ``--show-cutoff`` (which never change the layout); none without Graphviz (``.dot``
+    output needs no program; the other formats then say that it is missing)."""
+    try:
+        plain = build_dot(spec, report).pipe(format="plain", quiet=True).decode("utf-8")
+        return head_ports(plain, drawn_edges(spec, report, show_cutoff=True))
+    except (graphviz.ExecutableNotFound, graphviz.CalledProcessError, ValueError, IndexError):
+        return {}  # no program, or output this version of Graphviz writes otherwise
+
+
 def render_bytes(dot: graphviz.Digraph, fmt: str, out: str) -> bytes:
     if fmt == "dot":
         return dot.source.encode("utf-8")
@@ -75,6 +116,8 @@ def render_bytes(dot: graphviz.Digraph, fmt: str, out: str) -> bytes:
     except graphviz.CalledProcessError as exc:
         stderr = (exc.stderr or b"").decode("utf-8", "replace").strip()
         raise KtgRuntimeError(f"Graphviz could not draw {out}: {stderr or exc}") from None
+    if fmt == "svg":
+        data = PORT_TITLE.sub(rb"\1\2", data)
     if fmt == "pdf":
         # cairo stamps the time into PDFs (older versions ignore SOURCE_DATE_EPOCH); a fixed
         # date of the same length keeps the file reproducible and its byte offsets valid
@@ -105,7 +148,8 @@ def render_files(
     for target in (output, schedule):  # both writable, or neither is written
         if target:
             check_writable(target)
-    data = render_bytes(build_dot(spec, report, epoch=epoch, show_cutoff=show_cutoff), fmt, output)
+    dot = build_dot(spec, report, epoch=epoch, show_cutoff=show_cutoff, ports=ports(spec, report))
+    data = render_bytes(dot, fmt, output)
     edges = drawn_edges(spec, report, show_cutoff)
     chart = None
     if schedule:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..components.data.bundle import DataBundle
 from ..engine import Engine, NonFiniteLossError, Program, TrainingEngine
 from ..errors import KtgRuntimeError
 from ..graph import GraphReport
@@ -42,6 +43,7 @@ class Recipe:
         hooks: Iterable[EpochHook] = (),
         tensorboard: bool = True,
         engine: Callable[[Program], TrainingEngine] = Engine,
+        bundle: DataBundle | None = None,
     ) -> None:
         self.spec, self.graph, self.resume = spec, graph, resume
         self.run = run if isinstance(run, RunDir) else RunDir(Path(run))
@@ -49,13 +51,14 @@ class Recipe:
         self.progress, self.stop = Progress(progress), StopRequest()
         self.at = Position()  # where training (re)starts
         self.log: RunLog | None = None
+        self._bundle = bundle  # the data, when the caller loaded it already
 
     def setup(self) -> None:
         spec = self.spec
         if spec.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
-        self.bundle = load_bundle(spec)
+        self.bundle = self._bundle if self._bundle is not None else load_bundle(spec)
         self.program = program_for(spec, self.graph, self.bundle)
         self.batches = make_batches(spec, self.bundle, self.program)
         self.engine = self.make_engine(self.program)

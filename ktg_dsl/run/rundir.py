@@ -39,6 +39,7 @@ class RunDir:
     created: bool = False
     _lock: IO[str] | None = field(default=None, repr=False)
     _before: set[str] = field(default_factory=set, repr=False)
+    _parents: list[Path] = field(default_factory=list, repr=False)  # folders made above it
 
     @property
     def resolved(self) -> Path:
@@ -83,6 +84,11 @@ class RunDir:
             return
         if self.created:
             shutil.rmtree(self.path, ignore_errors=True)
+            for folder in self._parents:  # e.g. runs/<name>/, unless another run is in it
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
             return
         for entry in self.path.iterdir() if self.path.is_dir() else []:
             if entry.name not in self._before and entry.name != LOCK:
@@ -134,17 +140,30 @@ def _refuse_if_used(path: Path) -> None:
         )
 
 
+def _missing(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first."""
+    return [p for p in [path, *path.parents] if not p.exists()]
+
+
+def check_new(explicit: str | Path | None) -> None:
+    """What :func:`claim_new` would refuse about ``--run-dir``, found without creating
+    anything: call it before slow work (loading the data) that comes before the claim."""
+    if explicit is not None:
+        path = Path(explicit)
+        if path.exists() and not path.is_dir():
+            raise KtgRuntimeError(f"--run-dir {path} is a file, not a folder")
+        _refuse_if_used(path)
+
+
 def claim_new(explicit: str | Path | None, out_dir: str, name: str) -> RunDir:
     """A new run directory: ``explicit`` (new, or an existing empty folder), else
     ``<out_dir>/<name>/<YYYYmmdd-HHMMSS>`` (a suffix when two runs start in one second)."""
     if explicit is not None:
         path = Path(explicit)
-        if path.exists() and not path.is_dir():
-            raise KtgRuntimeError(f"--run-dir {path} is a file, not a folder")
-        existed = path.is_dir()
-        _refuse_if_used(path)  # before writing anything into a folder that is not ours
+        check_new(path)  # before writing anything into a folder that is not ours
+        existed, parents = path.is_dir(), _missing(path.parent)
         _mkdir(path, parents=True, exist_ok=True)
-        run = RunDir(path, created=not existed)
+        run = RunDir(path, created=not existed, _parents=parents)
         _lock(run)
         try:
             _refuse_if_used(path)  # a run that claimed it in between
@@ -153,6 +172,7 @@ def claim_new(explicit: str | Path | None, out_dir: str, name: str) -> RunDir:
             raise
         return run
     base = Path(out_dir) / name
+    parents = _missing(base)
     _mkdir(base, parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for n in range(1, 10_000):
@@ -163,7 +183,7 @@ def claim_new(explicit: str | Path | None, out_dir: str, name: str) -> RunDir:
             continue
         except OSError as exc:
             raise KtgRuntimeError(f"cannot create {path}: {exc.strerror or exc}") from None
-        run = RunDir(path, default_place=True, created=True)
+        run = RunDir(path, default_place=True, created=True, _parents=parents)
         _lock(run)
         return run
     raise KtgRuntimeError(f"cannot find a free run directory in {base}")

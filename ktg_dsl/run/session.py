@@ -1,19 +1,39 @@
-"""``ktg train`` as a library call: run a recipe in a claimed run directory, remove what a run
-that never reached a checkpoint wrote, move ``latest`` once a run has a checkpoint, and format
-the final per-node table."""
+"""``ktg train`` as a library call: load the data, then claim a run directory (so that data
+that cannot be loaded leaves nothing behind), run a recipe in it, remove what a run that never
+reached a checkpoint wrote, move ``latest`` once a run has a checkpoint, and format the final
+per-node table."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from ..components.data.bundle import DataBundle
 from ..graph import GraphReport
 from ..spec.schema import Spec
+from .data import load_bundle
 from .recipe import Recipe
-from .rundir import RunDir, link_latest
+from .rundir import RunDir, check_new, claim_new, link_latest
 from .state import RunResult
 
 Say = Callable[[str], None]
+
+
+def train_new(
+    spec: Spec,
+    graph: GraphReport | None,
+    run_dir: str | None = None,
+    *,
+    progress: bool = True,
+    say: Say = lambda _: None,
+) -> tuple[RunDir, RunResult | None]:
+    """Train ``spec`` in a new run directory (``run_dir``, else one under ``train.out_dir``).
+    The data is loaded before the directory is claimed: a dataset that is missing or broken
+    stops the run with nothing created. Returns the run directory and the result."""
+    check_new(run_dir)  # a used --run-dir is refused before the data is loaded
+    bundle = load_bundle(spec)
+    run = claim_new(run_dir, spec.train.out_dir, spec.name)
+    return run, train_in(spec, graph, run, progress=progress, say=say, bundle=bundle)
 
 
 def train_in(
@@ -24,9 +44,11 @@ def train_in(
     resume: bool = False,
     progress: bool = True,
     say: Say = lambda _: None,
+    bundle: DataBundle | None = None,
 ) -> RunResult | None:
     """Train (or resume) ``spec`` in the claimed directory ``run``; None when a resumed run
-    was already complete. The claim is released at the end."""
+    was already complete. ``bundle``: the data, if loaded already. The claim is released at
+    the end."""
     linked = False
 
     def latest(epoch: int, rows: Any) -> None:
@@ -35,7 +57,9 @@ def train_in(
             link_latest(run)
             linked = True
 
-    recipe = Recipe(spec, run, graph=graph, resume=resume, progress=progress, hooks=[latest])
+    recipe = Recipe(
+        spec, run, graph=graph, resume=resume, progress=progress, hooks=[latest], bundle=bundle
+    )
     say(f"run {run.path}" + (" (resumed)" if resume else ""))
     try:
         recipe.setup()

@@ -95,7 +95,22 @@ def load_study(storage: Any, name: str, url: str) -> Any:
         raise KtgRuntimeError(f"no study '{name}' in {url}; run `ktg search SPEC` first") from None
 
 
-SCHEMA_COMMENT = "# yaml-language-server: $schema=https://ktg.dev/schemas/ktg-spec.schema.json"
+# The JSON Schema as this checkout ships it (absent from an installed wheel).
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "ktg-spec.schema.json"
+
+
+def schema_comment(path: str | Path) -> str:
+    """The editor line for a spec written to ``path``: the schema's path relative to it, as
+    the shipped specs say it (works offline), when this checkout has the schema; else none
+    (docs/guide.md says how to add it)."""
+    if not SCHEMA_FILE.is_file():
+        return ""
+    target = Path(path).resolve().parent
+    try:
+        relative = Path(os.path.relpath(SCHEMA_FILE, target)).as_posix()
+    except ValueError:  # another drive (Windows): no relative path
+        return ""
+    return f"# yaml-language-server: $schema={relative}\n"
 
 
 def export_trial(study: Any, number: int | None, path: str | Path) -> str:
@@ -108,7 +123,7 @@ def export_trial(study: Any, number: int | None, path: str | Path) -> str:
         )
     value = f" (value {trial.value:.4f})" if trial.value is not None else ""
     head = (
-        f"{SCHEMA_COMMENT}\n# Exported by ktg search: trial {trial.number} of study "
+        f"{schema_comment(path)}# Exported by ktg search: trial {trial.number} of study "
         f"'{study.study_name}'{value}.\n"
     )
     write_text_atomic(Path(path), head + text)

@@ -319,12 +319,35 @@ def _value_hint(value: Any, expected: str | None = None) -> str | None:
     return None
 
 
+def _meant(loc: Path, root: type[BaseModel]) -> str | None:
+    """The key an unknown key at ``loc`` most likely meant (its did-you-mean), if any."""
+    key = str(loc[-1]) if loc else ""
+    parent = model_at(root, loc[:-1])
+    allowed = _fields(parent) if parent else []
+    plain = plain_spelling(key)
+    if plain != key and plain in allowed:
+        return plain
+    close = did_you_mean(plain, allowed)
+    return close.split("'")[1] if close else None
+
+
 def issues_from_validation(
     exc: ValidationError, root: type[BaseModel], prefix: Path = ()
 ) -> list[SpecIssue]:
+    """One issue per problem: a misspelt key is reported once, as the unknown key with its
+    suggestion, not also as the required key it meant being missing."""
+    errors = exc.errors(include_url=False)
+    meant = {
+        (*loc[:-1], name)
+        for err in errors
+        if err["type"] == "extra_forbidden" and (loc := tuple(err["loc"]))
+        if (name := _meant(loc, root))
+    }
     seen: set[tuple[Path, str]] = set()
     out: list[SpecIssue] = []
-    for err in exc.errors(include_url=False):
+    for err in errors:
+        if err["type"] == "missing" and tuple(err["loc"]) in meant:
+            continue
         issue = issue_from_error(err, root, prefix)
         key = (issue.path, issue.message)
         if key not in seen:

@@ -18,6 +18,7 @@ by 4 pixels and random horizontal flip, as in the ResNet-on-CIFAR recipe.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -38,11 +39,15 @@ def _read(classes: int, root: str, train: bool, download: bool) -> tuple[TensorS
 
     cls = CIFAR10 if classes == 10 else CIFAR100
     folder = Path(root).expanduser().resolve() / cls.base_folder
+    if not download:
+        _check_files(classes, folder, [n for n, _ in cls.train_list + cls.test_list])
+    made = _missing_folders(folder.parent)  # what a failed download must not leave behind
     try:
         dataset = cls(root=root, train=train, download=download)
     except RuntimeError as err:
         # torchvision says "Dataset not found or corrupted" for a missing folder, a missing
         # file and a failed md5 check alike.
+        _remove_empty(made)
         hint = (
             "the download did not produce valid files; delete the folder and try again"
             if download
@@ -53,10 +58,45 @@ def _read(classes: int, root: str, train: bool, download: bool) -> tuple[TensorS
             f"python-version files ({err}); {hint}"
         ) from err
     except OSError as err:  # network failures while downloading (URLError is an OSError)
+        _remove_all(made)
         raise KtgRuntimeError(f"could not download CIFAR-{classes} into {folder}: {err}") from err
     images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
     labels = torch.as_tensor(dataset.targets, dtype=torch.int64)
     return TensorSplit(images, labels), list(dataset.classes)
+
+
+def _check_files(classes: int, folder: Path, names: list[str]) -> None:
+    """Without a download, the extracted files must be there: say which are not (before
+    torchvision is asked, so that nothing is created on the way)."""
+    missing = [n for n in names if not (folder / n).is_file()]
+    if not missing:
+        return
+    what = "the folder does not exist" if not folder.is_dir() else f"missing {', '.join(missing)}"
+    raise KtgRuntimeError(
+        f"CIFAR-{classes} not found: looked in {folder} for the extracted python-version "
+        f"files ({what}); set `download: true` in the spec's data section to fetch it, or "
+        "point data.root at the folder that holds "
+        f"{folder.name}/ (a relative root is read from the working directory)"
+    )
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first."""
+    return [p for p in [path, *path.parents] if not p.exists()]
+
+
+def _remove_all(made: list[Path]) -> None:
+    """Remove the folders a failed download created (a partial archive included)."""
+    if made:
+        shutil.rmtree(made[-1], ignore_errors=True)
+
+
+def _remove_empty(made: list[Path]) -> None:
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def load_cifar_bundle(
