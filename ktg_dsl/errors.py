@@ -115,7 +115,8 @@ def report_lines(issues: Sequence[SpecIssue], limit: int = MAX_SHOWN) -> list[st
         errors = sum(i.is_error for i in rest)
         warnings = len(rest) - errors
         lines.append(
-            f"... and {len(rest):,} more issues ({errors:,} error{'s' if errors != 1 else ''}, "
+            f"... and {len(rest):,} more issue{'s' if len(rest) != 1 else ''} "
+            f"({errors:,} error{'s' if errors != 1 else ''}, "
             f"{warnings:,} warning{'s' if warnings != 1 else ''})"
         )
     return lines

@@ -7,10 +7,11 @@ Optuna-free: the storage passes the journal's lock in."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -180,20 +181,19 @@ def _read(path: Path, url: str) -> bytes:
         ) from None
 
 
-class _held:
-    def __init__(self, lock: Lock, url: str) -> None:
-        self.lock, self.url = lock, url
-
-    def __enter__(self) -> None:
-        try:
-            self.lock.acquire()
-        except OSError as exc:
-            raise KtgRuntimeError(
-                f"cannot lock the study journal {self.url}: {exc.strerror or exc}"
-            ) from None
-
-    def __exit__(self, *exc: object) -> None:
-        self.lock.release()
+@contextlib.contextmanager
+def _held(lock: Lock, url: str) -> Iterator[None]:
+    """The journal's lock, held; an OSError taking it (a read-only folder) in words."""
+    try:
+        lock.acquire()
+    except OSError as exc:
+        raise KtgRuntimeError(
+            f"cannot lock the study journal {url}: {exc.strerror or exc}"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def append(path: str, records: Sequence[dict[str, Any]], lock: Lock, url: str) -> None:
