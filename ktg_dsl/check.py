@@ -73,7 +73,7 @@ def check_spec(spec: Spec) -> CheckReport:
     load_builtins()
     graph = link(spec)
     issues = component_issues(spec) + graph.issues + check_search(spec)
-    issues += check_search_values(spec) + _deprecated(spec)
+    issues += check_search_values(spec) + _deprecated(spec) + _fp16_device(spec)
     source: SourceMap = spec.source or SourceMap("<spec>")
     return CheckReport(spec, graph, _in_file_order([source.attach(i) for i in issues]))
 
@@ -88,6 +88,31 @@ def _deprecated(spec: Spec) -> list[SpecIssue]:
             "about twice a second",
             severity="warning",
             hint="remove it",
+        )
+    ]
+
+
+def _fp16_device(spec: Spec) -> list[SpecIssue]:
+    """fp16 trains with a GradScaler on CUDA only: an error on ``device: cpu``, a warning on
+    ``auto`` (a machine without a GPU picks the CPU, and training would stop at the start)."""
+    train = spec.train
+    if train.precision != "fp16" or train.device.startswith("cuda"):
+        return []
+    if train.device == "cpu":
+        return [
+            SpecIssue(
+                ("train", "precision"),
+                "fp16 needs a CUDA GPU, and train.device is cpu",
+                hint="use bf16 or fp32 on the CPU, or precision: auto",
+            )
+        ]
+    return [
+        SpecIssue(
+            ("train", "precision"),
+            "fp16 needs a CUDA GPU: on a machine without one (train.device: auto picks the "
+            "CPU) training stops at the start",
+            severity="warning",
+            hint="set train.device: cuda if the spec is meant for a GPU, or use precision: auto",
         )
     ]
 

@@ -8,6 +8,7 @@ fix, 2 a file cannot be read or the command line is wrong, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -84,5 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+def _forget_working_folder() -> None:
+    """``python -m ktg_dsl.cli`` puts the working folder first on sys.path; what ktg imports
+    later (torch, optuna, PIL, a plugin's own imports) must not come from there (a torch.py in
+    the folder would run). The ``ktg`` command never has it there."""
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]
+
+
 if __name__ == "__main__":  # pragma: no cover
+    _forget_working_folder()
     sys.exit(main())

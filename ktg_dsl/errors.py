@@ -103,6 +103,25 @@ class SpecIssue:
         return self.format()
 
 
+MAX_SHOWN = 50  # issues reported one by one; the rest are counted
+
+
+def report_lines(issues: Sequence[SpecIssue], limit: int = MAX_SHOWN) -> list[str]:
+    """The lines that report ``issues``: the first ``limit`` of them, then one line that counts
+    the rest (20,000 duplicate edges make 50 lines, not 20,000)."""
+    lines = [i.format() for i in issues[:limit]]
+    rest = issues[limit:]
+    if rest:
+        errors = sum(i.is_error for i in rest)
+        warnings = len(rest) - errors
+        lines.append(
+            f"... and {len(rest):,} more issue{'s' if len(rest) != 1 else ''} "
+            f"({errors:,} error{'s' if errors != 1 else ''}, "
+            f"{warnings:,} warning{'s' if warnings != 1 else ''})"
+        )
+    return lines
+
+
 class SpecError(Exception):
     """A spec that cannot be used. ``issues`` holds every problem found, warnings included."""
 
@@ -113,7 +132,7 @@ class SpecError(Exception):
         self.unreadable = unreadable
         errors = [i for i in self.issues if i.is_error]
         head = f"{len(errors)} error(s) in spec"
-        super().__init__(head + "\n" + "\n".join(i.format() for i in self.issues))
+        super().__init__(head + "\n" + "\n".join(report_lines(self.issues)))
 
     @property
     def errors(self) -> list[SpecIssue]:

@@ -16,14 +16,17 @@ import contextlib
 import functools
 import importlib
 import inspect
+import types
+import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, create_model
 
 from .errors import choices_hint
+from .spec.types import NOT_BOOL, NOT_BOOL_FLOAT
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -85,7 +88,7 @@ def params_model(
     for pname, param in sig.parameters.items():
         if pname in skip or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        annotation = hints.get(pname, Any)
+        annotation = numbers_not_bool(hints.get(pname, Any))
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (annotation, default)
     config = ConfigDict(
@@ -97,9 +100,29 @@ def params_model(
     return model
 
 
-def _resolved_hints(fn: Callable[..., Any]) -> dict[str, Any]:
-    import typing
+def numbers_not_bool(annotation: Any) -> Any:
+    """``annotation`` with every ``int`` and ``float`` in it refusing booleans, as ktg's own
+    keys do (YAML reads yes/no/on/off as booleans: ``temperature: yes`` is not 1.0). Bounds
+    and other metadata are kept, the check after them (so the JSON Schema keeps the bounds)."""
+    if annotation is int:
+        return Annotated[int, NOT_BOOL]
+    if annotation is float:
+        return Annotated[float, NOT_BOOL_FLOAT]
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        base = numbers_not_bool(args[0])
+        if typing.get_origin(base) is Annotated and base is not args[0]:
+            inner, *check = typing.get_args(base)  # Annotated[int, NOT_BOOL]: bounds first
+            return Annotated[(inner, *annotation.__metadata__, *check)]
+        return annotation
+    if origin in (Union, types.UnionType):
+        return Union[tuple(numbers_not_bool(a) for a in args)]  # noqa: UP007
+    if origin in (list, tuple, dict) and args:
+        return origin[tuple(a if a is Ellipsis else numbers_not_bool(a) for a in args)]
+    return annotation
 
+
+def _resolved_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     target = fn.__init__ if inspect.isclass(fn) else fn
     return typing.get_type_hints(target, include_extras=True)
 

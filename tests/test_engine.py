@@ -389,7 +389,7 @@ def test_fp16_needs_cuda_on_cpu() -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(KtgRuntimeError, match="fp16 needs a CUDA"):
-        ktg_dsl.compile_spec(make_spec(ALL_GATES, precision="fp16"), data_info=INFO)
+        ktg_dsl.compile_spec(make_spec(ALL_GATES, precision="fp16", device="auto"), data_info=INFO)
 
 
 @pytest.mark.gpu

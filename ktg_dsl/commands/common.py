@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import SpecError, SpecIssue
+from ..errors import SpecError, SpecIssue, report_lines
 
 if TYPE_CHECKING:
     from ..graph import GraphReport
@@ -39,8 +39,10 @@ def say(text: str) -> None:
 
 
 def print_issues(issues: Sequence[SpecIssue]) -> None:
-    for issue in issues:
-        err(issue.format())
+    """Every issue, up to the first 50 (then a line counting the rest; the summary line
+    that follows counts them all)."""
+    for line in report_lines(issues):
+        err(line)
 
 
 def plural(n: int, word: str) -> str:
@@ -77,11 +79,24 @@ def add_spec(parser: argparse.ArgumentParser, nargs: str | None = None) -> None:
         parser.add_argument("spec", metavar="SPEC", nargs=nargs, help=help)
 
 
+def override(text: str) -> str:
+    """A ``--set`` whose key path can be read (a wrong one is a wrong command line, exit 2);
+    its value is checked with the spec, as a value written in the file (exit 1)."""
+    from ..spec.overrides import split_override
+
+    try:
+        split_override(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (e.g. --set train.epochs=3)") from None
+    return text
+
+
 def add_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set",
         action="append",
         default=[],
+        type=override,
         metavar="KEY.PATH=VALUE",
         help="override a value of the spec, e.g. --set train.epochs=3",
     )

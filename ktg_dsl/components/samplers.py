@@ -1,11 +1,14 @@
 """Optuna samplers and pruners for ``ktg search``, by name. Optuna is imported only when a
-search runs."""
+search runs: each argument is checked at validation time against the values Optuna takes
+(enumerations as ``Literal``, bounds as ``Field``, combinations in a ``check=`` hook), and
+``tests/test_robustness_search.py`` keeps them equal to the installed Optuna's."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Annotated, Any
+import importlib.util
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -15,7 +18,26 @@ PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
 
 
-@SAMPLERS.register()
+def _needs(package: str, sampler: str) -> Callable[[dict[str, Any]], None]:
+    """A ``check=`` hook: the sampler imports ``package`` when it first samples; without it,
+    the spec is refused now rather than the search failing later."""
+
+    def check(args: dict[str, Any]) -> None:
+        if importlib.util.find_spec(package) is None:  # looks, does not import
+            raise ValueError(
+                f"the {sampler} sampler needs the Python package '{package}', which is not "
+                f"installed (pip install {package}, or choose another sampler)"
+            )
+
+    return check
+
+
+def _check_tpe(args: dict[str, Any]) -> None:
+    if args["group"] and not args["multivariate"]:
+        raise ValueError("group: true needs multivariate: true")
+
+
+@SAMPLERS.register(check=_check_tpe)
 def tpe(
     seed: int | None,
     multivariate: bool = True,
@@ -65,8 +87,8 @@ def bruteforce(seed: int | None) -> Any:
         return optuna.samplers.BruteForceSampler(seed=seed)
 
 
-@SAMPLERS.register()
-def qmc(seed: int | None, qmc_type: str = "sobol") -> Any:
+@SAMPLERS.register(check=_needs("scipy", "qmc"))
+def qmc(seed: int | None, qmc_type: Literal["sobol", "halton"] = "sobol") -> Any:
     """Quasi-Monte-Carlo for numeric ranges; categorical choices are sampled at random."""
     import optuna
 
@@ -76,7 +98,7 @@ def qmc(seed: int | None, qmc_type: str = "sobol") -> Any:
         )
 
 
-@SAMPLERS.register()
+@SAMPLERS.register(check=_needs("cmaes", "cmaes"))
 def cmaes(seed: int | None, n_startup_trials: NonNegInt = 1) -> Any:
     """CMA-ES for numeric ranges; categorical choices fall back to random sampling."""
     import optuna

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ def load(path: Path, what: str = "checkpoint") -> dict[str, Any]:
         raise KtgRuntimeError(f"{what} {path} does not exist")
     if path.is_dir():
         raise KtgRuntimeError(f"{what} {path} is a folder, not a checkpoint file")
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read below forever
+        raise KtgRuntimeError(f"{what} {path} is not a regular file, not a checkpoint file")
     with path.open("rb") as f:
         head = f.read(2)
     if head[:2] != b"PK" and head[:1] != b"\x80":  # torch's zip format, or a legacy pickle

@@ -4,10 +4,14 @@ event files per node (the original KTG's tags: train_loss, train_score, train_lr
 from __future__ import annotations
 
 import json
+import os
+import stat
+import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..atomic import write_text_atomic
+from ..errors import KtgRuntimeError
 from .rundir import RunDir
 
 TB_TAGS = {
@@ -36,16 +40,12 @@ class RunLog:
                 )
 
     def _truncate_from(self, epoch: int) -> None:
-        """Keep only the lines of epochs before ``epoch`` (a resumed run redoes the rest)."""
-        if not self.path.exists():
+        """Keep only the lines of epochs before ``epoch`` (a resumed run redoes the rest). A
+        last line cut short by a kill is dropped with a warning; a damaged file (not UTF-8, a
+        line in the middle that is not a row, not a file at all) is refused, unchanged."""
+        if not os.path.lexists(self.path):
             return
-        kept = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                if json.loads(line)["epoch"] < epoch:
-                    kept.append(line)
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut short by a kill
+        kept = [line for line in _rows(self.path) if json.loads(line)["epoch"] < epoch]
         write_text_atomic(self.path, "".join(f"{k}\n" for k in kept))
 
     def epoch(self, epoch: int, rows: dict[str, dict[str, Any]]) -> None:
@@ -66,6 +66,58 @@ class RunLog:
         self._file.close()
         for writer in self._writers.values():
             writer.close()
+
+
+def _rows(path: Path) -> list[str]:
+    """The whole rows of a metrics log; a cut last line is dropped (with a warning)."""
+    data = _read_log(path)
+    lines = data.split(b"\n")
+    tail = lines.pop()  # after the last line end: b"" unless a kill cut the last row
+    if tail.strip():
+        try:
+            lines.append(_row(tail, path, len(lines) + 1).encode())
+        except KtgRuntimeError:
+            print(
+                f"ktg: warning: {path}: dropped its last row, cut short when the run stopped "
+                f"({len(tail):,} bytes); that epoch is trained again",
+                file=sys.stderr,
+            )
+    return [_row(line, path, n) for n, line in enumerate(lines, start=1) if line.strip()]
+
+
+def _row(line: bytes, path: Path, number: int) -> str:
+    """One row as text; a KtgRuntimeError naming the line if it is not one."""
+    damaged = f"cannot resume: {path} is damaged at line {number}"
+    hint = "; move the file aside to resume without the earlier rows (nothing was changed)"
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KtgRuntimeError(f"{damaged}: it is not UTF-8 text{hint}") from None
+    try:
+        row = json.loads(text)
+    except ValueError:
+        raise KtgRuntimeError(f"{damaged}: it is not a JSON row{hint}") from None
+    epoch = row.get("epoch") if isinstance(row, dict) else None
+    if not isinstance(epoch, int) or isinstance(epoch, bool):
+        raise KtgRuntimeError(f"{damaged}: the row has no epoch number{hint}")
+    return text
+
+
+def _read_log(path: Path) -> bytes:
+    """The log's bytes; only a regular file is read (a FIFO would never end)."""
+    try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            raise KtgRuntimeError(
+                f"cannot resume: {path} is {kind}, not the run's metrics log; move it aside "
+                "(nothing was changed)"
+            )
+        return path.read_bytes()
+    except OSError as exc:
+        raise KtgRuntimeError(
+            f"cannot resume: cannot read {path}: {exc.strerror or exc} (nothing was changed)"
+        ) from None
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

@@ -4,8 +4,11 @@ MySQL) shared by workers on many machines; and the trials a killed worker left r
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import os
 import random
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 from ..errors import KtgRuntimeError
 from ..registry import PRUNERS, SAMPLERS
 from ..spec.schema import Spec
+from .journal import append, repair_journal
 from .objective import HOST, direction
 
 
@@ -66,9 +70,10 @@ def open_storage(url: str) -> Any:
 
 
 def _journal(url: str) -> Any:
-    """A journal file storage; the file must be a journal (or new)."""
+    """A journal file storage; the file must be a journal (or new). A record cut short at the
+    end (a worker killed while writing, a full disk) is dropped first, with a warning."""
     import optuna
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileSymlinkLock
 
     path = Path(url)
     if path.is_dir():
@@ -79,18 +84,59 @@ def _journal(url: str) -> Any:
         raise KtgRuntimeError(
             f"cannot create the folder of --storage {url}: {exc.strerror or exc}"
         ) from None
-    if path.exists() and path.stat().st_size:
-        with path.open("rb") as f:
-            head = f.read(1)
-        if head != b"{":  # every journal line is a JSON object
-            raise KtgRuntimeError(
-                f"--storage {url} is not an Optuna journal file; name a new "
-                "file or an existing journal"
-            )
+    lock = JournalFileSymlinkLock(str(path))
+    if path.exists():
+        _check_regular(path, url)
+        repair_journal(path, url, lock)
     try:
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    except Exception as exc:  # an unreadable or damaged journal
-        raise KtgRuntimeError(f"cannot read the study journal {url}: {exc}") from None
+        return optuna.storages.JournalStorage(_backend_class()(str(path), lock_obj=lock))
+    except Exception as exc:  # damage the scan cannot tell (a record without its fields)
+        raise KtgRuntimeError(f"cannot read the study journal {url}: {damage(exc)}") from None
+
+
+def _check_regular(path: Path, url: str) -> None:
+    """Only a regular file is a journal: reading a FIFO or a device would never end."""
+    mode = path.stat().st_mode
+    if stat.S_ISREG(mode):
+        return
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"))
+    kind = next((k for test, k in kinds if test(mode)), "not a regular file")
+    raise KtgRuntimeError(
+        f"--storage {url} is {kind}, not a journal file; name a new file or an existing journal"
+    )
+
+
+def damage(exc: BaseException) -> str:
+    """What an error Optuna raised while reading a journal says about the file, in words."""
+    if isinstance(exc, KeyError):
+        what = f"a record without the field {exc.args[0]!r}" if exc.args else "a record"
+    elif isinstance(exc, AssertionError):
+        what = "a record of an operation this Optuna does not know"
+    elif isinstance(exc, ValueError):
+        what = "a line that is not a complete record"
+    else:
+        what = f"{type(exc).__name__}: {str(exc).strip() or 'no message'}"
+    return (
+        f"the file holds {what}; it was damaged or written by another tool. Move it aside "
+        "and start a new study (--storage NEW_FILE)"
+    )
+
+
+@functools.cache
+def _backend_class() -> type:
+    """Optuna's journal file backend, except that an append never lands on a partial line:
+    under the journal's lock, a record cut short at the end of the file is dropped first."""
+    from optuna.storages.journal import JournalFileBackend
+
+    class SafeJournalFileBackend(JournalFileBackend):
+        def __init__(self, file_path: str, lock_obj: Any) -> None:
+            super().__init__(file_path, lock_obj=lock_obj)
+            self._ktg_lock = lock_obj
+
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            append(self._file_path, logs, self._ktg_lock, self._file_path)
+
+    return SafeJournalFileBackend
 
 
 def open_study(spec: Spec, storage: Any, name: str, seed: int | None) -> Any:
@@ -110,6 +156,9 @@ def open_study(spec: Spec, storage: Any, name: str, seed: int | None) -> Any:
             pruner=pruner,
             load_if_exists=True,
         )
+    except (KeyError, AssertionError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # Optuna's words for a journal record it cannot read or apply
+        raise KtgRuntimeError(f"cannot open study '{name}': {damage(exc)}") from None
     except ValueError as exc:  # e.g. an existing study with another direction
         raise KtgRuntimeError(f"study '{name}': {exc}") from None
     except Exception as exc:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-import yaml
-
-from ..errors import Path, SpecIssue
+from ..errors import Path, SpecError, SpecIssue
 from .messages import MISSING, schema_default
 from .schema import Spec
+from .yaml_reader import load_yaml
 
 _NAME = re.compile(r"[^.\[\]]+")
 _INDEX = re.compile(r"\[(-?\d+)\]")
@@ -56,17 +56,34 @@ def parse_path(text: str) -> Path:
     return tuple(parts)
 
 
-def parse_override(text: str) -> tuple[Path, Any]:
-    """``train.epochs=3`` -> (("train", "epochs"), 3); the value is read as YAML."""
+def split_override(text: str) -> tuple[Path, str]:
+    """``train.epochs=3`` -> (("train", "epochs"), "3"): the key path and the value's text.
+    A ValueError when the override cannot be read at all (no '=', an empty key)."""
     if "=" not in text:
         raise ValueError(f"expected KEY.PATH=VALUE, got {text!r}")
     key, raw = text.split("=", 1)
-    path = parse_path(key)
+    return parse_path(key), raw
+
+
+def read_value(raw: str, path: Path, label: str) -> Any:
+    """The value of an override, read as the spec file's YAML reader reads a value: ``1:30``,
+    ``010``, ``.inf``, a date or a tag are refused with the same messages (a SpecError whose
+    issues name the override ``label`` and the key path)."""
+    if not raw.strip():
+        return ""
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ValueError(f"cannot read the value of {key!r}: {exc}") from None
-    return path, value
+        value, _ = load_yaml(raw, label)
+    except SpecError as exc:
+        raise SpecError(
+            [replace(i, path=(*path, *i.path), file=label, line=None, col=None) for i in exc.issues]
+        ) from None
+    return value
+
+
+def parse_override(text: str) -> tuple[Path, Any]:
+    """``train.epochs=3`` -> (("train", "epochs"), 3); the value is read as YAML."""
+    path, raw = split_override(text)
+    return path, read_value(raw, path, f"--set {text}")
 
 
 def set_path(
@@ -74,11 +91,20 @@ def set_path(
 ) -> Any:
     """A copy of ``data`` with ``value`` at ``path``. A missing key on the way starts from
     its default (``default_of``) or an empty mapping, and a component written by name
-    (``loss: kl``) becomes a mapping (``{type: kl}``) to take an argument."""
+    (``loss: kl``) becomes a mapping (``{type: kl}``) to take an argument. A number under a
+    mapping is a key (``nodes.0`` names the node '0')."""
+    return _set(data, path, value, default_of)[0]
+
+
+def _set(
+    data: Any, path: Path, value: Any, default_of: Callable[[Path], Any] | None
+) -> tuple[Any, Path]:
+    """set_path, and the key path as written (numbers under mappings as names)."""
     root = copy.deepcopy(data)
     if not path:
-        return value
+        return value, path
     node: Any = root
+    written: list[str | int] = []
     for i, part in enumerate(path[:-1]):
         nxt = path[i + 1]
         if isinstance(node, list):
@@ -86,9 +112,10 @@ def set_path(
                 raise KeyError(part)
             child = node[part]
         elif isinstance(node, dict):
+            part = str(part)
             child = node.get(part)
             if child is None:
-                start = default_of((*path[: i + 1],)) if default_of else None
+                start = default_of((*written, part)) if default_of else None
                 child = (
                     copy.deepcopy(start)
                     if isinstance(start, dict | list | str)
@@ -97,16 +124,17 @@ def set_path(
                 node[part] = child
         else:
             raise KeyError(part)
+        written.append(part)
         if isinstance(child, str) and isinstance(nxt, str) and nxt != "type":
             child = {"type": child}
             node[part] = child
         node = child
-    last = path[-1]
+    last = str(path[-1]) if isinstance(node, dict) else path[-1]
     in_list = isinstance(node, list) and isinstance(last, int) and -len(node) <= last < len(node)
     if not (in_list or isinstance(node, dict)):
         raise KeyError(last)
     node[last] = value
-    return root
+    return root, (*written, last)
 
 
 def apply_overrides(
@@ -119,23 +147,25 @@ def apply_overrides(
     origins: dict[Path, str] = {}
     issues: list[SpecIssue] = []
     for text in overrides:
+        label = f"--set {text}"
         try:
             path, value = parse_override(text)
         except ValueError as exc:
-            issues.append(
-                SpecIssue((), str(exc), file=f"--set {text}", hint="e.g. --set train.epochs=3")
-            )
+            issues.append(SpecIssue((), str(exc), file=label, hint="e.g. --set train.epochs=3"))
+            continue
+        except SpecError as exc:  # a value YAML 1.1 reads as something else
+            issues.extend(exc.issues)
             continue
         try:
-            data = set_path(data, path, value, default_of)
+            data, written = _set(data, path, value, default_of)
         except (KeyError, IndexError, TypeError):
             issues.append(
                 SpecIssue(
                     path,
                     "cannot set this key: a parent is not a mapping or the list is shorter",
-                    file=f"--set {text}",
+                    file=label,
                 )
             )
             continue
-        origins[path] = f"--set {text}"
+        origins[written] = label
     return data, origins, issues

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ...registry import DATASETS
+from .memory import check_synthetic
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ def imagefolder_data(
 
 @DATASETS.register(
     "synthetic",
+    check=check_synthetic,
     info=lambda args, root: DatasetInfo(
         int(args.get("num_classes", 10)),
         (

@@ -28,6 +28,7 @@ random crop of the image zero-padded by ``image_size // 8`` pixels, random horiz
 from __future__ import annotations
 
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -78,25 +79,51 @@ def _samples(folder: Path, allow_empty: bool) -> list[tuple[str, int]]:
 
 
 def _decode(samples: list[tuple[str, int]], size: int) -> TensorSplit:
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    import warnings
+
+    from PIL import Image
 
     images = torch.empty((len(samples), 3, size, size), dtype=torch.uint8)
 
     def load(i: int) -> None:
-        path = samples[i][0]
-        try:
-            with Image.open(path) as img:
-                rgb = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-        except (UnidentifiedImageError, OSError) as err:
-            raise KtgRuntimeError(f"cannot read image {path}: {err}") from err
-        images[i] = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)
+        images[i] = _load_image(samples[i][0], size)
 
-    # PIL releases the GIL while decoding and resizing, so threads do run in parallel.
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        list(pool.map(load, range(len(samples))))
+    # PIL releases the GIL while decoding and resizing, so threads do run in parallel. An image
+    # over Pillow's pixel limit is refused, not decoded: its warning is an error here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            list(pool.map(load, range(len(samples))))
     labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
     return TensorSplit(images, labels)
+
+
+def _load_image(path: str, size: int) -> torch.Tensor:
+    """One image as uint8 [3, size, size]; a KtgRuntimeError naming the file if it cannot be
+    read (not an image, damaged, too many pixels, not a regular file)."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # opening a FIFO would wait forever
+            raise KtgRuntimeError(f"cannot read image {path}: it is not a regular file")
+        with Image.open(path) as img:
+            limit = Image.MAX_IMAGE_PIXELS  # (Pillow only warns up to twice it)
+            if limit is not None and img.width * img.height > limit:
+                raise Image.DecompressionBombError(f"{img.width}x{img.height}")
+            rgb = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise KtgRuntimeError(
+            f"cannot read image {path}: it has more pixels than Pillow decodes safely "
+            f"({Image.MAX_IMAGE_PIXELS:,}); it may be a decompression bomb. Shrink the image "
+            "or remove it"
+        ) from None
+    except KtgRuntimeError:
+        raise
+    except Exception as err:  # not an image, truncated, an unsupported mode: PIL's own words
+        text = str(err).strip() or type(err).__name__
+        raise KtgRuntimeError(f"cannot read image {path}: {text}") from None
+    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1)
 
 
 def _folders(base: Path, split: str) -> tuple[list[str], dict[str, list[tuple[str, int]]]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from ...errors import KtgRuntimeError
 from .bundle import (
     Augment,
     DataBundle,
@@ -25,13 +26,18 @@ from .bundle import (
     check_split_name,
     generator,
 )
+from .memory import synthetic_too_big
 
 
 def _draw(prototypes: torch.Tensor, size: int, noise: float, gen: torch.Generator) -> TensorSplit:
     num_classes = prototypes.shape[0]
     labels = (torch.arange(size) % num_classes)[torch.randperm(size, generator=gen)]
-    images = prototypes[labels] + noise * torch.randn((size, *prototypes.shape[1:]), generator=gen)
-    return TensorSplit(images.contiguous(), labels.to(torch.int64))
+    images = torch.randn((size, *prototypes.shape[1:]), generator=gen)
+    # in place, a chunk at a time: the peak is the images themselves, not three copies
+    for start in range(0, size, 4096):
+        chunk = images[start : start + 4096]
+        chunk.mul_(noise).add_(prototypes[labels[start : start + 4096]])
+    return TensorSplit(images, labels.to(torch.int64))
 
 
 def load_synthetic_bundle(
@@ -46,6 +52,16 @@ def load_synthetic_bundle(
     augment: bool = False,
 ) -> DataBundle:
     check_split_name(split)
+    sizes = dict(
+        num_classes=num_classes,
+        image_size=image_size,
+        channels=channels,
+        train_size=train_size,
+        val_size=val_size,
+    )
+    problem = synthetic_too_big(sizes)
+    if problem is not None:  # before anything is allocated
+        raise KtgRuntimeError(problem)
     shape = (channels, image_size, image_size)
     prototypes = torch.randn((num_classes, *shape), generator=generator("synthetic-proto", seed))
     train = _draw(prototypes, train_size, noise, generator("synthetic-train", seed))
