@@ -18,22 +18,26 @@ die() {
     exit 1
 }
 
-# apt_install WHAT PACKAGE...: install Debian packages, with sudo unless we are root.
+# apt_install WHY PACKAGE...: install Debian packages, through sudo unless we are root.
+APT_UPDATED=""
 apt_install() {
-    local what=$1
+    local why=$1
     shift
     command -v apt-get >/dev/null 2>&1 ||
-        die "$what is missing and this system has no apt-get: install $* with your package" \
-            "manager, then run this script again"
+        die "$why, and this system has no apt-get: install $* with your package manager," \
+            "then run this script again"
     local sudo=""
     if [ "$(id -u)" -ne 0 ]; then
         command -v sudo >/dev/null 2>&1 ||
-            die "$what is missing and installing it needs root: run 'apt-get install $*' as" \
-                "root (or install sudo), then run this script again"
+            die "$why, and installing $* needs root: run 'apt-get install $*' as root (or" \
+                "install sudo), then run this script again"
         sudo=sudo
     fi
-    echo "== installing $* (apt, for $what)"
-    $sudo apt-get update -qq
+    echo "== installing $* with apt: $why"
+    if [ -z "$APT_UPDATED" ]; then
+        $sudo apt-get update -qq
+        APT_UPDATED=1
+    fi
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
@@ -62,7 +66,7 @@ ensure_project_venv() {
     fi
     if ! command -v "$PY" >/dev/null 2>&1; then
         [ -z "${PYTHON:-}" ] || die "PYTHON=$PY: no such command"
-        apt_install "Python 3" python3 python3-venv
+        apt_install "$PY is missing" python3 python3-venv
     fi
     python_ok "$PY" ||
         die "ktg needs Python 3.10 or newer and $PY is $("$PY" -V 2>&1): install a newer one," \
@@ -75,7 +79,7 @@ ensure_project_venv() {
             if [ "$ver" != "$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" ]; then
                 pkg=python$ver-venv # not the system's default python3
             fi
-            apt_install "'$PY -m venv'" "$pkg"
+            apt_install "'$PY -m venv' needs it" "$pkg"
         fi
         "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1 ||
             die "$PY cannot create virtual environments (its venv/ensurepip modules are" \
@@ -136,7 +140,7 @@ EOF
 
 # 1. Graphviz, for `ktg render`.
 if ! command -v dot >/dev/null 2>&1; then
-    apt_install "Graphviz (dot)" graphviz
+    apt_install "Graphviz's dot (for ktg render) is missing" graphviz
 fi
 
 # 2. The Python environment: an active one, or the project venv .venv.
