@@ -149,14 +149,15 @@ source scripts/env.sh
 if [ "$KTG_ENV_KIND" = project ]; then
     ensure_project_venv
 else
+    env_name="virtualenv $KTG_ENV"
+    if [ "$KTG_ENV_KIND" = conda ]; then env_name="conda env $KTG_ENV"; fi
     [ -x "$KTG_PY" ] ||
-        die "the active $KTG_ENV_KIND environment $KTG_ENV has no bin/python: install Python" \
-            "3.10+ in it, or deactivate it to use the project venv .venv, then run this script again"
+        die "the active $env_name has no bin/python: fix it (in a conda env: conda install" \
+            "python), or deactivate it to use the project venv .venv, then run this script again"
     python_ok "$KTG_PY" ||
-        die "the active $KTG_ENV_KIND environment $KTG_ENV has $("$KTG_PY" -V 2>&1), and ktg" \
-            "needs 3.10 or newer: deactivate it to use the project venv .venv"
-    echo "== installing into the active $KTG_ENV_KIND environment $KTG_ENV" \
-        "($("$KTG_PY" -V)), not .venv"
+        die "the active $env_name has $("$KTG_PY" -V 2>&1) and ktg needs Python 3.10 or newer:" \
+            "deactivate it to use the project venv .venv, then run this script again"
+    echo "== installing into the active $env_name ($("$KTG_PY" -V)), not into .venv"
 fi
 
 # 3. PyTorch, ktg and its dev tools, at the pinned versions.
@@ -164,7 +165,7 @@ if reason=$(needs_pip); then
     echo "== PyTorch, ktg and its dev tools: already installed at the pinned versions"
 else
     echo "== installing PyTorch, ktg (editable) and its dev tools with pip, pinned by" \
-        "$CONSTRAINTS ($reason; the first time takes a few minutes and about 5.6 GB)"
+        "$CONSTRAINTS ($reason; the first time takes a few minutes and about 6 GB)"
     "$KTG_PY" -m pip install -q -c "$CONSTRAINTS" -e '.[dev]'
 fi
 
