@@ -12,9 +12,10 @@ ktg_env_select() {
     KTG_ENV=.venv
     if [ -n "${VIRTUAL_ENV:-}" ]; then
         # The project venv itself, activated, is still the project venv.
-        if [ -d .venv ] && [ "$(cd "$VIRTUAL_ENV" 2>/dev/null && pwd -P)" = "$(cd .venv && pwd -P)" ]; then
-            :
-        else
+        local active project=""
+        active=$(cd "$VIRTUAL_ENV" 2>/dev/null && pwd -P || true)
+        if [ -d .venv ]; then project=$(cd .venv && pwd -P); fi
+        if [ -z "$project" ] || [ "$active" != "$project" ]; then
             KTG_ENV_KIND=venv
             KTG_ENV=$VIRTUAL_ENV
         fi

@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 CONSTRAINTS=constraints.txt
+VERSION='import sys; print("%d.%d" % sys.version_info[:2])'
 
 die() {
     echo "install.sh: error: $*" >&2
@@ -74,9 +75,10 @@ ensure_project_venv() {
     if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
         # Debian and Ubuntu ship venv's ensurepip in a package of its own.
         if [ "$("$PY" -c 'import sys; print(sys.base_prefix)')" = /usr ]; then
-            local ver pkg=python3-venv
-            ver=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-            if [ "$ver" != "$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" ]; then
+            local ver default pkg=python3-venv
+            ver=$("$PY" -c "$VERSION")
+            default=$(/usr/bin/python3 -c "$VERSION" 2>/dev/null || true)
+            if [ "$ver" != "$default" ]; then
                 pkg=python$ver-venv # not the system's default python3
             fi
             apt_install "'$PY -m venv' needs it" "$pkg"
