@@ -171,7 +171,10 @@ else
     "$KTG_PY" -m pip install -q -c "$CONSTRAINTS" -e '.[dev]'
 fi
 
-echo "== ready: $("$KTG_ENV/bin/ktg" --version) in $KTG_ENV, $(dot -V 2>&1)"
+version=$("$KTG_ENV/bin/ktg" --version) ||
+    die "ktg is installed in $KTG_ENV but does not run (see above): '$KTG_PY -m pip check' may" \
+        "say why; to start over, remove .venv (or deactivate your env) and run this script again"
+echo "== ready: $version in $KTG_ENV, $(dot -V 2>&1)"
 if [ "$KTG_ENV_KIND" = project ]; then
     echo "   run ktg as .venv/bin/ktg (or 'source .venv/bin/activate', then ktg)"
 fi
