@@ -10,13 +10,17 @@ mkdir -p "$out"
 stamp=$(date +%Y%m%d)
 log="$out/gpu-$stamp.log"
 export PYTHONUNBUFFERED=1
+# The Python of scripts/install.sh's environment (.venv or the active one), else python3.
+source scripts/env.sh
+py=python3
+if [ -x "$KTG_PY" ]; then py=$KTG_PY; fi
 {
   echo "== $(date -u)  $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null)"
-  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
+  "$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
   echo "== gpu tests"
-  timeout 240 python3 -m pytest -q -m gpu -p no:cacheprovider
+  timeout 240 "$py" -m pytest -q -m gpu -p no:cacheprovider
   echo "== benchmark (default case)"
-  timeout 300 python3 -m ktg_dsl.cli bench benchmarks/ktg3-cifar100.yaml --steps 20 --rounds 3 \
+  timeout 300 "$py" -m ktg_dsl.cli bench benchmarks/ktg3-cifar100.yaml --steps 20 --rounds 3 \
       --warmup 5 --json "$out/gpu-$stamp.json"
 } 2>&1 | tee "$log"
 echo "results: $log $out/gpu-$stamp.json"

@@ -154,23 +154,24 @@ def test_graph_parallel_equals_the_single_process_engine(train_kw: dict) -> None
 
 @pytest.mark.slow
 def test_data_parallel_matches_one_process_on_the_global_batch() -> None:
-    """D=2: each replica takes half the batch; gradients are averaged. Per-sample losses give
-    the same gradient as the whole batch; BatchNorm normalises each half by its own statistics
-    and batch-relational losses see half batches, so the match is approximate by design."""
+    """D=2: each replica takes half the batch; gradients are averaged, so per-sample losses
+    give the whole batch's gradient. BatchNorm normalises each half by its own statistics and
+    batch-relational losses see half batches, so the match is approximate by design: the
+    weights end within 25% of how far training moved them (docs/distributed.md)."""
     ranks = run_ranks(2, {0: 0, 1: 0, 2: 0}, 2)
     program, _, _ = single()
+    start = ktg_dsl.compile_spec(make_spec(), data_info=INFO, steps_per_epoch=2)
     for name in ("a", "b", "c"):
         a0, a1 = ranks[0]["states"][name], ranks[1]["states"][name]
         for key, value in a0.items():  # BN running stats: each replica's own (rank 0's saved)
             if "running" not in key and "num_batches" not in key:
                 assert torch.equal(value, a1[key]), f"replicas differ at {name}.{key}"
         mine = program.nodes[name].model.state_dict()
-        drift = max(
-            float((value.float() - mine[key].float()).abs().max())
-            for key, value in a0.items()
-            if value.is_floating_point() and "running" not in key
-        )
-        assert drift < 0.05, f"{name}: weights drifted {drift} from one-process training"
+        init = start.nodes[name].model.state_dict()
+        keys = [k for k, v in a0.items() if v.is_floating_point() and "running" not in k]
+        apart = sum(float((a0[k] - mine[k]).pow(2).sum()) for k in keys) ** 0.5
+        moved = sum(float((mine[k] - init[k]).pow(2).sum()) for k in keys) ** 0.5
+        assert apart < 0.25 * moved, f"{name}: {apart:.3f} apart, training moved {moved:.3f}"
 
 
 def test_the_mesh_places_and_owns() -> None:
