@@ -46,6 +46,7 @@ __all__ = [  # the spec's models, and the value types other stages name through 
     "DataConfig",
     "DatasetRef",
     "Defaults",
+    "DistributedConfig",
     "EdgeChoice",
     "EdgeConfig",
     "GateRef",
@@ -89,6 +90,32 @@ class DataConfig(StrictModel):
         "auto",
         description="keep the whole dataset on the GPU and "
         "augment there (auto: when it fits comfortably)",
+    )
+
+
+DevicePattern = Annotated[str, Field(pattern=r"^(auto|cpu|cuda|cuda:\d+)$")]
+
+
+class DistributedConfig(StrictModel):
+    """How a run spreads over processes started by torchrun or ``ktg train --nproc N``: the
+    ranks form G graph groups x D replicas (docs/distributed.md). Ignored in one process."""
+
+    graph_groups: Literal["auto"] | Annotated[int, Field(ge=1, le=4096), NOT_BOOL] = Field(
+        "auto", description="G, the groups the nodes are placed on; auto: ranks / data_parallel"
+    )
+    data_parallel: Annotated[int, Field(ge=1, le=4096), NOT_BOOL] = Field(
+        1, description="D, the replicas of every node (DistributedDataParallel)"
+    )
+    backend: Literal["auto", "nccl", "gloo"] = Field(
+        "auto", description="auto: nccl on CUDA, gloo on CPU"
+    )
+    timeout: Annotated[float, Field(gt=0.0, le=86400.0), NOT_BOOL_FLOAT] = Field(
+        600.0, description="seconds a collective may wait before the run stops with an error"
+    )
+    placement: dict[NodeName, Annotated[int, Field(ge=0), NOT_BOOL]] | None = Field(
+        None,
+        description="node -> graph group; default: balanced by each model's forward FLOPs "
+        "(the same for a given world size)",
     )
 
 
@@ -139,6 +166,9 @@ class TrainConfig(StrictModel):
         description="no longer used (the progress bar refreshes about twice a second); "
         "accepted so that older specs load",
     )
+    distributed: DistributedConfig = Field(
+        default_factory=DistributedConfig, description="see `train.distributed` below"
+    )
 
 
 def _default_optimizer() -> OptimizerRef:
@@ -186,6 +216,11 @@ class NodeConfig(StrictModel):
         None,
         description="rename key prefixes before loading, e.g. {'module.': ''} for a "
         "DataParallel checkpoint",
+    )
+    device: DevicePattern | None = Field(
+        None,
+        description="this node's device in a one-process run (cpu, cuda:N); default: "
+        "train.device. Logits move to the step's device for the losses",
     )
     taps: dict[TapName, ModulePath] | None = Field(
         None,
