@@ -9,10 +9,11 @@ from the dataset's registered description, or the caller.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -50,6 +51,8 @@ class Target:
     precision: Precision
     channels_last: bool
     compile: bool = False
+    node_devices: dict[str, torch.device] = field(default_factory=dict)  # nodes.<name>.device
+    remote: frozenset[str] = frozenset()  # trained elsewhere (another rank): built on meta
 
 
 def node_seed(seed: int, position: int) -> int:
@@ -108,14 +111,18 @@ def compile_program(
     nodes: OrderedDict[str, RuntimeNode] = OrderedDict()
     for position, (name, cfg) in enumerate(spec.nodes.items()):
         classes = cfg.num_classes or data_info.num_classes
-        model = _build_model(spec, name, position, classes, data_info.input_shape[0])
-        model = model.to(target.device)
+        device = target.node_devices.get(name, target.device)
+        if name in target.remote:
+            device = torch.device("meta")
+        with device if device.type == "meta" else contextlib.nullcontext():
+            model = _build_model(spec, name, position, classes, data_info.input_shape[0])
+        model = model.to(device)
         if target.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        if target.compile:
+        if target.compile and device.type != "meta":
             model.compile()  # in place: state_dict keys stay those of the plain model
         frozen = name in graph.frozen
-        node = RuntimeNode(name, position, model, target.device, frozen, classes, cfg)
+        node = RuntimeNode(name, position, model, device, frozen, classes, cfg)
         node.taps = dict(cfg.taps or {})
         nodes[name] = node
     edges = _edge_slots(spec, graph, nodes, target, data_info)
@@ -123,7 +130,7 @@ def compile_program(
         if node.frozen:
             node.model.eval()
             node.model.requires_grad_(False)
-        else:
+        elif node.device.type != "meta":
             _attach_training(spec, node, target, steps_per_epoch)
     return Program(
         nodes,
@@ -231,7 +238,7 @@ def _adapter(
     )
     if adapter is None:
         return None
-    adapter = adapter.to(target.device)
+    adapter = adapter.to(receiver.device)
     if target.channels_last and len(r) == 3:
         adapter = adapter.to(memory_format=torch.channels_last)
     receiver.adapters[key] = adapter
@@ -263,7 +270,7 @@ def _attach_training(
     node.scheduler_interval = interval
     if target.precision == "fp16":
         # One scaler per node, as the original: an overflow skips only that node's step.
-        node.scaler = torch.amp.GradScaler(target.device.type)
+        node.scaler = torch.amp.GradScaler(node.device.type)
 
 
 def compile_spec(

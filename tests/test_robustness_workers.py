@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ktg_dsl.commands.search import worker_command
+from ktg_dsl.run.workers import worker_command
 
 from .conftest import ROOT, write_spec
 from .test_search import search_spec, study_of

@@ -8,7 +8,6 @@ import copy
 import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,14 @@ import pytest
 
 from ktg_dsl.check import check_file
 from ktg_dsl.errors import KtgRuntimeError
+from ktg_dsl.run.workers import worker_command
 from ktg_dsl.study.display import Display, run_line
 from ktg_dsl.study.plan import StudySpec, describe, plan_runs
 from ktg_dsl.study.results import NodeRun, RunRecord
-from ktg_dsl.study.runner import BOOTSTRAP, Job, read_outcome
+from ktg_dsl.study.runner import Job, read_outcome
 from ktg_dsl.study.session import prepare
 
-from .conftest import ROOT, write_spec
+from .conftest import write_spec
 from .test_study import fake_study
 
 TINY: dict[str, Any] = {
@@ -211,7 +211,7 @@ def test_workers_never_import_from_the_working_folder(tmp_path: Path) -> None:
         "raise ImportError('the yaml.py of the working folder was imported')\n"
     )
     res = subprocess.run(
-        [sys.executable, "-c", BOOTSTRAP, str(ROOT), "not a job"],
+        worker_command(["not a job"], entry="ktg_dsl.study.worker:main"),
         cwd=tmp_path,
         capture_output=True,
         text=True,

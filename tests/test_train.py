@@ -76,7 +76,10 @@ def untimed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def final_state(run: Path) -> dict[str, Any]:
-    return ckpt.load(run / "last.pt")["engine"]
+    from ktg_dsl.run.manifest import node_states
+
+    manifest = ckpt.load(run / "last.pt")
+    return node_states(run / "last.pt", manifest, list(manifest["nodes"]))
 
 
 def assert_same_states(a: dict[str, Any], b: dict[str, Any]) -> None:

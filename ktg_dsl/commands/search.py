@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import signal
 import subprocess
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..run.workers import worker_command
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_INVALID,
@@ -153,38 +152,6 @@ def _spawn_workers(
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL))
         time.sleep(0.2)  # stagger start-up: different seeds, less contention on the storage
     return procs
-
-
-# A worker runs this process's ktg and plugins, and nothing from the working folder: `python -m`
-# and `-c` put the working folder first on sys.path, where a yaml.py or torch.py would shadow
-# the real ones (`-P` and PYTHONSAFEPATH exist only from Python 3.11). So the worker drops that
-# entry before importing anything (sys and os are loaded at start-up), then finds ktg_dsl and
-# each plugin where this process found them; everything else comes from the installed packages
-# and PYTHONPATH, as for the `ktg` command itself.
-_BOOTSTRAP = """\
-import sys
-sys.path[:] = [p for p in sys.path if p not in ("", ".")]
-import importlib.util, json
-_where = json.loads(sys.argv.pop(1))
-class _Same:
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        file = _where.get(name)
-        return importlib.util.spec_from_file_location(name, file) if file else None
-sys.meta_path.insert(0, _Same)
-from ktg_dsl.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
-def worker_command(argv: list[str], plugins: list[str]) -> list[str]:
-    """The command line of a worker process running ``ktg ARGV``."""
-    where = {}
-    for name in ("ktg_dsl", *(p.split(".")[0] for p in plugins)):
-        file = getattr(sys.modules.get(name), "__file__", None)
-        if file and os.path.isfile(file):  # a namespace package is found as usual
-            where[name] = os.path.abspath(file)
-    return [sys.executable, "-c", _BOOTSTRAP, json.dumps(where), *argv]
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:

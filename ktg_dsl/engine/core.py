@@ -28,7 +28,7 @@ from torch import Tensor
 from ..errors import KtgRuntimeError
 from .contracts import NodeOutput
 from .mesh import Coordinator, Solo
-from .metrics import EpochMeter, NonFiniteLossError
+from .metrics import EpochMeter, NonFiniteLossError, check_labels
 from .program import Program, RuntimeNode
 from .step import (
     EdgeGroup,
@@ -150,18 +150,7 @@ class Engine:
             x = x.contiguous(memory_format=torch.channels_last)
         if y.dtype != torch.long:
             y = y.long()
-        c = self.program.num_classes
-        if y.device.type == "cpu":
-            if y.numel() and (int(y.max()) >= c or int(y.min()) < 0):
-                raise KtgRuntimeError(
-                    f"a batch holds label {int(y.max())} (or "
-                    f"{int(y.min())}) but the data has {c} classes "
-                    f"(0..{c - 1})"
-                )
-        else:  # checked on the device, without waiting for it
-            torch._assert_async(
-                ((y >= 0) & (y < c)).all(), "a batch holds a label outside the data's classes"
-            )
+        check_labels(y, self.program.num_classes)
         return x, y
 
     def forward_node(
@@ -171,6 +160,8 @@ class Engine:
         for this forward only); frozen nodes (and every node when not training) without
         grad."""
         grad = contextlib.nullcontext() if train and not node.frozen else torch.no_grad()
+        if node.device != x.device:  # a node on its own device (nodes.<name>.device)
+            x = x.to(node.device, non_blocking=True)
         with grad, capture(node.model, taps or {}) as features:
             z = self._call(node, x)
         if taps and len(features) < len(taps):
@@ -198,8 +189,9 @@ class Engine:
         outs, features = [], {}
         for i in nodes:
             out = self.forward_node(self.nodes[i], x, train, plan.taps.get(i) if plan else None)
-            outs.append(out.logits)
-            features.update({(i, tap): f for tap, f in out.features.items()})
+            # the losses are computed on the step's device (a no-op when the node is there)
+            outs.append(out.logits.to(self.device))
+            features.update({(i, tap): f.to(self.device) for tap, f in out.features.items()})
         return torch.stack(outs), features
 
     # ------------------------------------------------------------------ training
@@ -274,6 +266,12 @@ class Engine:
     def has_nonfinite(self) -> bool:
         """Whether a loss broke since the last read (one host sync)."""
         return self.meter.has_nonfinite()
+
+    def raise_if_nonfinite(self, epoch: int) -> None:
+        """NonFiniteLossError naming the nodes whose loss broke since the last read."""
+        if self.has_nonfinite():
+            precision = self.program.precision
+            raise NonFiniteLossError(self.nonfinite_nodes(), epoch, self.program.epochs, precision)
 
     def nonfinite_nodes(self) -> list[str]:
         return [self.nodes[i].name for i in self.meter.broken()]
@@ -373,11 +371,14 @@ class Engine:
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        missing = [n.name for n in self.nodes if n.name not in state]
+        """Every trained node's state (a frozen teacher's is optional: its weights come from
+        its own checkpoint)."""
+        missing = [n.name for n in self.trainable if n.name not in state]
         if missing:
             raise KtgRuntimeError(f"the checkpoint has no state for node(s) {missing}")
         for n in self.nodes:
-            self._load_node(n, state[n.name])
+            if n.name in state:
+                self._load_node(n, state[n.name])
 
     @staticmethod
     def _load_node(n: RuntimeNode, s: dict[str, Any]) -> None:

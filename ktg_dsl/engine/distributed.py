@@ -257,6 +257,30 @@ class DistributedEngine(Engine):
             for n in self.trained
         }
 
+    def metrics_state(self) -> dict[str, Any]:
+        """The partial epoch's sums over every rank (for a checkpoint taken mid-epoch)."""
+        m = self.meter
+        loss, correct, bad = m.loss_sum.clone(), m.correct.clone(), m.bad.to(torch.int32)
+        seen = torch.tensor([m.seen], dtype=torch.long)
+        for t in (loss, correct, seen):
+            dist.all_reduce(t)
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+        return {
+            "loss_sum": loss.cpu(),
+            "correct": correct.cpu(),
+            "bad": bad.bool().cpu(),
+            "seen": int(seen.item()) // self.mesh.groups,
+        }
+
+    def load_metrics_state(self, state: dict[str, Any]) -> None:
+        """The sums go to rank 0 (the epoch's end adds every rank's); every rank counts its
+        share of the samples seen."""
+        if self.mesh.rank == 0:
+            self.meter.load_state(state)
+        else:
+            self.meter.reset()
+        self.meter.seen = int(state["seen"]) // self.mesh.replicas
+
     def has_nonfinite(self) -> bool:
         return self.coordinator.agree(bool(self.meter.bad.any()))
 

@@ -83,3 +83,17 @@ class EpochMeter:
         loss = (self.loss_sum / seen).tolist()
         top1 = (self.correct.double() * (100.0 / seen)).tolist()
         return loss, top1
+
+
+def check_labels(y: Tensor, classes: int) -> None:
+    """Labels outside the data's classes: a clear error (on a GPU, an asynchronous device
+    assertion: checked without waiting for the device)."""
+    if y.device.type != "cpu":
+        torch._assert_async(
+            ((y >= 0) & (y < classes)).all(), "a batch holds a label outside the data's classes"
+        )
+    elif y.numel() and (int(y.max()) >= classes or int(y.min()) < 0):
+        raise KtgRuntimeError(
+            f"a batch holds label {int(y.max())} (or {int(y.min())}) but the data has "
+            f"{classes} classes (0..{classes - 1})"
+        )

@@ -11,11 +11,13 @@ from typing import Any, Protocol
 
 from torch import Tensor
 
+from .mesh import Coordinator
 from .program import Program
 
 
 class TrainingEngine(Protocol):
     program: Program
+    coordinator: Coordinator  # who writes which files, agreeing to stop (one process: Solo)
 
     def train_step(
         self, x: Tensor, y: Tensor, epoch: int, step: int | None = None
@@ -49,6 +51,10 @@ class TrainingEngine(Protocol):
         ...
 
     def nonfinite_nodes(self) -> list[str]: ...
+
+    def raise_if_nonfinite(self, epoch: int) -> None:
+        """NonFiniteLossError naming the nodes whose loss broke since the last read."""
+        ...
 
     def peek(self) -> dict[str, tuple[float, float]]:
         """(mean loss, top-1 %) so far this epoch per trained node (one host sync)."""

@@ -1,9 +1,10 @@
 """Checkpoints: written atomically (temporary file, fsync, rename), read with
 ``torch.load(weights_only=True)`` so that loading one can never run code.
 
-* ``last.pt``: everything a run needs to continue: every node's model, optimizer, scheduler and
-  scaler state, the partial epoch's metric sums, best scores, RNG states and where it stopped
-  (epoch and batch). ``ktg train --resume RUN_DIR`` continues from it.
+* ``last.pt``: everything a run needs to continue: a manifest (``run/manifest.py``) naming each
+  node's state file under ``state/`` (model, optimizer, scheduler, scaler), with the partial
+  epoch's metric sums, best scores, RNG states and where it stopped (epoch and batch).
+  ``ktg train --resume RUN_DIR`` continues from it.
 * ``best/<node>.pt``: one node's weights at its best validation top-1, with what it is (model,
   class count): the file a frozen teacher's ``checkpoint:`` names.
 """
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 
 from ..atomic import write_with
-from ..engine.program import RuntimeNode
+from ..engine.program import Program, RuntimeNode
 from ..errors import KtgRuntimeError
 
 RUN_FORMAT = "ktg-run"
@@ -114,12 +115,13 @@ def _extract_state(obj: dict[str, Any], node: str, path: Path) -> dict[str, Any]
         state: dict[str, Any] = obj["state_dict"]
         return state
     if fmt == RUN_FORMAT:
-        nodes = obj.get("engine", {})
-        if node in nodes:
-            state = nodes[node]["model"]
-            return state
-        if len(nodes) == 1:
-            state = next(iter(nodes.values()))["model"]
+        nodes = obj.get("nodes", obj.get("engine", {}))  # version 2 names files; 1 holds states
+        name = node if node in nodes else next(iter(nodes)) if len(nodes) == 1 else None
+        if name is not None:
+            held = nodes[name]
+            if isinstance(held, str):  # a node file beside the manifest
+                held = load(beside(path, held), f"state of node '{name}' in {path}")
+            state = held["model"]
             return state
         raise KtgRuntimeError(
             f"{path} is a run checkpoint of nodes {sorted(nodes)}, none "
@@ -188,6 +190,17 @@ def fit_problems(own: dict[str, Any], state: dict[str, Any]) -> list[str]:
     return parts
 
 
+def beside(manifest: Path, relative: str) -> Path:
+    """A file a run's manifest names: inside the run's folder, never elsewhere."""
+    folder = manifest.parent.resolve()
+    target = (folder / relative).resolve()
+    if folder not in target.parents:
+        raise KtgRuntimeError(
+            f"{manifest} names {relative!r}, outside its run folder; it was not loaded"
+        )
+    return target
+
+
 def load_node_weights(node: RuntimeNode, path: Path) -> None:
     """Load ``path`` into ``node``'s model (its spec's ``checkpoint_key`` and
     ``checkpoint_prefix`` applied); a mismatch names the node and the keys."""
@@ -207,6 +220,14 @@ def load_node_weights(node: RuntimeNode, path: Path) -> None:
             f"('{node.config.model.type}'){what}: " + "; ".join(parts)
         )
     node.model.load_state_dict(state)
+
+
+def load_starting_weights(program: Program) -> None:
+    """Every node's ``checkpoint:`` (a teacher's weights, or a node's starting point) that
+    this process built (a node of another rank is on the meta device)."""
+    for node in program.nodes.values():
+        if node.config.checkpoint and node.device.type != "meta":
+            load_node_weights(node, Path(node.config.checkpoint))
 
 
 def _short(keys: list[str], limit: int = 4) -> str:

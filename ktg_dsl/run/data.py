@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..compiler import compile_program
 from ..components.data import DatasetInfo
@@ -17,6 +18,9 @@ from ..graph import GraphReport
 from ..registry import DATASETS
 from ..spec.schema import Spec
 from .env import fits_on_device, resolve_target
+
+if TYPE_CHECKING:
+    from .distributed import Cluster
 
 
 def load_bundle(spec: Spec) -> DataBundle:
@@ -37,9 +41,12 @@ def bundle_info(bundle: DataBundle) -> DatasetInfo:
     return DatasetInfo(bundle.num_classes, bundle.input_shape)
 
 
-def program_for(spec: Spec, graph: GraphReport | None, bundle: DataBundle) -> Program:
+def program_for(
+    spec: Spec, graph: GraphReport | None, bundle: DataBundle, cluster: Cluster | None = None
+) -> Program:
     """The spec compiled for this data on this host (``graph``: the spec's checked graph;
-    None checks the spec first)."""
+    None checks the spec first); on a mesh, this rank's nodes for real and the others' on
+    the meta device."""
     if graph is None:
         from ..check import check_spec
 
@@ -48,7 +55,14 @@ def program_for(spec: Spec, graph: GraphReport | None, bundle: DataBundle) -> Pr
             raise SpecError(report.errors)
         graph = report.graph
     steps = steps_per_epoch(spec, bundle)
-    target = resolve_target(spec.train, steps_per_epoch=steps)
+    placed = {name: node.device for name, node in spec.nodes.items() if node.device}
+    target = resolve_target(
+        spec.train,
+        device=cluster.device if cluster else None,
+        steps_per_epoch=steps,
+        node_devices=placed,
+        remote=cluster.remote if cluster else frozenset(),
+    )
     info = bundle_info(bundle)
     return compile_program(spec, graph, target, data_info=info, steps_per_epoch=steps)
 
@@ -85,9 +99,13 @@ def _on_device(spec: Spec, bundle: DataBundle, program: Program) -> bool:
     return fits_on_device(size, device)
 
 
-def make_batches(spec: Spec, bundle: DataBundle, program: Program) -> Batches:
-    """Shuffled, augmented training batches and in-order evaluation batches."""
+def make_batches(
+    spec: Spec, bundle: DataBundle, program: Program, cluster: Cluster | None = None
+) -> Batches:
+    """Shuffled, augmented training batches and in-order evaluation batches (on a mesh, this
+    replica's part of every batch)."""
     on_device = _on_device(spec, bundle, program)
+    shard = cluster.shard if cluster else (0, 1)
     batch = spec.data.batch_size
     return Batches(
         train_batches(
@@ -98,6 +116,7 @@ def make_batches(spec: Spec, bundle: DataBundle, program: Program) -> Batches:
             drop_last=spec.data.drop_last,
             channels_last=program.channels_last,
             on_device=on_device,
+            shard=shard,
         ),
         eval_batches(
             bundle.eval,
@@ -107,5 +126,6 @@ def make_batches(spec: Spec, bundle: DataBundle, program: Program) -> Batches:
             device=program.device,
             channels_last=program.channels_last,
             on_device=on_device,
+            shard=shard,
         ),
     )

@@ -92,17 +92,32 @@ def resolve_target(
     device: str | torch.device | None = None,
     precision: str | None = None,
     steps_per_epoch: int | None = None,
+    node_devices: dict[str, str] | None = None,
+    remote: frozenset[str] = frozenset(),
 ) -> Target:
     """The spec's ``train`` switches resolved on this host (``device`` and ``precision``
-    override the spec's)."""
+    override the spec's); ``node_devices``: nodes placed on their own device in one process;
+    ``remote``: nodes another rank trains."""
     dev = device if isinstance(device, torch.device) else resolve_device(device or train.device)
     total = steps_per_epoch * train.epochs if steps_per_epoch else None
+    placed = {name: _node_device(name, text) for name, text in (node_devices or {}).items()}
     return Target(
         dev,
         resolve_precision(precision or train.precision, dev),
         resolve_channels_last(train.channels_last, dev),
         resolve_compile(train.compile, dev, total),
+        placed,
+        remote,
     )
+
+
+def _node_device(name: str, text: str) -> torch.device:
+    from ..errors import ArgumentError
+
+    try:
+        return resolve_device(text)
+    except KtgRuntimeError as exc:
+        raise ArgumentError(f"nodes.{name}.device: {exc}".replace("train.device is ", "")) from None
 
 
 def fits_on_device(nbytes: int, device: torch.device) -> bool:
@@ -112,3 +127,20 @@ def fits_on_device(nbytes: int, device: torch.device) -> bool:
         return False
     free, _ = torch.cuda.mem_get_info(device)
     return nbytes < 0.25 * free
+
+
+def set_determinism(on: bool) -> None:
+    """Deterministic kernels (``train.deterministic``): slower, needed for bit-exact resume
+    on a GPU."""
+    if on:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def seed_generators(seed: int) -> None:
+    """Dropout and other in-model randomness draw from the global generators: seed them from
+    the spec (a resumed run then restores their state from last.pt)."""
+    import random
+
+    torch.manual_seed(seed)
+    random.seed(seed)

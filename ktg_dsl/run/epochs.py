@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..engine.mesh import Coordinator
 from ..engine.program import Program
 from . import checkpoint as ckpt
 from .rundir import RunDir
@@ -35,16 +36,34 @@ def epoch_rows(
 
 
 def save_best(
-    program: Program, run: RunDir, epoch: int, rows: Rows, best: dict[str, dict[str, Any]]
+    program: Program,
+    run: RunDir,
+    epoch: int,
+    rows: Rows,
+    best: dict[str, dict[str, Any]],
+    coordinator: Coordinator,
 ) -> None:
-    """Save best/<node>.pt for every trained node whose evaluation beat its best so far: the
-    first epoch that reaches a node's best value is the one kept and reported."""
+    """Save best/<node>.pt for every trained node whose evaluation beat its best so far (the
+    node's owner writes it): the first epoch that reaches a node's best value is the one kept
+    and reported."""
     for node in program.nodes.values():
         top1 = rows[node.name]["val_top1"]
         before = best.get(node.name)
         if top1 is None or node.frozen or (before is not None and top1 <= before["val_top1"]):
             continue
         best[node.name] = {"val_top1": top1, "epoch": epoch}
+        if not coordinator.owns(node.index):
+            continue
         ckpt.save(
             ckpt.node_checkpoint(node, program.input_shape[0], epoch, top1), run.best(node.name)
         )
+
+
+def stamp(rows: Rows, tick: float, elapsed: float) -> Rows:
+    """The rows with the epoch's time (since ``tick``) and the run's training time so far."""
+    import time
+
+    for row in rows.values():
+        row["epoch_time"] = round(time.perf_counter() - tick, 3)
+        row["elapsed"] = round(elapsed, 3)
+    return rows

@@ -124,3 +124,13 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return [
         json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
     ]
+
+
+class NullLog:
+    """The log of a process that does not write the run's files (a rank other than 0)."""
+
+    def epoch(self, epoch: int, rows: dict[str, dict[str, Any]]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

@@ -7,12 +7,9 @@ closes the logs. ``ktg train`` and ``ktg search`` both drive a KTG through it; e
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-
-import torch
 
 from ..components.data.bundle import DataBundle
 from ..engine import Engine, NonFiniteLossError, Program, TrainingEngine
@@ -21,8 +18,10 @@ from ..graph import GraphReport
 from ..spec.schema import Spec
 from . import checkpoint as ckpt
 from .data import load_bundle, make_batches, program_for
-from .epochs import Rows, epoch_rows, save_best
-from .logs import RunLog
+from .distributed import Cluster
+from .env import seed_generators, set_determinism
+from .epochs import Rows, epoch_rows, save_best, stamp
+from .logs import NullLog, RunLog
 from .progress import Progress
 from .rundir import RunDir
 from .signals import StopRequest
@@ -44,35 +43,35 @@ class Recipe:
         tensorboard: bool = True,
         engine: Callable[[Program], TrainingEngine] = Engine,
         bundle: DataBundle | None = None,
+        cluster: Cluster | None = None,
+        approximate: bool = False,
     ) -> None:
         self.spec, self.graph, self.resume = spec, graph, resume
         self.run = run if isinstance(run, RunDir) else RunDir(Path(run))
         self.hooks, self.tensorboard, self.make_engine = list(hooks), tensorboard, engine
         self.progress, self.stop = Progress(progress), StopRequest()
         self.at = Position()  # where training (re)starts
-        self.log: RunLog | None = None
+        self.log: RunLog | NullLog = NullLog()
         self._bundle = bundle  # the data, when the caller loaded it already
+        self.cluster, self.approximate = cluster, approximate  # a mesh of processes, or None
 
     def setup(self) -> None:
         spec = self.spec
-        if spec.train.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.benchmark = False
+        set_determinism(spec.train.deterministic)
         self.bundle = self._bundle if self._bundle is not None else load_bundle(spec)
-        self.program = program_for(spec, self.graph, self.bundle)
-        self.batches = make_batches(spec, self.bundle, self.program)
-        self.engine = self.make_engine(self.program)
-        # Dropout and other in-model randomness draw from the global generators: seed them
-        # from the spec (a resumed run then restores their state from last.pt).
-        torch.manual_seed(spec.seed)
-        random.seed(spec.seed)
-        for node in self.program.nodes.values():
-            if node.config.checkpoint:
-                ckpt.load_node_weights(node, Path(node.config.checkpoint))
+        self.program = program_for(spec, self.graph, self.bundle, self.cluster)
+        self.batches = make_batches(spec, self.bundle, self.program, self.cluster)
+        self.engine = (self.cluster.engine if self.cluster else self.make_engine)(self.program)
+        writer = self.engine.coordinator.is_writer()
+        self.progress.enabled = self.progress.bar_ok = writer and self.progress.enabled
+        seed_generators(spec.seed)
+        ckpt.load_starting_weights(self.program)
+        data, options = self.bundle.description, (self.resume, self.approximate)
         self.digest, self.at = open_record(
-            self.run, spec, self.program, self.bundle.description, self.engine, self.resume
+            self.run, spec, self.program, data, self.engine, *options
         )
-        self.log = RunLog(self.run, self.program.names, self.at.epoch, self.tensorboard)
+        names, tb = self.program.names, self.tensorboard
+        self.log = RunLog(self.run, names, self.at.epoch, tb) if writer else NullLog()
 
     def save(self, epoch: int, step: int) -> None:
         """Write last.pt: the run continues at batch ``step`` of ``epoch``."""
@@ -80,7 +79,7 @@ class Recipe:
         save_state(self.run, self.spec, self.digest, self.engine, at)
 
     def train(self) -> RunResult:
-        assert self.log is not None, "call setup() first"
+        assert hasattr(self, "engine"), "call setup() first"
         result = RunResult(self.run.path, self.at.epoch, best=self.at.best)
         with self.stop.catching():
             try:
@@ -109,15 +108,12 @@ class Recipe:
             stats,
             self.engine.evaluate_metrics(self.batches.eval) if due else {},
         )
-        save_best(self.program, self.run, epoch, rows, self.at.best)
+        save_best(self.program, self.run, epoch, rows, self.at.best, self.engine.coordinator)
         self.at.elapsed += time.perf_counter() - tick
-        for row in rows.values():
-            row["epoch_time"] = round(time.perf_counter() - tick, 3)
-            row["elapsed"] = round(self.at.elapsed, 3)
-        assert self.log is not None
-        self.log.epoch(epoch, rows)
+        self.log.epoch(epoch, stamp(rows, tick, self.at.elapsed))
         result.last, result.epochs_done = rows, epoch + 1
         due = (epoch + 1) % self.spec.train.checkpoint_every == 0 or epoch + 1 == epochs
+        self.stop.requested = self.engine.coordinator.agree(self.stop.requested)
         if due or self.stop.requested:
             self.save(epoch + 1, 0)
         self.progress.end(epoch, epochs, rows, self.bundle.eval_name)
@@ -137,17 +133,14 @@ class Recipe:
         for step, (x, y) in enumerate(batches.iterate(start=first), start=first):
             self.engine.train_step(x, y, epoch, step)
             self.progress.step(self.engine.peek)
+            self.stop.requested = self.engine.coordinator.agree(self.stop.requested)
             if self.stop.requested and step + 1 < total:
-                if self.engine.has_nonfinite():  # never replace a good last.pt with NaNs
-                    broken = self.engine.nonfinite_nodes()
-                    epochs, precision = self.spec.train.epochs, self.program.precision
-                    raise NonFiniteLossError(broken, epoch, epochs, precision)
+                self.engine.raise_if_nonfinite(epoch)  # never replace a good last.pt with NaNs
                 self.save(epoch, step + 1)
                 self.progress.note(f"stopped in epoch {epoch + 1} at batch {step + 1}/{total}")
                 return True
         return False
 
     def cleanup(self) -> None:
-        if self.log is not None:
-            self.log.close()
-            self.log = None
+        self.log.close()
+        self.log = NullLog()

@@ -25,6 +25,7 @@ METRICS = "metrics.jsonl"  # one line per epoch and node
 RUN_INFO = "run.json"  # where and how the run ran
 BEST = "best"  # best/<node>.pt: each node's weights at its best evaluation
 TENSORBOARD = "tb"  # tb/<node>/: TensorBoard event files
+STATE = "state"  # state/<node>-<epoch>-<step>.pt: each node's part of last.pt
 LATEST = "latest"  # beside default run directories: the newest run with a checkpoint
 LOCK = ".ktg.lock"
 
@@ -56,6 +57,13 @@ class RunDir:
     @property
     def info(self) -> Path:
         return self.path / RUN_INFO
+
+    @property
+    def state_dir(self) -> Path:
+        return self.path / STATE
+
+    def state_file(self, node: str, tag: str) -> Path:
+        return self.path / STATE / f"{node}-{tag}.pt"
 
     def best(self, node: str) -> Path:
         return self.path / BEST / f"{node}.pt"

@@ -21,7 +21,7 @@ from ..engine.protocol import TrainingEngine
 from ..errors import KtgRuntimeError
 from ..spec.components import resolve_refs
 from ..spec.schema import Spec
-from . import checkpoint as ckpt
+from . import manifest
 from .env import device_name
 from .epochs import Rows
 from .rundir import RunDir
@@ -75,44 +75,21 @@ class Position:
 
 def save_state(run: RunDir, spec: Spec, digest: str, engine: TrainingEngine, at: Position) -> None:
     """Write last.pt: the run continues at batch ``at.step`` of epoch ``at.epoch``."""
-    state = {
-        "format": ckpt.RUN_FORMAT,
-        "version": ckpt.VERSION,
-        "spec_name": spec.name,
-        "spec_digest": digest,
-        "epoch": at.epoch,
-        "step": at.step,
-        "engine": engine.state_dict(),
-        "metrics": engine.metrics_state(),
-        "best": at.best,
-        "rng": ckpt.rng_state(),
-        "elapsed": at.elapsed,
-    }
-    ckpt.save(state, run.last)
+    manifest.write(run, spec, digest, engine, at)
 
 
-def restore_state(run: RunDir, digest: str, engine: TrainingEngine) -> Position:
+def restore_state(
+    run: RunDir, digest: str, engine: TrainingEngine, approximate: bool = False
+) -> Position:
     """Load last.pt into the engine and the global generators; where to continue."""
-    path = run.last
-    state = ckpt.load(path, "run checkpoint")
-    if state.get("format") != ckpt.RUN_FORMAT:
-        raise KtgRuntimeError(
-            f"{path} is not a ktg run checkpoint (format "
-            f"{state.get('format')!r}); nothing was changed"
-        )
-    if state.get("spec_digest") != digest:
-        raise KtgRuntimeError(
-            f"{path} belongs to another run (its spec differs from {run.resolved}); "
-            "nothing was changed"
-        )
     try:
-        engine.load_state_dict(state["engine"])
-        engine.load_metrics_state(state["metrics"])
-        ckpt.set_rng_state(state["rng"])
+        state = manifest.read(run, digest, engine, approximate)
         at = Position(int(state["epoch"]), int(state["step"]))
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        if isinstance(exc, KtgRuntimeError):
+            raise
         raise KtgRuntimeError(
-            f"{path} is damaged or from another ktg version "
+            f"{run.last} is damaged or from another ktg version "
             f"({type(exc).__name__}: {exc}); nothing was changed"
         ) from None
     at.best = dict(state.get("best", {}))
@@ -131,19 +108,31 @@ class RunResult:
 
 
 def open_record(
-    run: RunDir, spec: Spec, program: Program, data: str, engine: TrainingEngine, resume: bool
+    run: RunDir,
+    spec: Spec,
+    program: Program,
+    data: str,
+    engine: TrainingEngine,
+    resume: bool,
+    approximate: bool = False,
 ) -> tuple[str, Position]:
-    """A new run writes its record (resolved spec, run.json); a resumed one restores last.pt.
-    Returns the spec's digest and where training (re)starts."""
-    run.prepare()
+    """A new run writes its record (resolved spec, run.json; the writer process); a resumed
+    one restores last.pt (every process). Returns the spec's digest and where training
+    (re)starts."""
+    writer = engine.coordinator.is_writer()
+    if writer:
+        run.prepare()
     text = resolved_spec_text(spec)
     digest = spec_digest(text)
     info = run_info(spec, program, data)
     if not resume:
-        write_record(run, text, info)
+        if writer:
+            write_record(run, text, info)
+        engine.coordinator.barrier()
         return digest, Position()
-    at = restore_state(run, digest, engine)
-    warn_if_elsewhere(run, info)
+    at = restore_state(run, digest, engine, approximate)
+    if writer:
+        warn_if_elsewhere(run, info)
     return digest, at
 
 

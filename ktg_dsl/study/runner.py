@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,14 +28,6 @@ Status = Literal["done", "failed", "interrupted"]
 OUTCOME = "ktg-study-outcome: "  # a worker's last line: this prefix and the outcome as JSON
 POLL_S = 0.1
 STOP_WAIT_S = 120.0  # how long a worker asked to stop may take to save
-BOOTSTRAP = """\
-import sys
-sys.path[:] = [p for p in sys.path if p not in ("", ".")]
-if sys.argv[1] not in sys.path:
-    sys.path.insert(0, sys.argv[1])
-from ktg_dsl.study.worker import main
-sys.exit(main(sys.argv[2:]))
-"""
 
 
 @dataclass(frozen=True)
@@ -143,10 +134,9 @@ def visible_gpus() -> list[str]:
 
 
 def worker_command(job: Job) -> list[str]:
-    import ktg_dsl
+    from ..run.workers import worker_command as command
 
-    root = str(Path(ktg_dsl.__file__).resolve().parent.parent)
-    return [sys.executable, "-c", BOOTSTRAP, root, job.to_json()]
+    return command([job.to_json()], job.plugins, entry="ktg_dsl.study.worker:main")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

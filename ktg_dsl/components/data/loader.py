@@ -53,6 +53,7 @@ class TensorBatches:
         seed: int = 0,
         channels_last: bool = False,
         on_device: bool = False,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         if batch_size < 1:
             raise KtgRuntimeError(f"batch size must be >= 1, got {batch_size}")
@@ -70,6 +71,7 @@ class TensorBatches:
         self.seed = seed
         self.channels_last = channels_last
         self.on_device = on_device
+        self.shard = shard  # (replica, replicas): each batch's part this process trains on
         self.epoch = 0
         self._size = len(split)
         self._pin = self.device.type == "cuda" and not on_device
@@ -117,12 +119,21 @@ class TensorBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.iterate()
 
+    def _cut(self, i: int) -> torch.Tensor | slice:
+        """The positions of batch ``i`` in the epoch's order; with replicas, this process's
+        part of it (the same global batch is cut the same way on every process)."""
+        start, end = i * self.batch_size, min((i + 1) * self.batch_size, self._size)
+        replica, replicas = self.shard
+        if replicas == 1:
+            return slice(start, end)
+        return torch.arange(start, end).tensor_split(replicas)[replica]
+
     def iterate(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The epoch's batches from batch ``start`` on: the same batches a full pass yields
         there (a run resumed mid-epoch continues exactly where it stopped)."""
         draws = self._epoch_draws()
         for i in range(start, len(self)):
-            cut = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            cut = self._cut(i)
             index = draws["order"][cut]
             x = self._images.index_select(0, index)
             y = self._labels.index_select(0, index)
@@ -190,6 +201,7 @@ def eval_batches(
     device: Device = "cpu",
     channels_last: bool = False,
     on_device: bool = False,
+    shard: tuple[int, int] = (0, 1),
 ) -> TensorBatches:
     """Evaluation order: every sample once, in stored order, unaugmented, last batch kept."""
     return TensorBatches(
@@ -203,6 +215,7 @@ def eval_batches(
         device=device,
         channels_last=channels_last,
         on_device=on_device,
+        shard=shard,
     )
 
 
@@ -215,6 +228,7 @@ def train_batches(
     drop_last: bool = False,
     channels_last: bool = False,
     on_device: bool = False,
+    shard: tuple[int, int] = (0, 1),
 ) -> TensorBatches:
     """Shuffled, augmented (as the bundle asks) batches of the bundle's training split."""
     return TensorBatches(
@@ -229,4 +243,5 @@ def train_batches(
         seed=seed,
         channels_last=channels_last,
         on_device=on_device,
+        shard=shard,
     )

@@ -1,0 +1,176 @@
+"""Running on a mesh of processes (docs/distributed.md): started by ``torchrun`` or by
+``ktg train --nproc N`` (torch.distributed's own launcher), every process reads its rank from
+the environment, checks the mesh the spec asks for against the world it is in, places the nodes
+(balanced by each model's forward FLOPs, the same on every rank), joins the process group and
+makes the graph and replica groups. Everything that can be wrong is said before training."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from ..engine.distributed import DistributedEngine
+from ..engine.mesh import Mesh, balance
+from ..engine.program import Program
+from ..errors import ArgumentError
+from ..graph import GraphReport
+from ..spec.components import build
+from ..spec.schema import Spec
+
+
+def world_size() -> int:
+    """The number of processes this one is part of (1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def restarted() -> bool:
+    """Whether torchrun restarted the group after a rank died (resume from last.pt)."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+
+
+@dataclass
+class Cluster:
+    """This process's place in the mesh, its device and its process groups."""
+
+    mesh: Mesh
+    device: torch.device
+    graph_group: Any
+    replica_group: Any
+    remote: frozenset[str]  # trained nodes of other groups: built on the meta device here
+
+    @property
+    def shard(self) -> tuple[int, int]:
+        return self.mesh.replica, self.mesh.replicas
+
+    def engine(self, program: Program) -> DistributedEngine:
+        return DistributedEngine(program, self.mesh, self.graph_group, self.replica_group)
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank."""
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def close(self) -> None:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def node_costs(spec: Spec, graph: GraphReport, names: list[str]) -> dict[int, float]:
+    """Each trained node's forward FLOPs for one sample, counted on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    info = graph.data_info
+    shape = info.input_shape if info and info.input_shape else (3, 32, 32)
+    costs: dict[int, float] = {}
+    for index, name in enumerate(spec.node_names):
+        if name not in names:
+            continue
+        classes = graph.class_counts.get(name) or 10
+        with torch.device("meta"):
+            model = build(spec.nodes[name].model, num_classes=classes, in_channels=shape[0])
+            with FlopCounterMode(display=False) as counter:
+                model(torch.empty(1, *shape))
+        costs[index] = float(counter.get_total_flops()) or 1.0
+    return costs
+
+
+def plan_mesh(spec: Spec, graph: GraphReport, rank: int, world: int) -> Mesh:
+    """The mesh the spec asks for in a world of ``world`` ranks; ArgumentError (exit 2)
+    naming what does not fit."""
+    cfg = spec.train.distributed
+    d = cfg.data_parallel
+    trained = [n for n in spec.node_names if n not in graph.frozen]
+    if world % d:
+        raise ArgumentError(
+            f"{world} processes cannot hold train.distributed.data_parallel: {d} replicas of "
+            f"every node; start a multiple of {d} processes"
+        )
+    g = world // d
+    if cfg.graph_groups != "auto" and cfg.graph_groups != g:
+        raise ArgumentError(
+            f"train.distributed.graph_groups is {cfg.graph_groups}, but {world} processes with "
+            f"data_parallel {d} make {g} groups; start {cfg.graph_groups * d} processes, or set "
+            "graph_groups: auto"
+        )
+    if g > len(trained):
+        raise ArgumentError(
+            f"{world} processes are more than the {len(trained)} trained nodes x data_parallel "
+            f"{d} can use ({len(trained) * d}); start fewer, or raise data_parallel"
+        )
+    busy = [n for n, c in spec.nodes.items() if c.device]
+    if busy:
+        raise ArgumentError(
+            f"nodes.{busy[0]}.device places a node in one process; across processes each "
+            "rank has its own device: remove it, or use train.distributed.placement"
+        )
+    return Mesh(rank, world, g, d, _placement(spec, graph, trained, g))
+
+
+def _placement(spec: Spec, graph: GraphReport, trained: list[str], groups: int) -> dict[int, int]:
+    index = {n: i for i, n in enumerate(spec.node_names)}
+    written = spec.train.distributed.placement
+    if written is None:
+        return balance(node_costs(spec, graph, trained), groups)
+    for name, group in written.items():
+        if name not in index:
+            raise ArgumentError(f"train.distributed.placement names '{name}', which is not a node")
+        if name in graph.frozen:
+            raise ArgumentError(
+                f"train.distributed.placement places '{name}', a frozen teacher: teachers run "
+                "on every rank that reads them; remove it from the placement"
+            )
+        if group >= groups:
+            raise ArgumentError(
+                f"train.distributed.placement puts '{name}' on group {group}, but there are "
+                f"{groups} groups (0..{groups - 1})"
+            )
+    missing = [n for n in trained if n not in written]
+    if missing:
+        raise ArgumentError(
+            f"train.distributed.placement does not place {', '.join(missing)}: place every "
+            "node that trains, or leave placement out"
+        )
+    empty = sorted(set(range(groups)) - set(written.values()))
+    if empty:
+        raise ArgumentError(f"train.distributed.placement leaves group {empty[0]} without a node")
+    return {index[n]: g for n, g in written.items()}
+
+
+def backend_and_device(spec: Spec) -> tuple[str, torch.device]:
+    backend = spec.train.distributed.backend
+    if backend == "auto":
+        backend = "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
+    if backend == "nccl" and not (torch.cuda.is_available() and dist.is_nccl_available()):
+        raise ArgumentError(
+            "train.distributed.backend is nccl, which needs CUDA GPUs; on CPUs use gloo (or auto)"
+        )
+    if backend == "gloo" and not dist.is_gloo_available():
+        raise ArgumentError("this PyTorch has no gloo backend; use nccl on GPUs")
+    if backend == "nccl":
+        return backend, torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return backend, torch.device("cpu")
+
+
+def start(spec: Spec, graph: GraphReport) -> Cluster:
+    """Join the process group of this torchrun world and build this rank's place in it."""
+    rank, world = int(os.environ.get("RANK", "0")), world_size()
+    mesh = plan_mesh(spec, graph, rank, world)
+    backend, device = backend_and_device(spec)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    timeout = timedelta(seconds=spec.train.distributed.timeout)
+    dist.init_process_group(backend, timeout=timeout)
+    # every rank makes every group, in the same order (torch.distributed's rule)
+    graph_groups = [dist.new_group(mesh.graph_ranks(d)) for d in range(mesh.replicas)]
+    replica_groups = [dist.new_group(mesh.replica_ranks(g)) for g in range(mesh.groups)]
+    names = spec.node_names
+    remote = frozenset(names[i] for i, g in mesh.placement.items() if g != mesh.group)
+    return Cluster(mesh, device, graph_groups[mesh.replica], replica_groups[mesh.group], remote)
