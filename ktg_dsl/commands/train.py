@@ -7,11 +7,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import KtgRuntimeError, SpecError, SpecIssue
-from .common import EXIT_INTERRUPTED, EXIT_OK, UsageError, add_overrides, checked, say
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    UsageError,
+    add_overrides,
+    checked,
+    non_negative_int,
+    positive_int,
+    say,
+)
 
 if TYPE_CHECKING:
     from ..graph import GraphReport
     from ..run.rundir import RunDir
+    from ..run.state import RunResult
     from ..spec.schema import Spec
 
 NAME = "train"
@@ -23,27 +33,71 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last.pt")
     parser.add_argument("--run-dir", metavar="DIR", help="default: <out_dir>/<name>/<time>")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--nproc",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="train on N local processes (torch.distributed's launcher; docs/distributed.md)",
+    )
+    parser.add_argument(
+        "--max-restarts",
+        type=non_negative_int,
+        default=0,
+        metavar="K",
+        help="with --nproc: restart the processes up to K times after one dies (each restart "
+        "resumes from the last checkpoint)",
+    )
+    parser.add_argument(
+        "--approximate",
+        action="store_true",
+        help="resume a run on another data_parallel setting (not exactly the same run)",
+    )
     add_overrides(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..run.session import results_table, train_in, train_new
+    from ..run.distributed import world_size
+
+    if args.resume and (args.spec or args.set or args.run_dir):
+        raise UsageError(
+            "--resume continues a run with its own spec and directory; give "
+            "the run directory alone (no SPEC, no --set, no --run-dir)"
+        )
+    if not args.resume and not args.spec:
+        raise UsageError("ktg train needs a SPEC (or --resume RUN_DIR)")
+    if world_size() > 1:
+        return _rank(args)
+    if args.nproc > 1:
+        return _launch(args)
+    return _one_process(args)
+
+
+def _one_process(args: argparse.Namespace) -> int:
+    from ..run.session import train_in, train_new
 
     if args.resume:
-        if args.spec or args.set or args.run_dir:
-            raise UsageError(
-                "--resume continues a run with its own spec and directory; give "
-                "the run directory alone (no SPEC, no --set, no --run-dir)"
-            )
         run = _claim_resume(args.resume)
         spec, graph = _resumed_spec(run.resolved)
-        result = train_in(spec, graph, run, resume=True, progress=not args.no_progress, say=say)
+        result = train_in(
+            spec,
+            graph,
+            run,
+            resume=True,
+            progress=not args.no_progress,
+            say=say,
+            approximate=args.approximate,
+        )
     else:
-        if not args.spec:
-            raise UsageError("ktg train needs a SPEC (or --resume RUN_DIR)")
         spec, graph = checked(args.spec, args.set)
         # the data is loaded before the run directory is claimed: missing data leaves nothing
         run, result = train_new(spec, graph, args.run_dir, progress=not args.no_progress, say=say)
+    return _report(spec, run, result)
+
+
+def _report(spec: Spec, run: RunDir, result: RunResult | None) -> int:
+    from ..run.session import results_table
+
     if result is None:
         return EXIT_OK
     if result.interrupted:
@@ -51,6 +105,61 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     print(results_table(result, list(spec.nodes), spec.data.split))
     print(f"\n{result.epochs_done} epochs in {result.wall_time:.1f} s; run directory: {run.path}")
+    return EXIT_OK
+
+
+def _rank(args: argparse.Namespace) -> int:
+    """One rank of a torchrun world (started by torchrun, or by --nproc below)."""
+    from ..run.ranks import train_ranks
+
+    if args.resume:
+        spec, graph = _resumed_spec(Path(args.resume) / "spec.resolved.yaml")
+    else:
+        spec, graph = checked(args.spec, args.set)
+    run, result, writer = train_ranks(
+        spec,
+        graph,
+        run_dir=args.run_dir,
+        resume=args.resume,
+        approximate=args.approximate,
+        progress=not args.no_progress,
+        say=say,
+    )
+    if not writer:
+        return EXIT_INTERRUPTED if result is not None and result.interrupted else EXIT_OK
+    return _report(spec, run, result)
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """``--nproc N``: check the spec here, then start N ranks under the elastic agent."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    from ..run.distributed import backend_and_device, plan_mesh
+    from ..run.ranks import launch
+
+    if args.resume:
+        spec, graph = _resumed_spec(Path(args.resume) / "spec.resolved.yaml")
+        argv = ["train", "--resume", args.resume]
+    else:
+        spec, graph = checked(args.spec, args.set)
+        argv = ["train", args.spec, *(f"--set={s}" for s in args.set)]
+        argv += ["--run-dir", args.run_dir] if args.run_dir else []
+    argv += ["--no-progress"] * args.no_progress + ["--approximate"] * args.approximate
+    argv += [f"--plugin={p}" for p in args.plugin]
+    plan_mesh(spec, graph, 0, args.nproc)  # what cannot work is said before anything starts
+    backend_and_device(spec)
+    say(f"starting {args.nproc} processes (torch.distributed elastic agent)")
+    try:
+        launch(args.nproc, argv, args.plugin, args.max_restarts)
+    except ChildFailedError as exc:
+        codes = sorted({f.exitcode for f in exc.failures.values()})
+        ranks = ", ".join(map(str, sorted(exc.failures)))
+        say(f"rank {ranks} stopped (exit code {', '.join(map(str, codes))}); see its message above")
+        return EXIT_INTERRUPTED if EXIT_INTERRUPTED in codes else max(1, min(codes[-1], 2))
+    except (KeyboardInterrupt, SignalException):
+        say("interrupted; every rank was asked to stop and save")
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 

@@ -12,6 +12,7 @@ from ..components.data.bundle import DataBundle
 from ..graph import GraphReport
 from ..spec.schema import Spec
 from .data import load_bundle
+from .distributed import Cluster
 from .recipe import Recipe
 from .rundir import RunDir, check_new, claim_new, link_latest
 from .state import RunResult
@@ -45,10 +46,12 @@ def train_in(
     progress: bool = True,
     say: Say = lambda _: None,
     bundle: DataBundle | None = None,
+    cluster: Cluster | None = None,
+    approximate: bool = False,
 ) -> RunResult | None:
     """Train (or resume) ``spec`` in the claimed directory ``run``; None when a resumed run
-    was already complete. ``bundle``: the data, if loaded already. The claim is released at
-    the end."""
+    was already complete. ``bundle``: the data, if loaded already; ``cluster``: this rank's
+    place on a mesh of processes. The claim is released at the end."""
     linked = False
 
     def latest(epoch: int, rows: Any) -> None:
@@ -58,7 +61,15 @@ def train_in(
             linked = True
 
     recipe = Recipe(
-        spec, run, graph=graph, resume=resume, progress=progress, hooks=[latest], bundle=bundle
+        spec,
+        run,
+        graph=graph,
+        resume=resume,
+        progress=progress,
+        hooks=[latest] if cluster is None or cluster.mesh.rank == 0 else [],
+        bundle=bundle,
+        cluster=cluster,
+        approximate=approximate,
     )
     say(f"run {run.path}" + (" (resumed)" if resume else ""))
     try:
@@ -76,7 +87,7 @@ def train_in(
         return recipe.train()
     except BaseException:
         recipe.cleanup()  # close the logs before their folder may go
-        if not resume:
+        if not resume and (cluster is None or cluster.mesh.rank == 0):
             run.discard()
         raise
     finally:

@@ -1,0 +1,122 @@
+"""``ktg train`` on every rank of a torchrun world (docs/distributed.md): rank 0 claims the run
+directory (a new one; the one being resumed; after torchrun restarted the group, the same one,
+resumed from its last manifest) and tells the others; every rank loads the data and trains its
+nodes; rank 0 writes the run's files and prints. And the launcher behind ``--nproc N``:
+torch.distributed's own elastic agent, on this machine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ..errors import ArgumentError, KtgRuntimeError
+from ..graph import GraphReport
+from ..spec.schema import Spec
+from .data import load_bundle
+from .distributed import Cluster, restarted, start
+from .rundir import RunDir, claim_existing, claim_new
+from .session import Say, train_in
+from .state import RunResult
+from .workers import worker_command
+
+
+def default_run_dir(spec: Spec) -> str | None:
+    """Under torchrun, ``<out_dir>/<name>/torchrun-<run id>``: the same folder for every
+    restart of the group, so that a restart resumes it. None outside torchrun."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    if not run_id or run_id == "none":
+        return None
+    return str(Path(spec.train.out_dir) / spec.name / f"torchrun-{run_id}")
+
+
+def _claim(spec: Spec, run_dir: str | None, resume: str | None) -> tuple[RunDir, bool]:
+    """Rank 0's run directory, and whether it resumes."""
+    if resume:
+        return claim_existing(resume), True
+    path = run_dir or default_run_dir(spec)
+    if path is not None and restarted():
+        if RunDir(Path(path)).last.exists():
+            return claim_existing(path), True  # the group restarted: continue its run
+        if Path(path).is_dir():  # what this run's failed first attempt wrote
+            shutil.rmtree(path)
+    run = claim_new(path, spec.train.out_dir, spec.name)
+    run.default_place = run.default_place or (run_dir is None)
+    return run, False
+
+
+def _agree_on_run(
+    cluster: Cluster, spec: Spec, run_dir: str | None, resume: str | None
+) -> tuple[RunDir, bool]:
+    """Rank 0 claims; every rank gets the folder (or rank 0's error, so that none waits)."""
+    claimed: RunDir | None = None
+    decision: Any = None
+    if cluster.mesh.rank == 0:
+        try:
+            claimed, resumed = _claim(spec, run_dir, resume)
+            decision = (str(claimed.path), resumed, claimed.default_place)
+        except (KtgRuntimeError, ArgumentError) as exc:
+            decision = ("error", str(exc))
+    decision = cluster.broadcast(decision)
+    if decision[0] == "error":
+        raise KtgRuntimeError(decision[1])
+    path, resumed, default_place = decision
+    return claimed or RunDir(Path(path), default_place=default_place), resumed
+
+
+def train_ranks(
+    spec: Spec,
+    graph: GraphReport,
+    *,
+    run_dir: str | None = None,
+    resume: str | None = None,
+    approximate: bool = False,
+    progress: bool = True,
+    say: Say = lambda _: None,
+) -> tuple[RunDir, RunResult | None, bool]:
+    """Train on this rank; the run directory, the result, and whether this rank writes."""
+    cluster = start(spec, graph)
+    writer = cluster.mesh.rank == 0
+    try:
+        run, resumed = _agree_on_run(cluster, spec, run_dir, resume)
+        bundle = load_bundle(spec)
+        result = train_in(
+            spec,
+            graph,
+            run,
+            resume=resumed,
+            progress=progress and writer,
+            say=say if writer else (lambda _: None),
+            bundle=bundle,
+            cluster=cluster,
+            approximate=approximate,
+        )
+        return run, result, writer
+    finally:
+        cluster.close()
+
+
+def launch(nproc: int, argv: list[str], plugins: list[str], max_restarts: int) -> None:
+    """Run ``ktg ARGV`` on ``nproc`` local processes under torch.distributed's elastic agent
+    (what torchrun runs): it restarts the group up to ``max_restarts`` times after a rank
+    dies, and raises ChildFailedError when it gives up."""
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    command = worker_command(argv, plugins)
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}",
+        rdzv_backend="c10d",
+        rdzv_endpoint="127.0.0.1:0",
+        max_restarts=max_restarts,
+        monitor_interval=0.5,
+        start_method="spawn",
+    )
+    elastic_launch(config, command[0])(*command[1:])
+    sys.stdout.flush()
