@@ -168,9 +168,14 @@ def start(spec: Spec, graph: GraphReport) -> Cluster:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     timeout = timedelta(seconds=spec.train.distributed.timeout)
     dist.init_process_group(backend, timeout=timeout)
+    dist.barrier()  # every rank is up (a restarted one imports slowly) before groups connect
     # every rank makes every group, in the same order (torch.distributed's rule)
-    graph_groups = [dist.new_group(mesh.graph_ranks(d)) for d in range(mesh.replicas)]
-    replica_groups = [dist.new_group(mesh.replica_ranks(g)) for g in range(mesh.groups)]
+    graph_groups = [
+        dist.new_group(mesh.graph_ranks(d), timeout=timeout) for d in range(mesh.replicas)
+    ]
+    replica_groups = [
+        dist.new_group(mesh.replica_ranks(g), timeout=timeout) for g in range(mesh.groups)
+    ]
     names = spec.node_names
     remote = frozenset(names[i] for i, g in mesh.placement.items() if g != mesh.group)
     return Cluster(mesh, device, graph_groups[mesh.replica], replica_groups[mesh.group], remote)

@@ -106,6 +106,9 @@ def launch(nproc: int, argv: list[str], plugins: list[str], max_restarts: int) -
     dies, and raises ChildFailedError when it gives up."""
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    # a fresh store for every restart: a store shared across restarts can hand a restarted
+    # rank its dead predecessor's address
+    os.environ.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
     command = worker_command(argv, plugins)
     config = LaunchConfig(
         min_nodes=1,

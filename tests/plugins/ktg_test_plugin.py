@@ -38,9 +38,9 @@ def after_first_trial(epochs: int, at_epoch: int = 1) -> Any:
 
 @MODELS.register()
 def marked_cnn(num_classes: int, in_channels: int, width: int = 4) -> Any:
-    """small_cnn that creates the file named by $KTG_TEST_MARK after $KTG_TEST_MARK_AFTER
-    training forwards: an event a test can wait on (instead of sleeping) to act in the middle
-    of an epoch."""
+    """small_cnn that writes its process id to the file named by $KTG_TEST_MARK after
+    $KTG_TEST_MARK_AFTER training forwards: an event a test can wait on (instead of sleeping)
+    to act in the middle of an epoch."""
     import os
     from pathlib import Path
 
@@ -55,7 +55,7 @@ def marked_cnn(num_classes: int, in_channels: int, width: int = 4) -> Any:
             if self.training and mark:
                 self.calls += 1
                 if self.calls == after:
-                    Path(mark).touch()
+                    Path(mark).write_text(str(os.getpid()))  # which process: a test may kill it
             return super().forward(x)
 
     return Marked(num_classes=num_classes, in_channels=in_channels, width=width)

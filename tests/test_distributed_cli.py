@@ -1,0 +1,260 @@
+"""``ktg train --nproc N`` from the command line, on CPU with gloo: the same run as one process
+(weights, metrics, best checkpoints), a rank killed mid-epoch restarted from the last manifest
+and ending as an uninterrupted run, a rank that fails ending every rank with its message, Ctrl-C
+leaving a resumable run, and every mesh that cannot work refused before anything starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from ktg_dsl.run import checkpoint as ckpt
+from ktg_dsl.run.manifest import node_states
+
+from .conftest import ROOT, write_spec
+
+PLUGINS = ROOT / "tests" / "plugins"
+
+
+def spec_data(epochs: int = 3, **distributed: Any) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "name": "dist",
+        "seed": 3,
+        "data": {
+            "dataset": {"type": "synthetic", "num_classes": 5, "image_size": 8, "train_size": 256},
+            "batch_size": 16,
+        },
+        "train": {
+            "epochs": epochs,
+            "precision": "fp32",
+            "device": "cpu",
+            "distributed": distributed,
+        },
+        "defaults": {"optimizer": {"type": "sgd", "lr": 0.05, "momentum": 0.9}},
+        "nodes": {
+            "a": {"model": {"type": "marked_cnn", "width": 4}, "taps": {"f3": "block3"}},
+            "b": {"model": {"type": "small_cnn", "width": 4}, "taps": {"f3": "block3"}},
+            "c": {"model": {"type": "small_cnn", "width": 8}},
+        },
+        "edges": [
+            {"to": "a", "from": "labels"},
+            {"to": "a", "from": "b", "gate": "positive_linear"},
+            {"to": "b", "from": "labels"},
+            {"to": "b", "from": "c", "gate": "correct"},
+            {"to": "c", "from": "labels"},
+            {"to": "c", "from": "a"},
+            {"to": "b.f3", "from": "a.f3", "loss": "attention"},
+        ],
+    }
+
+
+def ktg(*args: Any, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> Any:
+    return subprocess.run(
+        [sys.executable, "-m", "ktg_dsl.cli", *map(str, args), "--plugin", "ktg_test_plugin"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(PLUGINS), **(env or {})},
+    )
+
+
+def states(run: Path) -> dict[str, Any]:
+    manifest = ckpt.load(run / "last.pt")
+    return node_states(run / "last.pt", manifest, list(manifest["nodes"]))
+
+
+def rows(run: Path) -> list[dict[str, Any]]:
+    out = []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        out.append({k: v for k, v in row.items() if k not in ("epoch_time", "elapsed")})
+    return out
+
+
+def assert_same_run(one: Path, other: Path) -> None:
+    a, b = states(one), states(other)
+    assert set(a) == set(b) == {"a", "b", "c"}
+    for node in a:
+        for key, value in a[node]["model"].items():
+            torch.testing.assert_close(value, b[node]["model"][key], rtol=2e-4, atol=2e-5)
+    for ra, rb in zip(rows(one), rows(other), strict=True):
+        assert (ra["epoch"], ra["node"], ra["val_top1"]) == (
+            rb["epoch"],
+            rb["node"],
+            rb["val_top1"],
+        )
+        assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-4)
+    for node in ("a", "b", "c"):
+        assert (
+            ckpt.load(one / "best" / f"{node}.pt")["epoch"]
+            == ckpt.load(other / "best" / f"{node}.pt")["epoch"]
+        )
+
+
+@pytest.mark.slow
+def test_two_ranks_train_as_one_process(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, spec_data())
+    one = ktg("train", spec, "--run-dir", tmp_path / "one", "--no-progress", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    two = ktg(
+        "train", spec, "--nproc", "2", "--run-dir", tmp_path / "two", "--no-progress", cwd=tmp_path
+    )
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("best val top-1") == 1, "rank 0 alone prints the table"
+    assert_same_run(tmp_path / "one", tmp_path / "two")
+    manifest = ckpt.load(tmp_path / "two" / "last.pt")
+    assert manifest["mesh"] == {"world": 2, "groups": 2, "replicas": 1}
+    # a run of two processes resumes on one: the state is per node
+    more = ktg("train", "--resume", tmp_path / "two", "--no-progress", cwd=tmp_path)
+    assert more.returncode == 0 and "already complete" in more.stderr
+
+
+@pytest.mark.slow
+def test_a_killed_rank_restarts_from_the_last_manifest(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, spec_data())
+    whole = ktg("train", spec, "--run-dir", tmp_path / "whole", "--no-progress", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    mark = tmp_path / "in-epoch-2"
+    env = {"KTG_TEST_MARK": str(mark), "KTG_TEST_MARK_AFTER": str(16 + 5)}  # epoch 2, batch 5
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ktg_dsl.cli",
+            "train",
+            str(spec),
+            "--nproc",
+            "2",
+            "--max-restarts",
+            "1",
+            "--run-dir",
+            str(tmp_path / "cut"),
+            "--no-progress",
+            "--plugin",
+            "ktg_test_plugin",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(PLUGINS), **env},
+    )
+    deadline = time.time() + 300
+    while not mark.exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.02)
+    os.kill(int(mark.read_text()), signal.SIGKILL)  # the rank that trains node a
+    _out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert "continuing at epoch 2" in err
+    assert_same_run(tmp_path / "whole", tmp_path / "cut")
+
+
+@pytest.mark.slow
+def test_a_failing_rank_ends_every_rank_without_hanging(tmp_path: Path) -> None:
+    data = spec_data()
+    data["nodes"]["c"]["checkpoint"] = str(tmp_path / "c.pt")  # present at validate...
+    (tmp_path / "c.pt").write_bytes(b"not a checkpoint")  # ...and broken at load time
+    tick = time.time()
+    res = ktg(
+        "train",
+        write_spec(tmp_path, data),
+        "--nproc",
+        "2",
+        "--no-progress",
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert res.returncode == 1, res.stderr
+    assert "is corrupt or not a PyTorch checkpoint" in res.stderr
+    assert "Traceback" not in res.stderr.split("stopped (exit code")[0][-2000:]
+    assert time.time() - tick < 240
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_rank_and_leaves_a_resumable_run(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, spec_data(epochs=30))
+    mark = tmp_path / "going"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ktg_dsl.cli",
+            "train",
+            str(spec),
+            "--nproc",
+            "2",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--no-progress",
+            "--plugin",
+            "ktg_test_plugin",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(PLUGINS),
+            "KTG_TEST_MARK": str(mark),
+            "KTG_TEST_MARK_AFTER": "40",
+        },
+    )
+    deadline = time.time() + 300
+    while not mark.exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    manifest = ckpt.load(tmp_path / "run" / "last.pt")
+    assert 0 < manifest["epoch"] < 30
+    res = ktg(
+        "train",
+        "--resume",
+        tmp_path / "run",
+        "--nproc",
+        "2",
+        "--no-progress",
+        cwd=tmp_path,
+        env={"KTG_TEST_MARK": ""},
+    )
+    assert res.returncode == 0, res.stderr
+    assert len({r["epoch"] for r in rows(tmp_path / "run")}) == 30
+
+
+@pytest.mark.parametrize(
+    ("distributed", "nproc", "words"),
+    [
+        ({"graph_groups": 3}, 2, "graph_groups is 3, but 2 processes with data_parallel 1 make 2"),
+        ({"data_parallel": 2}, 3, "3 processes cannot hold train.distributed.data_parallel: 2"),
+        ({}, 4, "4 processes are more than the 3 trained nodes x data_parallel 1"),
+        ({"placement": {"a": 0, "b": 1, "zz": 0}}, 2, "placement names 'zz', which is not a node"),
+        ({"placement": {"a": 0, "b": 2, "c": 0}}, 2, "puts 'b' on group 2, but there are 2 groups"),
+        ({"placement": {"a": 0, "b": 0, "c": 0}}, 2, "leaves group 1 without a node"),
+        ({"backend": "nccl"}, 2, "backend is nccl, which needs CUDA GPUs"),
+    ],
+)
+def test_meshes_that_cannot_work_are_refused_before_anything_starts(
+    tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch, distributed: dict, nproc: int, words: str
+) -> None:
+    if distributed.get("backend") == "nccl" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    monkeypatch.chdir(tmp_path)
+    data = spec_data(**distributed)
+    data["nodes"]["a"]["model"]["type"] = "small_cnn"
+    code, _, err = cli("train", write_spec(tmp_path, data), "--nproc", nproc, "--no-progress")
+    assert code == 2 and words in err and "Traceback" not in err, err
+    assert not (tmp_path / "runs").exists(), "nothing started"
