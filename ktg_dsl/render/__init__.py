@@ -1,5 +1,6 @@
-"""``ktg render``: the graph as Graphviz (``graph``), its gates over time (``schedule``), and
-the files written (``output``). Torch-free."""
+"""``ktg render``: the graph as Graphviz (``graph``; its nodes and taps in ``nodes``, where
+edges meet them in ``ports``), its gates over time (``schedule``), and the files written
+(``output``). Torch-free."""
 
 from .graph import build_dot, drawn_edges
 from .output import FORMATS, Written, output_format, render_bytes, render_files

@@ -1,12 +1,14 @@
 """``ktg render``: the graph as a picture read at a glance.
 
-Nodes are the models (frozen teachers and the search objective marked) and a ``labels`` source;
-an edge's look says its gate kind (see ``looks``). The layout is the same whatever is asked of
-the picture: cut-off edges are always laid out (invisible unless ``show_cutoff``), the weight at
-``epoch`` is a label at the arrow's head, which Graphviz places after the layout, and the
-legend does not depend on either; so nodes never move between ``--epoch`` values or with
-``--show-cutoff``. The same spec always gives the same bytes: everything is iterated in spec
-order and no time or path goes into the output. No torch here.
+Nodes are the models (frozen teachers and the search objective marked; a model's taps are
+ports of its node, see ``nodes``) and a ``labels`` source; an edge's look says its gate kind
+(see ``looks``), and a feature edge is a double line from tap to tap (see ``ports``). The
+layout is the same whatever is asked of the picture: cut-off edges are always laid out
+(invisible unless ``show_cutoff``), the weight at ``epoch`` is a label at the arrow's head,
+which Graphviz places after the layout, and the legend does not depend on either; so nodes
+never move between ``--epoch`` values or with ``--show-cutoff``. The same spec always gives
+the same bytes: everything is iterated in spec order and no time or path goes into the
+output. No torch here.
 """
 
 from __future__ import annotations
@@ -16,12 +18,11 @@ import html
 import graphviz
 
 from ..graph import GraphEdge, GraphReport
-from ..registry import MODELS
-from ..spec.components import resolved_args
 from ..spec.schema import LABELS, Spec
 from .looks import (
     FONT,
     LOOKS,
+    feature_marks,
     fmt_weight,
     gate_text,
     label_lines,
@@ -29,6 +30,8 @@ from .looks import (
     look_of,
     shared_losses,
 )
+from .nodes import add_nodes, objective, taps
+from .ports import end_ports
 from .weights import SAMPLED_EPOCHS, epoch_weight, weights_over_epochs
 
 LEGEND = "ktg.legend"  # a dot is not allowed in node names, so this id never clashes
@@ -39,40 +42,6 @@ def drawn_edges(spec: Spec, report: GraphReport, show_cutoff: bool = False) -> l
     order = {name: i for i, name in enumerate(spec.node_names)}
     out = [e for e in report.edges if show_cutoff or not e.closed]
     return sorted(out, key=lambda e: (order[e.receiver], order.get(e.sender, -1)))
-
-
-def _params(spec: Spec, report: GraphReport, name: str) -> str | None:
-    """'0.47 M params' when the model can count itself without being built, else None."""
-    ref = spec.nodes[name].model
-    shape = report.data_info.input_shape if report.data_info else None
-    in_channels = shape[0] if shape else None
-    classes = report.class_counts.get(name)
-    try:
-        count = MODELS.get(ref.type).meta.get("param_count")
-        if count is None or in_channels is None or classes is None:
-            return None
-        n = int(count(num_classes=classes, in_channels=in_channels, **resolved_args(ref)))
-    except (ValueError, TypeError, KeyError):
-        return None
-    return f"{n / 1e6:.2f} M params" if n >= 100_000 else f"{n / 1e3:.1f} k params"
-
-
-def _objective(spec: Spec) -> str | None:
-    if spec.search is None:
-        return None
-    return spec.search.objective.node or spec.node_names[0]
-
-
-def _node_label(spec: Spec, report: GraphReport, name: str) -> str:
-    rows = [f"<b>{html.escape(name)}</b>", html.escape(str(spec.nodes[name].model))]
-    params = _params(spec, report, name)
-    if params:
-        rows.append(f'<font point-size="10" color="#555555">{params}</font>')
-    if name in report.frozen:
-        rows.append('<font point-size="10" color="#444444"><i>frozen teacher</i></font>')
-    if name == _objective(spec):
-        rows.append('<font point-size="10" color="#9a6b00"><b>★ search objective</b></font>')
-    return "<" + "<br/>".join(rows) + ">"
 
 
 def _alpha(color: str, opacity: float) -> str:
@@ -91,17 +60,25 @@ def _pen(d: GraphEdge, top: float, weight: float | None) -> tuple[float, float]:
 
 
 def _edge_attrs(d: GraphEdge, lines: list[str], weight: float | None, top: float) -> dict[str, str]:
+    """How an edge is drawn: its gate kind's colours and line (a feature edge: a double line
+    in the kind's darkest colour), its pen by the weight at ``--epoch``, its label."""
     look = LOOKS[look_of(d)]
     width, opacity = _pen(d, top, weight)
     n = len(look.colors)
     colors = [_alpha(c, opacity) if opacity < 1 else c for c in look.colors]
+    if d.on_features:
+        # three parallel lines 2 pt apart, the middle one unseen: a double line whose two
+        # lines are each about half the pen, so that the gap shows at every weight
+        color, width = f"{colors[-1]}:invis:{colors[-1]}", 0.3 + width / 2
+    else:
+        color = colors[0] if n == 1 else ":".join(f"{c};{1 / n:.3f}" for c in colors)
     attrs = {
-        "color": colors[0] if n == 1 else ":".join(f"{c};{1 / n:.3f}" for c in colors),
+        "color": color,
         "fontcolor": colors[-1],
         "style": look.style,
         "penwidth": f"{width:.2f}",
         "arrowsize": "0.8",
-        "class": f"gate-{look_of(d)}",
+        "class": f"gate-{look_of(d)}" + (" feature" if d.on_features else ""),
         "tooltip": f"{d.key}: {gate_text(d)}, {d.loss_ref}",
     }
     if lines:
@@ -113,44 +90,18 @@ def _edge_attrs(d: GraphEdge, lines: list[str], weight: float | None, top: float
     return attrs
 
 
-def _add_nodes(dot: graphviz.Digraph, spec: Spec, report: GraphReport) -> None:
-    dot.node(
-        LABELS,
-        '<<b>labels</b><br/><font point-size="10">ground truth</font>>',
-        shape="cylinder",
-        style="filled",
-        fillcolor="#fff4c2",
-        color="#b59a2e",
-        **{"class": "labels"},
-    )
-    for name in spec.node_names:
-        frozen = name in report.frozen
-        objective = name == _objective(spec)
-        classes = ["model", *(["frozen"] if frozen else []), *(["objective"] if objective else [])]
-        dot.node(
-            name,
-            _node_label(spec, report, name),
-            shape="box",
-            style="filled" if frozen else "rounded,filled",
-            fillcolor="#dcdcdc" if frozen else "#e3f0fb",
-            color="#9a6b00" if objective else ("#666666" if frozen else "#3c78b4"),
-            penwidth="2.5" if objective else "1.2",
-            peripheries="2" if frozen else "1",
-            **{"class": " ".join(classes)},
-        )
-
-
 def _legend(spec: Spec, report: GraphReport, edges: list[GraphEdge]) -> str:
     """The legend of every edge laid out (cut-off ones too, drawn or not): the same whatever
     --epoch and --show-cutoff ask, so that it never moves the nodes."""
     kinds = sorted({look_of(d) for d in edges}, key=list(LOOKS).index)
-    marks = []
+    features = any(d.on_features for d in edges)
+    marks = feature_marks(features, any(taps(spec, name) for name in spec.node_names))
     for labels, loss in shared_losses(edges).items():
-        which = "every labels edge" if labels else "every node → node edge"
-        marks.append(("loss", f"{which}: {html.escape(loss)}"))
+        peers = "every node → node logits edge" if features else "every node → node edge"
+        marks.append(("loss", f"{'every labels edge' if labels else peers}: {html.escape(loss)}"))
     if report.frozen:
         marks.append(('<font color="#888888">■</font>', "frozen teacher: never trains"))
-    if _objective(spec):
+    if objective(spec):
         marks.append(('<font color="#9a6b00">★</font>', "the search objective"))
     return legend_html(kinds, marks)
 
@@ -198,10 +149,14 @@ def _add_layers(dot: graphviz.Digraph, depth: dict[str, int], edges: list[GraphE
             dot.edge(parent, name, style="invis")
 
 
-def _mutual(edges: list[GraphEdge]) -> set[str]:
-    """Keys of node -> node edges whose reverse edge is drawn too."""
-    pairs = {(d.sender, d.receiver) for d in edges}
-    return {d.key for d in edges if (d.receiver, d.sender) in pairs}
+def _paired(edges: list[GraphEdge]) -> set[str]:
+    """Keys of edges that share their two nodes with another drawn edge: a mutual pair
+    (``a -> b`` and ``b -> a``), or a logits edge and feature edges between the same nodes."""
+    count: dict[frozenset[str], int] = {}
+    for d in edges:
+        pair = frozenset((d.sender, d.receiver))
+        count[pair] = count.get(pair, 0) + 1
+    return {d.key for d in edges if count[frozenset((d.sender, d.receiver))] > 1}
 
 
 def build_dot(
@@ -213,7 +168,7 @@ def build_dot(
     ports: dict[str, str] | None = None,
 ) -> graphviz.Digraph:
     """The graph as Graphviz source (no Graphviz program needed to build it). ``ports``:
-    where arrows enter their nodes (see ``ports.head_ports``), by edge key."""
+    where crowded arrows enter their ends (see ``ports.head_ports``), by edge key."""
     ports = ports or {}
     edges = drawn_edges(spec, report, show_cutoff=True)  # laid out always: the layout is fixed
     _, table = weights_over_epochs(spec, edges, SAMPLED_EPOCHS)
@@ -234,19 +189,19 @@ def build_dot(
     )
     dot.attr("node", fontname=FONT, fontsize="12", margin="0.25,0.08")
     dot.attr("edge", fontname=FONT)
-    _add_nodes(dot, spec, report)
-    shared, mutual = shared_losses(edges), _mutual([d for d in edges if not d.closed])
+    add_nodes(dot, spec, report)
+    shared, paired = shared_losses(edges), _paired([d for d in edges if not d.closed])
     depth = _layers(spec, report, edges)
     _add_layers(dot, depth, edges)
+    tapped = {name for name in spec.node_names if taps(spec, name)}
     for i, d in enumerate(edges):
         lines = label_lines(d, [row[i] for row in table], top, shared)
         weight = None if epoch is None or d.closed else epoch_weight(d.gate, epoch, spec)
         attrs = _edge_attrs(d, lines, weight, top)
         if depth[d.sender] > depth[d.receiver]:
             attrs["constraint"] = "false"  # it goes up: the rows stay as laid out
-        if d.key in ports:
-            attrs["headport"] = ports[d.key]  # arrows from one side enter apart
-        if d.key in mutual and lines:
+        attrs |= end_ports(d, depth, tapped, ports)  # taps, title cells; crowded arrows apart
+        if d.key in paired and lines:
             attrs["decorate"] = "true"  # a line from the label to its own curve of the pair
         if d.closed and not show_cutoff:
             attrs["style"] = "invis"  # laid out, not drawn: the other edges keep their places

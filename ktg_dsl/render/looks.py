@@ -75,13 +75,14 @@ def usual_loss(e: GraphEdge) -> str:
 
 
 def shared_losses(edges: list[GraphEdge]) -> dict[bool, str]:
-    """The unusual loss shared by every drawn edge of a group (``True``: the labels edges,
-    ``False``: node -> node edges) when the group has two edges or more: said once, in the
-    legend, instead of on every edge."""
+    """The unusual loss shared by every drawn logits edge of a group (``True``: the labels
+    edges, ``False``: node -> node edges) when the group has two edges or more: said once, in
+    the legend, instead of on every edge. Feature edges always say their own."""
     shared: dict[bool, str] = {}
+    logits = [e for e in edges if not e.on_features and not e.closed]
     for labels in (True, False):
-        texts = {loss_text(e) for e in edges if e.is_labels == labels and not e.closed}
-        count = sum(e.is_labels == labels and not e.closed for e in edges)
+        texts = {loss_text(e) for e in logits if e.is_labels == labels}
+        count = sum(e.is_labels == labels for e in logits)
         if count >= 2 and len(texts) == 1:
             (text,) = texts
             if text != ("ce" if labels else "kl T=1"):  # the usual loss is never written
@@ -93,19 +94,41 @@ def label_lines(
     e: GraphEdge, series: list[float], top: float, shared: dict[bool, str]
 ) -> list[str]:
     """What an edge's label says that its look cannot: the gate (unless through), per sample,
-    the loss (unless the usual one or said once in the legend), the weight's sparkline."""
+    the loss (unless the usual one or said once in the legend), the weight's sparkline. A
+    feature edge says its loss first: it is what the edge carries between the two layers."""
     look = LOOKS[look_of(e)]
     lines = []
+    loss = loss_text(e)
+    if e.on_features:
+        lines.append(loss)
     if look_of(e) != "through":
         lines.append(" ".join(p for p in (look.glyph, gate_text(e)) if p))
     if e.gate is not None and e.gate.per_sample:
         lines.append("(per sample)")
-    loss = loss_text(e)
-    if loss != usual_loss(e) and shared.get(e.is_labels) != loss:
+    if not e.on_features and loss != usual_loss(e) and shared.get(e.is_labels) != loss:
         lines.append(loss)
     if not e.closed and (spark := sparkline(series, top)):
         lines.append(spark)
     return lines
+
+
+FEATURE_LINE = "══"  # a feature edge is a double line
+PORT_SAMPLE = (
+    '<table border="0" cellborder="1" cellspacing="0" cellpadding="1" color="#3c78b4">'
+    '<tr><td><font point-size="7"><b>f3</b></font></td></tr></table>'
+)
+
+
+def feature_marks(features: bool, tapped: bool) -> list[tuple[str, str]]:
+    """The legend's rows for feature edges (when the graph has some) and ports (when a node
+    has taps)."""
+    marks = []
+    if features:
+        sample = f'<font color="#333333">{FEATURE_LINE}</font>'
+        marks.append((sample, "feature edge: tap → tap, labelled with its loss"))
+    if tapped:
+        marks.append((PORT_SAMPLE, "a port is a tap: an intermediate layer (module path)"))
+    return marks
 
 
 def legend_html(kinds: list[str], marks: list[tuple[str, str]]) -> str:

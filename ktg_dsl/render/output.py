@@ -24,8 +24,17 @@ MAX_CSV_EPOCHS = 100_000
 
 
 PDF_DATE = re.compile(rb"/CreationDate \(D:\d{14}Z\)")
-# Graphviz names an edge with a head port "labels->a:n"; the picture names it "labels->a"
-PORT_TITLE = re.compile(rb"(&#45;&gt;[A-Za-z0-9_-]+):[a-z]+( -->|</title>)")
+# Graphviz names an edge by its nodes and ports ("wide:s->mid:n"), in a comment and its
+# <title>; the picture names it by its key, which its tooltip starts with ("wide.b2->mid.b2:
+# ..."), so that a logits edge and a feature edge between two nodes have names of their own
+EDGE_TITLE = re.compile(
+    rb'<!-- [^>]* -->(\n<g id="[^"]*" class="edge[^"]*">\n)<title>[^<]*</title>'
+    rb'(\n<g id="a_[^"]*"><a xlink:title="([^":]*):)'
+)
+# where an edge has no tooltip to name it (a Graphviz that writes it otherwise): its nodes,
+# without ports ("wide:s->mid:n" -> "wide->mid")
+_NAME, _PORTS = rb"((?:[A-Za-z0-9_]|&#45;)+)", rb"(?::(?:[A-Za-z0-9_]|&#45;)+)*"
+PORT_TITLE = re.compile(rb"(<title>|<!-- )%s%s&#45;&gt;%s%s(</title>| -->)" % ((_NAME, _PORTS) * 2))
 NO_DOT = """cannot draw {out}: the Graphviz program 'dot' was not found on PATH.
   Install Graphviz, then run the command again:
     Debian/Ubuntu:  sudo apt-get install graphviz
@@ -117,7 +126,8 @@ def render_bytes(dot: graphviz.Digraph, fmt: str, out: str) -> bytes:
         stderr = (exc.stderr or b"").decode("utf-8", "replace").strip()
         raise KtgRuntimeError(f"Graphviz could not draw {out}: {stderr or exc}") from None
     if fmt == "svg":
-        data = PORT_TITLE.sub(rb"\1\2", data)
+        data = EDGE_TITLE.sub(rb"<!-- \3 -->\1<title>\3</title>\2", data)
+        data = PORT_TITLE.sub(rb"\1\2&#45;&gt;\3\4", data)
     if fmt == "pdf":
         # cairo stamps the time into PDFs (older versions ignore SOURCE_DATE_EPOCH); a fixed
         # date of the same length keeps the file reproducible and its byte offsets valid
