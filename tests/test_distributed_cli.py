@@ -162,6 +162,51 @@ def test_a_killed_rank_restarts_from_the_last_manifest(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_killed_rank_without_restarts_ends_with_a_message_and_a_resume_hint(
+    tmp_path: Path,
+) -> None:
+    spec = write_spec(tmp_path, spec_data())
+    mark = tmp_path / "in-epoch-2"
+    env = {"KTG_TEST_MARK": str(mark), "KTG_TEST_MARK_AFTER": str(16 + 5)}
+    run = tmp_path / "cut"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ktg_dsl.cli",
+            "train",
+            str(spec),
+            "--nproc",
+            "2",
+            "--run-dir",
+            str(run),
+            "--no-progress",
+            "--plugin",
+            "ktg_test_plugin",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(PLUGINS), **env},
+    )
+    deadline = time.time() + 300
+    while not mark.exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.02)
+    os.kill(int(mark.read_text()), signal.SIGKILL)
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err
+    assert "lost the other ranks in a collective" in err
+    assert "killed by SIGKILL" in err
+    assert f"ktg train --resume {run} --nproc 2" in err
+    assert "Traceback" not in err
+    resumed = ktg("train", "--resume", run, "--nproc", "2", "--no-progress", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "continuing at epoch 2" in resumed.stderr
+
+
+@pytest.mark.slow
 def test_a_failing_rank_ends_every_rank_without_hanging(tmp_path: Path) -> None:
     data = spec_data()
     data["nodes"]["c"]["checkpoint"] = str(tmp_path / "c.pt")  # present at validate...

@@ -34,6 +34,7 @@ EDGES: list[dict[str, Any]] = [
     {"to": "b.f3", "from": "a.f3", "loss": "attention"},
     {"to": "c", "from": "labels", "gate": "correct"},
     {"to": "c", "from": "a", "loss": "mse"},
+    {"to": "c", "from": "b", "gate": "cutoff"},
     {"to": "c.f2", "from": "t.f2", "loss": "hint"},
 ]
 

@@ -1,12 +1,22 @@
 """``ktg bench SPEC``: images/s of the engine against the original KTG loop and the ideal,
-interleaved in one process (see docs/performance.md)."""
+interleaved in one process (see docs/performance.md); ``--nproc N``: the distributed step on
+N ranks against the single-process engine (docs/distributed.md)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from .common import EXIT_OK, add_overrides, add_spec, checked, err, non_negative_int, positive_int
+from .common import (
+    EXIT_OK,
+    UsageError,
+    add_overrides,
+    add_spec,
+    checked,
+    err,
+    non_negative_int,
+    positive_int,
+)
 
 NAME = "bench"
 HELP = "measure the engine against the original loop"
@@ -21,25 +31,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compile", action="store_true", help="also measure the engine with train.compile: on"
     )
+    parser.add_argument(
+        "--nproc",
+        type=positive_int,
+        metavar="N",
+        help="measure N ranks of torch.distributed against the single-process engine instead",
+    )
     add_overrides(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..atomic import check_writable, write_text_atomic
     from ..bench import format_result, run_bench
+    from ..bench.distributed import format_distributed, run_bench_distributed
 
     spec, _ = checked(args.spec, args.set)
+    if args.nproc is not None and args.compile:
+        raise UsageError("--compile measures the single-process engine; leave out --nproc")
     if args.json:
         check_writable(args.json)  # before minutes of measuring, not after
-    result = run_bench(
-        spec,
-        steps=args.steps,
-        rounds=args.rounds,
-        warmup=args.warmup,
-        with_compile=args.compile,
-        report=err,
-    )
-    print(format_result(result))
+    if args.nproc is not None:
+        result = run_bench_distributed(
+            spec,
+            args.nproc,
+            steps=args.steps,
+            rounds=args.rounds,
+            warmup=args.warmup,
+            plugins=args.plugin,
+            report=err,
+        )
+        print(format_distributed(result))
+    else:
+        result = run_bench(
+            spec,
+            steps=args.steps,
+            rounds=args.rounds,
+            warmup=args.warmup,
+            with_compile=args.compile,
+            report=err,
+        )
+        print(format_result(result))
     if args.json:
         write_text_atomic(args.json, json.dumps(result, indent=2) + "\n")
         err(f"wrote {args.json}")

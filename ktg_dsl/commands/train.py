@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,21 +111,30 @@ def _report(spec: Spec, run: RunDir, result: RunResult | None) -> int:
 
 def _rank(args: argparse.Namespace) -> int:
     """One rank of a torchrun world (started by torchrun, or by --nproc below)."""
-    from ..run.ranks import train_ranks
+    from ..run.ranks import lost_peer, train_ranks
 
     if args.resume:
         spec, graph = _resumed_spec(Path(args.resume) / "spec.resolved.yaml")
     else:
         spec, graph = checked(args.spec, args.set)
-    run, result, writer = train_ranks(
-        spec,
-        graph,
-        run_dir=args.run_dir,
-        resume=args.resume,
-        approximate=args.approximate,
-        progress=not args.no_progress,
-        say=say,
-    )
+    try:
+        run, result, writer = train_ranks(
+            spec,
+            graph,
+            run_dir=args.run_dir,
+            resume=args.resume,
+            approximate=args.approximate,
+            progress=not args.no_progress,
+            say=say,
+        )
+    except RuntimeError as exc:
+        if not lost_peer(exc):
+            raise
+        raise KtgRuntimeError(
+            f"rank {os.environ.get('RANK', '?')} lost the other ranks in a collective (one "
+            f"died, was killed or timed out; its own message says why): "
+            f"{str(exc).splitlines()[0][:300]}"
+        ) from None
     if not writer:
         return EXIT_INTERRUPTED if result is not None and result.interrupted else EXIT_OK
     return _report(spec, run, result)
@@ -136,7 +146,7 @@ def _launch(args: argparse.Namespace) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     from ..run.distributed import backend_and_device, plan_mesh
-    from ..run.ranks import launch
+    from ..run.ranks import launch, new_run_id
 
     if args.resume:
         spec, graph = _resumed_spec(Path(args.resume) / "spec.resolved.yaml")
@@ -148,19 +158,46 @@ def _launch(args: argparse.Namespace) -> int:
     argv += ["--no-progress"] * args.no_progress + ["--approximate"] * args.approximate
     argv += [f"--plugin={p}" for p in args.plugin]
     plan_mesh(spec, graph, 0, args.nproc)  # what cannot work is said before anything starts
-    backend_and_device(spec)
+    backend_and_device(spec, args.nproc - 1)  # the last rank's GPU exists (nccl)
     say(f"starting {args.nproc} processes (torch.distributed elastic agent)")
+    run_id = new_run_id()
+    run_path = Path(
+        args.resume or args.run_dir or Path(spec.train.out_dir) / spec.name / f"torchrun-{run_id}"
+    )
     try:
-        launch(args.nproc, argv, args.plugin, args.max_restarts)
+        launch(args.nproc, argv, args.plugin, args.max_restarts, run_id)
     except ChildFailedError as exc:
         codes = sorted({f.exitcode for f in exc.failures.values()})
         ranks = ", ".join(map(str, sorted(exc.failures)))
-        say(f"rank {ranks} stopped (exit code {', '.join(map(str, codes))}); see its message above")
+        how = ", ".join(_exit_text(c) for c in codes)
+        say(f"rank {ranks} stopped ({how}); see the first rank's message above")
+        _resume_hint(run_path, args.nproc)
         return EXIT_INTERRUPTED if EXIT_INTERRUPTED in codes else max(1, min(codes[-1], 2))
     except (KeyboardInterrupt, SignalException):
         say("interrupted; every rank was asked to stop and save")
+        _resume_hint(run_path, args.nproc)
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _exit_text(code: int) -> str:
+    """``exit code 1``, or ``killed by SIGKILL`` for a negative code."""
+    import signal
+
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _resume_hint(run: Path, nproc: int) -> None:
+    from ..run.rundir import RunDir
+
+    if RunDir(run).last.exists():
+        last = run / "last.pt"
+        say(f"the run can continue from {last}:\n  ktg train --resume {run} --nproc {nproc}")
 
 
 def _claim_resume(path: str) -> RunDir:

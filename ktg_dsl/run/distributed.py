@@ -142,7 +142,9 @@ def _placement(spec: Spec, graph: GraphReport, trained: list[str], groups: int) 
     return {index[n]: g for n, g in written.items()}
 
 
-def backend_and_device(spec: Spec) -> tuple[str, torch.device]:
+def backend_and_device(spec: Spec, rank: int = 0) -> tuple[str, torch.device]:
+    """The backend (``auto`` resolved) and this rank's device: GPU ``LOCAL_RANK`` (``rank``
+    outside torchrun) with nccl, the CPU with gloo."""
     backend = spec.train.distributed.backend
     if backend == "auto":
         backend = "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
@@ -153,21 +155,40 @@ def backend_and_device(spec: Spec) -> tuple[str, torch.device]:
     if backend == "gloo" and not dist.is_gloo_available():
         raise ArgumentError("this PyTorch has no gloo backend; use nccl on GPUs")
     if backend == "nccl":
-        return backend, torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        local, count = int(os.environ.get("LOCAL_RANK", str(rank))), torch.cuda.device_count()
+        if local >= count:
+            raise ArgumentError(
+                f"{local + 1} processes on this machine but {count} GPU(s): with nccl every "
+                f"process needs its own GPU; start at most {count} per machine"
+            )
+        return backend, torch.device("cuda", local)
     return backend, torch.device("cpu")
 
 
 def start(spec: Spec, graph: GraphReport) -> Cluster:
     """Join the process group of this torchrun world and build this rank's place in it."""
     rank, world = int(os.environ.get("RANK", "0")), world_size()
-    mesh = plan_mesh(spec, graph, rank, world)
-    backend, device = backend_and_device(spec)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    return join(spec, graph, rank, world)
+
+
+def join(
+    spec: Spec, graph: GraphReport, rank: int, world: int, init_method: str | None = None
+) -> Cluster:
+    """Plan the mesh, join the process group (from the environment torchrun sets, or
+    ``init_method``) and make the graph and replica groups."""
+    mesh = plan_mesh(spec, graph, rank, world)
+    backend, device = backend_and_device(spec, rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     timeout = timedelta(seconds=spec.train.distributed.timeout)
-    dist.init_process_group(backend, timeout=timeout)
+    if init_method is None:
+        dist.init_process_group(backend, timeout=timeout)
+    else:
+        dist.init_process_group(
+            backend, init_method=init_method, rank=rank, world_size=world, timeout=timeout
+        )
     dist.barrier()  # every rank is up (a restarted one imports slowly) before groups connect
     # every rank makes every group, in the same order (torch.distributed's rule)
     graph_groups = [

@@ -100,7 +100,25 @@ def train_ranks(
         cluster.close()
 
 
-def launch(nproc: int, argv: list[str], plugins: list[str], max_restarts: int) -> None:
+def lost_peer(exc: BaseException) -> bool:
+    """Whether a collective failed because another rank went away (gloo's connection errors,
+    NCCL's DistBackendError, a collective's timeout) rather than a bug here."""
+    import torch.distributed as dist
+
+    if isinstance(exc, dist.DistBackendError):
+        return True
+    text = str(exc)
+    return any(
+        sign in text
+        for sign in ("gloo/transport", "Connection reset", "Connection closed", "timed out")
+    )
+
+
+def new_run_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+
+
+def launch(nproc: int, argv: list[str], plugins: list[str], max_restarts: int, run_id: str) -> None:
     """Run ``ktg ARGV`` on ``nproc`` local processes under torch.distributed's elastic agent
     (what torchrun runs): it restarts the group up to ``max_restarts`` times after a rank
     dies, and raises ChildFailedError when it gives up."""
@@ -114,7 +132,7 @@ def launch(nproc: int, argv: list[str], plugins: list[str], max_restarts: int) -
         min_nodes=1,
         max_nodes=1,
         nproc_per_node=nproc,
-        run_id=f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}",
+        run_id=run_id,
         rdzv_backend="c10d",
         rdzv_endpoint="127.0.0.1:0",
         max_restarts=max_restarts,

@@ -88,42 +88,50 @@ def draw_curves(res: StudyResults, base: Path) -> list[Path]:
 
 
 def draw_final(res: StudyResults, base: Path) -> list[Path]:
-    """``base``.svg and .png: the best epoch's top-1 per spec and trained node, mean ± std
-    over seeds, each seed a dot."""
+    """``base``.svg and .png: two panels, each run's best epoch and its last epoch, with the
+    top-1 per spec and trained node as mean ± std over seeds, each seed a dot. Bars are
+    coloured by spec (the legend) and labelled by node."""
     import matplotlib
 
     with matplotlib.rc_context(RC):
         from matplotlib.figure import Figure
+        from matplotlib.patches import Patch
 
-        bars = [
-            (
-                entry.name,
-                node,
-                [v for r in res.of(entry.name) if (v := r.value(node, "best")) is not None],
-            )
-            for entry in res.specs
-            for node in entry.trained
-        ]
-        bars = [b for b in bars if b[2]]
-        fig = Figure(figsize=(max(4.0, 0.9 * len(bars) + 1.5), 3.6), layout="constrained")
-        ax = fig.subplots()
+        keys = [(e.name, node) for e in res.specs for node in e.trained]
+        panels = {
+            metric: [
+                [v for r in res.of(spec) if (v := r.value(node, metric)) is not None]
+                for spec, node in keys
+            ]
+            for metric in ("best", "last")
+        }
+        everything = [v for columns in panels.values() for values in columns for v in values]
+        width = max(4.0, 0.55 * len(keys) + 1.0)
+        fig = Figure(figsize=(2 * width, 3.8), layout="constrained")
+        axes = fig.subplots(1, 2, sharey=True)
         colors = {e.name: f"C{i % 10}" for i, e in enumerate(res.specs)}
-        everything = [v for _, _, values in bars for v in values]
-        for x, (spec, _node, values) in enumerate(bars):
-            mean = statistics.fmean(values)
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            ax.bar(x, mean, yerr=std, color=colors[spec], alpha=0.75, capsize=4, width=0.7)
-            ax.plot([x] * len(values), values, "o", color="black", ms=3, zorder=3)
-            ax.annotate(f"{mean:.2f}", (x, mean + std), ha="center", va="bottom",
-                        xytext=(0, 2), textcoords="offset points")  # fmt: skip
+        for ax, (metric, columns) in zip(axes, panels.items(), strict=True):
+            for x, ((spec, _node), values) in enumerate(zip(keys, columns, strict=True)):
+                if not values:
+                    continue
+                mean = statistics.fmean(values)
+                std = statistics.stdev(values) if len(values) > 1 else 0.0
+                ax.bar(x, mean, yerr=std, color=colors[spec], alpha=0.75, capsize=3, width=0.75)
+                ax.plot([x] * len(values), values, "o", color="black", ms=2.5, zorder=3)
+                top = max(mean + std, *values)
+                ax.annotate(f"{mean:.1f}", (x, top), ha="center", va="bottom", fontsize=7,
+                            xytext=(0, 2), textcoords="offset points")  # fmt: skip
+            ax.set_xticks(range(len(keys)), [node for _, node in keys])
+            what = "best epoch (chosen on this split)" if metric == "best" else "last epoch"
+            ax.set_title(f"{what}: mean ± std over seeds")
+            ax.grid(axis="y", alpha=0.3)
         if everything:
             low, high = min(everything), max(everything)
             pad = max(high - low, 1.0)
-            ax.set_ylim(max(0.0, math.floor(low - pad)), min(100.0, high + pad) + 0.5)
-        ax.set_xticks(range(len(bars)), [f"{s}\n{n}" for s, n, _ in bars])
-        ax.set_ylabel(f"best {res.split} top-1 (%)")
-        ax.set_title("mean ± std over seeds (dots: seeds; the axis does not start at 0)")
-        ax.grid(axis="y", alpha=0.3)
+            axes[0].set_ylim(max(0.0, math.floor(low - pad)), min(100.0, high + pad) + 1.5)
+        axes[0].set_ylabel(f"{res.split} top-1 (%) (the axis does not start at 0)")
+        handles = [Patch(color=colors[e.name], alpha=0.75, label=e.name) for e in res.specs]
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
         return _save_all(fig, base)
 
 
