@@ -303,3 +303,78 @@ def test_meshes_that_cannot_work_are_refused_before_anything_starts(
     code, _, err = cli("train", write_spec(tmp_path, data), "--nproc", nproc, "--no-progress")
     assert code == 2 and words in err and "Traceback" not in err, err
     assert not (tmp_path / "runs").exists(), "nothing started"
+
+
+def _interrupted_in_one_process(tmp_path: Path, run: Path) -> Path:
+    """A one-process run stopped by Ctrl-C in epoch 2 (its last.pt is mid-epoch)."""
+    spec = write_spec(tmp_path, spec_data())
+    mark = tmp_path / "mark"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ktg_dsl.cli",
+            "train",
+            str(spec),
+            "--run-dir",
+            str(run),
+            "--no-progress",
+            "--plugin",
+            "ktg_test_plugin",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(PLUGINS),
+            "KTG_TEST_MARK": str(mark),
+            "KTG_TEST_MARK_AFTER": str(16 + 5),
+        },
+    )
+    deadline = time.time() + 300
+    while not mark.exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert ckpt.load(run / "last.pt")["epoch"] == 1
+    return spec
+
+
+@pytest.mark.slow
+def test_a_one_process_run_resumes_on_two_graph_groups_exactly(tmp_path: Path) -> None:
+    """Node granularity: a run continues on another number of graph groups and ends as the
+    uninterrupted run."""
+    spec = _interrupted_in_one_process(tmp_path, tmp_path / "cut")
+    whole = ktg("train", spec, "--run-dir", tmp_path / "whole", "--no-progress", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    res = ktg("train", "--resume", tmp_path / "cut", "--nproc", "2", "--no-progress", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "continuing at epoch 2" in res.stderr
+    assert_same_run(tmp_path / "whole", tmp_path / "cut")
+
+
+@pytest.mark.slow
+def test_another_data_parallel_on_resume_is_refused_unless_approximate(tmp_path: Path) -> None:
+    run = tmp_path / "cut"
+    _interrupted_in_one_process(tmp_path, run)
+    before = (run / "last.pt").read_bytes()
+    args = ("--set", "train.distributed.data_parallel=2", "--nproc", "2", "--no-progress")
+    res = ktg("train", "--resume", run, *args, cwd=tmp_path)
+    assert res.returncode == 1, res.stderr
+    assert "was written with data_parallel 1, and this run has 2" in res.stderr
+    assert "--approximate" in res.stderr
+    assert (run / "last.pt").read_bytes() == before  # nothing changed
+    res = ktg("train", "--resume", run, *args, "--approximate", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert len({r["epoch"] for r in rows(run)}) == 3
+
+
+def test_resume_changes_only_how_the_run_is_spread(tmp_path: Path, cli) -> None:
+    code, _, err = cli("train", "--resume", tmp_path, "--set", "train.epochs=5")
+    assert code == 2
+    assert "--set train.epochs=5 would change what it trains" in err
+    assert "train.distributed.*" in err

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 NAME = "train"
 HELP = "train the graph"
+RESUME_SETS = "train.distributed."  # the --set keys a resumed run may change
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,10 +61,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..run.distributed import world_size
 
-    if args.resume and (args.spec or args.set or args.run_dir):
+    if args.resume and (args.spec or args.run_dir):
         raise UsageError(
             "--resume continues a run with its own spec and directory; give "
-            "the run directory alone (no SPEC, no --set, no --run-dir)"
+            "the run directory alone (no SPEC, no --run-dir)"
+        )
+    moved = [s for s in args.set if not s.strip().startswith(RESUME_SETS)]
+    if args.resume and moved:
+        raise UsageError(
+            f"--resume continues a run with its own spec: --set {moved[0]} would change what "
+            f"it trains. Only {RESUME_SETS}* may change on resume (how the run is spread over "
+            "processes)"
         )
     if not args.resume and not args.spec:
         raise UsageError("ktg train needs a SPEC (or --resume RUN_DIR)")
@@ -79,7 +87,7 @@ def _one_process(args: argparse.Namespace) -> int:
 
     if args.resume:
         run = _claim_resume(args.resume)
-        spec, graph = _resumed_spec(run.resolved)
+        spec, graph = _resumed_spec(run.resolved, args.set)
         result = train_in(
             spec,
             graph,
@@ -114,7 +122,7 @@ def _rank(args: argparse.Namespace) -> int:
     from ..run.ranks import lost_peer, train_ranks
 
     if args.resume:
-        spec, graph = _resumed_spec(Path(args.resume) / "spec.resolved.yaml")
+        spec, graph = _resumed_spec(Path(args.resume) / "spec.resolved.yaml", args.set)
     else:
         spec, graph = checked(args.spec, args.set)
     try:
@@ -149,8 +157,8 @@ def _launch(args: argparse.Namespace) -> int:
     from ..run.ranks import launch, new_run_id
 
     if args.resume:
-        spec, graph = _resumed_spec(Path(args.resume) / "spec.resolved.yaml")
-        argv = ["train", "--resume", args.resume]
+        spec, graph = _resumed_spec(Path(args.resume) / "spec.resolved.yaml", args.set)
+        argv = ["train", "--resume", args.resume, *(f"--set={s}" for s in args.set)]
     else:
         spec, graph = checked(args.spec, args.set)
         argv = ["train", args.spec, *(f"--set={s}" for s in args.set)]
@@ -211,11 +219,11 @@ def _claim_resume(path: str) -> RunDir:
     return claim_existing(path)
 
 
-def _resumed_spec(path: Path) -> tuple[Spec, GraphReport]:
+def _resumed_spec(path: Path, overrides: list[str]) -> tuple[Spec, GraphReport]:
     from ..check import check_file
 
     try:
-        report = check_file(path)
+        report = check_file(path, overrides)
     except SpecError as exc:
         raise _not_valid(path, exc.errors) from None
     if not report.ok or report.spec is None or report.graph is None:

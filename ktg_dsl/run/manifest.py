@@ -89,7 +89,7 @@ def node_states(path: Path, manifest: dict[str, Any], names: list[str]) -> dict[
 
 
 def read(
-    run: RunDir, digest: str, engine: TrainingEngine, approximate: bool = False
+    run: RunDir, digests: tuple[str, ...], engine: TrainingEngine, approximate: bool = False
 ) -> dict[str, Any]:
     """Load the manifest and this process's nodes into the engine and the generators; the
     manifest (for its position and best scores)."""
@@ -100,7 +100,7 @@ def read(
             f"{path} is not a ktg run checkpoint (format {manifest.get('format')!r}); "
             "nothing was changed"
         )
-    if manifest.get("spec_digest") != digest:
+    if manifest.get("spec_digest") not in digests:
         raise KtgRuntimeError(
             f"{path} belongs to another run (its spec differs from {run.resolved}); "
             "nothing was changed"

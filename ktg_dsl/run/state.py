@@ -46,6 +46,16 @@ def spec_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def training_digest(spec: Spec) -> str:
+    """The digest that ties ``last.pt`` to its run: the resolved spec without
+    ``train.distributed``, which says how the run is spread over processes, not what it
+    trains (a run may resume on another mesh)."""
+    from ..spec.schema import DistributedConfig
+
+    train = spec.train.model_copy(update={"distributed": DistributedConfig()})
+    return spec_digest(resolved_spec_text(spec.model_copy(update={"train": train})))
+
+
 def run_info(spec: Spec, program: Program, data: str) -> dict[str, Any]:
     """Where and how this run ran: what the resolved spec's 'auto' values became."""
     return {
@@ -79,11 +89,12 @@ def save_state(run: RunDir, spec: Spec, digest: str, engine: TrainingEngine, at:
 
 
 def restore_state(
-    run: RunDir, digest: str, engine: TrainingEngine, approximate: bool = False
+    run: RunDir, digests: tuple[str, ...], engine: TrainingEngine, approximate: bool = False
 ) -> Position:
-    """Load last.pt into the engine and the global generators; where to continue."""
+    """Load last.pt into the engine and the global generators; where to continue
+    (``digests``: those a checkpoint of this run may carry)."""
     try:
-        state = manifest.read(run, digest, engine, approximate)
+        state = manifest.read(run, digests, engine, approximate)
         at = Position(int(state["epoch"]), int(state["step"]))
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         if isinstance(exc, KtgRuntimeError):
@@ -123,14 +134,15 @@ def open_record(
     if writer:
         run.prepare()
     text = resolved_spec_text(spec)
-    digest = spec_digest(text)
+    digest = training_digest(spec)
     info = run_info(spec, program, data)
     if not resume:
         if writer:
             write_record(run, text, info)
         engine.coordinator.barrier()
         return digest, Position()
-    at = restore_state(run, digest, engine, approximate)
+    # a checkpoint written before train.distributed left the digest carries the whole text's
+    at = restore_state(run, (digest, spec_digest(text)), engine, approximate)
     if writer:
         warn_if_elsewhere(run, info)
     return digest, at
