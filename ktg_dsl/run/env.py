@@ -12,7 +12,7 @@ import torch
 
 from ..compiler import Precision, Target
 from ..errors import KtgRuntimeError
-from ..spec.schema import TrainConfig
+from ..spec.schema import Spec, TrainConfig
 
 COMPILE_MIN_STEPS = 20_000  # below this, compiling costs more than it saves (CPU benchmark)
 
@@ -109,6 +109,15 @@ def resolve_target(
         placed,
         remote,
     )
+
+
+def check_devices(spec: Spec) -> None:
+    """``train.device`` and every ``nodes.<name>.device`` exist here (before anything is
+    created): KtgRuntimeError / ArgumentError otherwise."""
+    resolve_device(spec.train.device)
+    for name, node in spec.nodes.items():
+        if node.device:
+            _node_device(name, node.device)
 
 
 def _node_device(name: str, text: str) -> torch.device:

@@ -13,6 +13,7 @@ from ..graph import GraphReport
 from ..spec.schema import Spec
 from .data import load_bundle
 from .distributed import Cluster
+from .env import check_devices
 from .recipe import Recipe
 from .rundir import RunDir, check_new, claim_new, link_latest
 from .state import RunResult
@@ -32,6 +33,7 @@ def train_new(
     The data is loaded before the directory is claimed: a dataset that is missing or broken
     stops the run with nothing created. Returns the run directory and the result."""
     check_new(run_dir)  # a used --run-dir is refused before the data is loaded
+    check_devices(spec)
     bundle = load_bundle(spec)
     run = claim_new(run_dir, spec.train.out_dir, spec.name)
     return run, train_in(spec, graph, run, progress=progress, say=say, bundle=bundle)
