@@ -1,62 +1,125 @@
 """``ktg validate --deep`` for feature edges: every tap is resolved on the meta device (an
 unknown module path gets a did-you-mean over the model's module names), and every feature
-edge's two shapes are checked against its loss before anything trains."""
+edge's two shapes are checked against its loss before anything trains. A node with taps whose
+model ``search.models`` may replace is checked with each model choice too: a trial that samples
+a model without the tapped module would fail."""
 
 from __future__ import annotations
 
-from .errors import SpecIssue
+import itertools
+from dataclasses import dataclass
+
+from .errors import Path, SpecIssue
 from .graph import GraphReport
 from .registry import LOSSES
 from .spec.components import build
-from .spec.schema import Spec
+from .spec.schema import ModelRef, Spec
 
 Shapes = dict[str, dict[str, tuple[int, ...]]]
 
 
-def probe_taps(spec: Spec, report: GraphReport) -> tuple[Shapes, list[SpecIssue]]:
-    """The shape of every declared tap (node -> tap -> shape), and the taps that fail."""
+@dataclass(frozen=True)
+class _Variant:
+    """A node's taps' shapes with one of its models: the spec's (``where`` None) or the search
+    choice at ``where``."""
+
+    model: ModelRef
+    where: Path | None
+    shapes: dict[str, tuple[int, ...]]
+
+
+def _models(spec: Spec, name: str) -> list[tuple[ModelRef, Path | None]]:
+    choices = spec.search.models.get(name, []) if spec.search is not None else []
+    return [(spec.nodes[name].model, None)] + [
+        (m, ("search", "models", name, j)) for j, m in enumerate(choices)
+    ]
+
+
+def _probe_variants(
+    spec: Spec, report: GraphReport
+) -> tuple[dict[str, list[_Variant]], list[SpecIssue]]:
     import torch
 
     from .engine.taps import TapError, module_at, tap_shapes
 
     info = report.data_info
-    shapes: Shapes = {}
+    variants: dict[str, list[_Variant]] = {}
     issues: list[SpecIssue] = []
     if info is None or info.input_shape is None:
-        return shapes, issues
+        return variants, issues
     for name, node in spec.nodes.items():
         classes = report.class_counts.get(name)
         if not node.taps or classes is None:
             continue
-        with torch.device("meta"):
-            model = build(node.model, num_classes=classes, in_channels=info.input_shape[0])
-        good = {}
-        for tap, path in node.taps.items():
+        for model_ref, where in _models(spec, name):
+            choice = f"with the model choice '{model_ref.type}', " if where else ""
             try:
-                module_at(model, path)
-                good[tap] = path
+                with torch.device("meta"):
+                    model = build(model_ref, num_classes=classes, in_channels=info.input_shape[0])
+            except Exception:  # the model's own failure is reported by probe.py
+                continue
+            good = {}
+            for tap, path in node.taps.items():
+                try:
+                    module_at(model, path)
+                    good[tap] = path
+                except TapError as exc:
+                    at = where if where is not None else ("nodes", name, "taps", tap)
+                    text = f"{choice}nodes.{name}.taps.{tap}: {exc}" if where else str(exc)
+                    issues.append(SpecIssue(at, text))
+            try:
+                shapes = tap_shapes(model, good, info.input_shape)
             except TapError as exc:
-                issues.append(SpecIssue(("nodes", name, "taps", tap), str(exc)))
-        try:
-            shapes[name] = tap_shapes(model, good, info.input_shape)
-        except TapError as exc:
-            issues.append(SpecIssue(("nodes", name, "taps"), str(exc)))
+                at = where if where is not None else ("nodes", name, "taps")
+                issues.append(SpecIssue(at, f"{choice}{exc}"))
+                continue
+            except Exception:  # a model that cannot run: reported by probe.py
+                continue
+            variants.setdefault(name, []).append(_Variant(model_ref, where, shapes))
+    return variants, issues
+
+
+def probe_taps(spec: Spec, report: GraphReport) -> tuple[Shapes, list[SpecIssue]]:
+    """The shape of every declared tap (node -> tap -> shape) with the spec's models, and the
+    taps that fail (with the spec's models and with every model choice of ``search.models``)."""
+    variants, issues = _probe_variants(spec, report)
+    shapes = {n: v[0].shapes for n, v in variants.items() if v and v[0].where is None}
     return shapes, issues
 
 
 def probe_feature_edges(spec: Spec, report: GraphReport) -> list[SpecIssue]:
     """Issues of the taps and of every feature edge's shapes (empty when all fit)."""
-    shapes, issues = probe_taps(spec, report)
-    for e in report.edges:
+    variants, issues = _probe_variants(spec, report)
+    reported: set[tuple[int, Path | None]] = set()
+    for index, e in enumerate(report.edges):
         if not e.on_features or e.closed or e.receiver_tap is None or e.sender_tap is None:
             continue
-        r = shapes.get(e.receiver, {}).get(e.receiver_tap)
-        s = shapes.get(e.sender, {}).get(e.sender_tap)
-        if r is None or s is None:
-            continue  # its tap failed, reported above
         loss = LOSSES.get(e.loss_ref.type).build(e.loss_ref.args)
         check = getattr(loss, "check_shapes", None)
-        problem = check(r, s) if check is not None else None
-        if problem:
-            issues.append(SpecIssue(e.path, f"edge {e.sender_end} -> {e.receiver_end}: {problem}"))
+        if check is None:
+            continue
+        pairs = itertools.product(variants.get(e.receiver, []), variants.get(e.sender, []))
+        for rv, sv in pairs:
+            r, s = rv.shapes.get(e.receiver_tap), sv.shapes.get(e.sender_tap)
+            if r is None or s is None:
+                continue  # its tap failed, reported above
+            problem = check(r, s)
+            if not problem:
+                continue
+            where = rv.where or sv.where  # a search choice, or the spec's own models
+            if (index, where) in reported:
+                continue
+            reported.add((index, where))
+            text = f"edge {e.sender_end} -> {e.receiver_end}: {problem}"
+            if where is None:
+                issues.append(SpecIssue(e.path, text))
+            else:
+                chosen = [
+                    f"'{v.model.type}' for {n}"
+                    for v, n in ((rv, e.receiver), (sv, e.sender))
+                    if v.where is not None
+                ]
+                issues.append(
+                    SpecIssue(where, f"with the model choice {' and '.join(chosen)}, {text}")
+                )
     return issues

@@ -147,10 +147,13 @@ def test_a_changed_spec_gets_a_new_folder_and_the_old_is_stale(
         prepare(out, "study", [study_spec(specs["dml"]), study_spec(specs["ind"])], [0, 1])
     first.study.release()
     old = first.manifest.entry("dml").folder
-    # a finished run of the old version, and one of the unchanged spec
+    # a finished run of the old version, and one of the unchanged spec (a finished run whose
+    # folder is gone is trained again: see test_hunt_study.py)
     first.study.mark_finished(first.manifest, f"{old}/seed-0", 1.0)
     ind_key = f"{first.manifest.entry('ind').folder}/seed-1"
     first.study.mark_finished(first.manifest, ind_key, 1.0)
+    for key in (f"{old}/seed-0", ind_key):
+        (out / key).mkdir(parents=True)
     changed = study_spec(specs["dml"], "defaults.optimizer.lr=0.01")
     again = prepare(out, "study", [changed, study_spec(specs["ind"])], [0, 1, 2])
     again.study.release()

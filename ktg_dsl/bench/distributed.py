@@ -151,46 +151,14 @@ def run_bench_distributed(
     )
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
-        pipes = [ctx.Pipe() for _ in range(nproc)]
-        store = os.path.join(tmp, "store")
-        procs = [
-            ctx.Process(
-                target=_rank,
-                args=(r, nproc, store, spec, plugins or [], threads, warmup, pipes[r][1]),
-                daemon=True,
-            )
-            for r in range(nproc)
-        ]
-        for p in procs:
-            p.start()
-        for _, child in pipes:
-            child.close()  # a rank that dies closes its pipe: recv raises instead of waiting
-        conns = [parent for parent, _ in pipes]
+        args = (os.path.join(tmp, "store"), spec, plugins or [], threads, warmup)
+        procs, conns = _start_ranks(ctx, nproc, args)
         try:
             precision = _receive(conns, "ready")[0][1]
             for i in range(warmup):
                 step(*batches[i % len(batches)])
             sync()
-            one: list[float] = []
-            ranks: list[tuple[float, float, int]] = []
-            for r in range(rounds):
-                tick = time.perf_counter()
-                for i in range(steps):
-                    step(*batches[i % len(batches)])
-                sync()
-                one.append((time.perf_counter() - tick) / steps)
-                for c in conns:
-                    c.send(steps)
-                replies = _receive(conns, "round")
-                seconds = max(reply[1] for reply in replies)
-                exchange = max(reply[2] for reply in replies)
-                wire = max(reply[3] for reply in replies)
-                ranks.append((seconds, exchange, wire))
-                report(
-                    f"round {r + 1}/{rounds}: single process {batch / one[-1]:.1f} img/s  "
-                    f"{nproc} ranks {batch / seconds:.1f} img/s (exchange "
-                    f"{100 * exchange / seconds:.1f}% of the step)"
-                )
+            one, ranks = _interleave(conns, step, sync, batches, steps, rounds, report)
             for c in conns:
                 c.send(None)
         finally:
@@ -199,6 +167,55 @@ def run_bench_distributed(
                 if p.is_alive():
                     p.kill()
     return _result(spec, single, nproc, mesh, backend, threads, precision, one, ranks, groups)
+
+
+def _start_ranks(ctx: Any, nproc: int, args: tuple[Any, ...]) -> tuple[list[Any], list[Any]]:
+    """``nproc`` rank processes (``_rank(r, nproc, *args, pipe)``) and the pipes to them."""
+    pipes = [ctx.Pipe() for _ in range(nproc)]
+    procs = [
+        ctx.Process(target=_rank, args=(r, nproc, *args, pipes[r][1]), daemon=True)
+        for r in range(nproc)
+    ]
+    for p in procs:
+        p.start()
+    for _, child in pipes:
+        child.close()  # a rank that dies closes its pipe: recv raises instead of waiting
+    return procs, [parent for parent, _ in pipes]
+
+
+def _interleave(
+    conns: list[Any],
+    step: Callable[..., Any],
+    sync: Callable[[], None],
+    batches: list[Any],
+    steps: int,
+    rounds: int,
+    report: Callable[[str], None],
+) -> tuple[list[float], list[tuple[float, float, int]]]:
+    """``rounds`` rounds of ``steps`` steps, the single process's then the ranks': each
+    round's seconds per step, and the slowest rank's (seconds, exchange, bytes received)."""
+    batch, nproc = len(batches[0][0]), len(conns)
+    one: list[float] = []
+    ranks: list[tuple[float, float, int]] = []
+    for r in range(rounds):
+        tick = time.perf_counter()
+        for i in range(steps):
+            step(*batches[i % len(batches)])
+        sync()
+        one.append((time.perf_counter() - tick) / steps)
+        for c in conns:
+            c.send(steps)
+        replies = _receive(conns, "round")
+        seconds = max(reply[1] for reply in replies)
+        exchange = max(reply[2] for reply in replies)
+        wire = max(reply[3] for reply in replies)
+        ranks.append((seconds, exchange, wire))
+        report(
+            f"round {r + 1}/{rounds}: single process {batch / one[-1]:.1f} img/s  "
+            f"{nproc} ranks {batch / seconds:.1f} img/s (exchange "
+            f"{100 * exchange / seconds:.1f}% of the step)"
+        )
+    return one, ranks
 
 
 def _result(

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", nargs="*", metavar="SPEC", help="the spec files to compare")
     parser.add_argument(
         "--seeds",
-        default="5",
+        default=None,  # 5: seeds 0..4 (None tells a --seeds given with --summary)
         metavar="N|LIST",
         help="a count (5: seeds 0..4, the default) or a list (0,3,7); each overrides the "
         "spec's seed",
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the study directory (default: studies/<spec names joined by -vs->)",
     )
     parser.add_argument(
-        "--jobs", type=positive_int, default=1, help="runs to train side by side (processes)"
+        "--jobs", type=positive_int, default=None, help="runs to train side by side (processes)"
     )
     parser.add_argument(
         "--baseline",
@@ -68,13 +68,26 @@ def run(args: argparse.Namespace) -> int:
     from ..study.plan import parse_seeds
 
     if args.summary:
-        if args.spec or args.set:
-            raise UsageError("--summary DIR reads a study; give no SPEC and no --set with it")
+        given = {
+            "SPEC": args.spec,
+            "--set": args.set,
+            "--seeds": args.seeds is not None,
+            "-o": args.output,
+            "--jobs": args.jobs is not None,
+            "--no-pictures": args.no_pictures,
+        }
+        extra = [name for name, value in given.items() if value]
+        if extra:  # each would be ignored: --summary trains nothing and writes nothing
+            raise UsageError(
+                f"--summary DIR reads a study: it trains and writes nothing, so give no "
+                f"{extra[0]} with it (only --baseline and --node go with it)"
+            )
         return _summary(args)
     if not args.spec:
         raise UsageError("ktg study needs one or more SPECs (or --summary DIR)")
+    args.jobs = args.jobs or 1
     try:
-        seeds = parse_seeds(args.seeds)
+        seeds = parse_seeds("5" if args.seeds is None else args.seeds)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     specs = _checked_specs(args.spec, args.set, seeds[0])
@@ -127,6 +140,8 @@ def _prepare(args: argparse.Namespace, specs: list[StudySpec], seeds: list[int])
         raise UsageError(str(exc)) from None
     for folder in prep.stale:
         say(f"stale: {out / folder} holds runs of an earlier version of a spec; they are left out")
+    for key in prep.lost:
+        say(f"warning: {out / key} was recorded as finished but is gone; it is trained again")
     counts = {s: sum(r.state == s for r in prep.runs) for s in ("finished", "resume", "new")}
     say(
         f"study {out}: {plural(len(specs), 'spec')} x {plural(len(seeds), 'seed')}; "
@@ -155,6 +170,12 @@ def _train(prep: Prepared, args: argparse.Namespace) -> int:
     written = write_outputs(prep.study.path, res, pictures=not args.no_pictures)
     print(markdown(res), end="")
     say("wrote " + ", ".join(str(p) for p in written))
+    if res.unreadable:
+        say(
+            f"{plural(len(res.unreadable), 'finished run')} could not be read (see the warnings "
+            "above): move their folders aside and rerun the command to train them again"
+        )
+        return EXIT_INVALID
     problems = [*outcome.failed, *((label, "stopped") for label in outcome.stopped)]
     if problems:
         lines = "\n".join(f"  {label}: {reason}" for label, reason in problems)

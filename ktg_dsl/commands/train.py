@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             "--resume continues a run with its own spec and directory; give "
             "the run directory alone (no SPEC, no --run-dir)"
         )
-    moved = [s for s in args.set if not s.strip().startswith(RESUME_SETS)]
+    moved = [s for s in args.set if not _distributed_key(s)]
     if args.resume and moved:
         raise UsageError(
             f"--resume continues a run with its own spec: --set {moved[0]} would change what "
@@ -75,11 +75,27 @@ def run(args: argparse.Namespace) -> int:
         )
     if not args.resume and not args.spec:
         raise UsageError("ktg train needs a SPEC (or --resume RUN_DIR)")
+    if args.approximate and not args.resume:
+        raise UsageError(
+            "--approximate continues a run on another data_parallel setting: it goes with "
+            "--resume RUN_DIR (a new run has nothing to continue)"
+        )
+    if args.max_restarts and args.nproc < 2:
+        raise UsageError(
+            f"--max-restarts {args.max_restarts} restarts the processes of --nproc N (N >= 2); "
+            "one process has none to restart (under torchrun, give torchrun --max_restarts)"
+        )
     if world_size() > 1:
         return _rank(args)
     if args.nproc > 1:
         return _launch(args)
     return _one_process(args)
+
+
+def _distributed_key(override: str) -> bool:
+    """Whether ``--set KEY=VALUE`` sets train.distributed or a key under it."""
+    key = override.split("=", 1)[0].strip()
+    return key == RESUME_SETS.rstrip(".") or key.startswith(RESUME_SETS)
 
 
 def _one_process(args: argparse.Namespace) -> int:
@@ -122,6 +138,7 @@ def _rank(args: argparse.Namespace) -> int:
     from ..run.ranks import lost_peer, train_ranks
 
     if args.resume:
+        _check_resumable(args.resume)
         spec, graph = _resumed_spec(Path(args.resume) / "spec.resolved.yaml", args.set)
     else:
         spec, graph = checked(args.spec, args.set)
@@ -155,12 +172,15 @@ def _launch(args: argparse.Namespace) -> int:
 
     from ..run.distributed import backend_and_device, plan_mesh
     from ..run.ranks import launch, new_run_id
+    from ..run.rundir import check_new
 
     if args.resume:
+        _check_resumable(args.resume)
         spec, graph = _resumed_spec(Path(args.resume) / "spec.resolved.yaml", args.set)
         argv = ["train", "--resume", args.resume, *(f"--set={s}" for s in args.set)]
     else:
         spec, graph = checked(args.spec, args.set)
+        check_new(args.run_dir)  # a folder that holds something is refused before any rank starts
         argv = ["train", args.spec, *(f"--set={s}" for s in args.set)]
         argv += ["--run-dir", args.run_dir] if args.run_dir else []
     argv += ["--no-progress"] * args.no_progress + ["--approximate"] * args.approximate
@@ -208,14 +228,21 @@ def _resume_hint(run: Path, nproc: int) -> None:
         say(f"the run can continue from {last}:\n  ktg train --resume {run} --nproc {nproc}")
 
 
-def _claim_resume(path: str) -> RunDir:
-    from ..run.rundir import LAST, RESOLVED, RunDir, claim_existing
+def _check_resumable(path: str) -> None:
+    """A folder that is not a run with a checkpoint is a wrong command line (exit 2)."""
+    from ..run.rundir import LAST, RESOLVED, RunDir
 
     candidate = RunDir(Path(path))
     if not candidate.resolved.exists() or not candidate.last.exists():
         raise UsageError(
             f"{path} is not a run directory with a checkpoint (needs {RESOLVED} and {LAST})"
         )
+
+
+def _claim_resume(path: str) -> RunDir:
+    from ..run.rundir import claim_existing
+
+    _check_resumable(path)
     return claim_existing(path)
 
 
@@ -233,4 +260,7 @@ def _resumed_spec(path: Path, overrides: list[str]) -> tuple[Spec, GraphReport]:
 
 def _not_valid(path: Path, issues: list[SpecIssue]) -> KtgRuntimeError:
     lines = "\n".join(i.format() for i in issues)
+    if issues and all((i.file or "").startswith("--set") for i in issues):
+        # the run's own spec is fine: the values given on the command line are not
+        return KtgRuntimeError(f"the --set values for {path.parent} are not valid:\n{lines}")
     return KtgRuntimeError(f"{path} is not a valid spec any more:\n{lines}")

@@ -14,6 +14,7 @@ from pathlib import Path as FsPath
 from ..components.data import DatasetInfo
 from ..errors import Path, SpecIssue, choices_hint, format_path
 from ..spec.schema import LABELS, Spec
+from .placement import check_placement
 from .report import Edge, GraphEdge, end_name, loss_target
 
 
@@ -127,6 +128,14 @@ def _tap_issues(spec: Spec, where: Path, node: str, tap: str | None) -> list[Spe
     taps = config.taps or {}
     if tap in taps:
         return []
+    if not tap:
+        return [
+            SpecIssue(
+                where,
+                f"'{node}.' names no tap after the '.'",
+                hint=f"write '{node}' for its logits, or '{node}.<tap>' for one of its taps",
+            )
+        ]
     hint = (
         choices_hint(tap, taps)
         if taps
@@ -370,4 +379,5 @@ CHECKS: list[Callable[[Linked], list[SpecIssue]]] = [
     check_isolated,
     check_checkpoints,
     check_class_counts,
+    check_placement,
 ]

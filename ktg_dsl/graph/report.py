@@ -130,9 +130,10 @@ def end_name(node: str, tap: str | None) -> str:
 
 
 def split_end(text: str) -> tuple[str, str | None]:
-    """``a.f3`` -> (a, f3); ``a`` -> (a, None)."""
-    node, _, tap = text.partition(".")
-    return node, tap or None
+    """``a.f3`` -> (a, f3); ``a`` -> (a, None); ``a.`` -> (a, ''): a tap left unnamed, which
+    the graph checks report (it is not the node's logits)."""
+    node, dot, tap = text.partition(".")
+    return node, tap if dot else None
 
 
 def gate_of(ref: GateRef) -> Gate | None:

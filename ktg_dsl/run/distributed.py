@@ -17,7 +17,7 @@ import torch.distributed as dist
 from ..engine.distributed import DistributedEngine
 from ..engine.mesh import Mesh, balance
 from ..engine.program import Program
-from ..errors import ArgumentError
+from ..errors import ArgumentError, choices_hint
 from ..graph import GraphReport
 from ..spec.components import build
 from ..spec.schema import Spec
@@ -119,7 +119,10 @@ def _placement(spec: Spec, graph: GraphReport, trained: list[str], groups: int) 
         return balance(node_costs(spec, graph, trained), groups)
     for name, group in written.items():
         if name not in index:
-            raise ArgumentError(f"train.distributed.placement names '{name}', which is not a node")
+            raise ArgumentError(
+                f"train.distributed.placement names '{name}', which is not a node ("
+                f"{choices_hint(name, spec.node_names)})"
+            )
         if name in graph.frozen:
             raise ArgumentError(
                 f"train.distributed.placement places '{name}', a frozen teacher: teachers run "
@@ -146,6 +149,11 @@ def backend_and_device(spec: Spec, rank: int = 0) -> tuple[str, torch.device]:
     """The backend (``auto`` resolved) and this rank's device: GPU ``LOCAL_RANK`` (``rank``
     outside torchrun) with nccl, the CPU with gloo."""
     backend = spec.train.distributed.backend
+    device = spec.train.device
+    if device.startswith("cuda") and not torch.cuda.is_available():  # as one process says
+        raise ArgumentError(
+            f"train.device is '{device}' but CUDA is not available (set device: auto or cpu)"
+        )
     if backend == "auto":
         backend = "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
     if backend == "nccl" and not (torch.cuda.is_available() and dist.is_nccl_available()):

@@ -20,7 +20,12 @@ COMPILE_MIN_STEPS = 20_000  # below this, compiling costs more than it saves (CP
 def resolve_device(text: str) -> torch.device:
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(text)
+    try:
+        dev = torch.device(text)
+    except RuntimeError:
+        raise KtgRuntimeError(f"train.device is {text!r}, which is not a device name") from None
+    if dev.index is not None and dev.index < 0:  # an index past PyTorch's 8 bits wraps around
+        raise KtgRuntimeError(f"train.device is {text!r}, which is not a device name")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise KtgRuntimeError(

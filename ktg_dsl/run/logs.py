@@ -4,6 +4,7 @@ event files per node (the original KTG's tags: train_loss, train_score, train_lr
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import sys
@@ -120,10 +121,79 @@ def _read_log(path: Path) -> bytes:
         ) from None
 
 
+class DamagedLog(KtgRuntimeError):
+    """A metrics log that cannot be read as one (what and where is in the message)."""
+
+
+_PERCENTS = ("train_top1", "val_top1")  # accuracies: 0 to 100
+_LOSSES = ("train_loss", "val_loss")  # a diverged loss (NaN, inf) is a true record
+_AMOUNTS = ("lr", "epoch_time", "elapsed")  # finite, not negative
+MAX_EPOCH = 1_000_000  # the schema's bound on train.epochs
+
+
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    return [
-        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
+    """The rows of a run's metrics.jsonl for reading (``ktg plot``, ``ktg study``), each
+    checked: an object with its node, its epoch and numbers where numbers go. A last row cut
+    short (a run still writing it, or killed while it did) is left out with a warning; any
+    other damage raises DamagedLog naming the line. Only a regular file is read."""
+    try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            raise DamagedLog(f"{path} is {kind}, not a run's metrics log")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DamagedLog(f"cannot read {path}: {exc.strerror or exc}") from None
+    lines = data.split(b"\n")
+    tail = lines.pop()  # after the last line end: b"" unless the last row was cut
+    rows = [_checked_row(line, path, n) for n, line in enumerate(lines, 1) if line.strip()]
+    if tail.strip():
+        try:
+            rows.append(_checked_row(tail, path, len(lines) + 1))
+        except DamagedLog:
+            print(
+                f"ktg: warning: {path}: its last row is cut short ({len(tail):,} bytes); left out",
+                file=sys.stderr,
+            )
+    return rows
+
+
+def _checked_row(line: bytes, path: Path, number: int) -> dict[str, Any]:
+    def damaged(what: str) -> DamagedLog:
+        return DamagedLog(f"{path} is damaged at line {number}: {what}")
+
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise damaged("it is not UTF-8 text") from None
+    except (ValueError, RecursionError):
+        raise damaged("it is not a JSON row") from None
+    if not isinstance(row, dict):
+        raise damaged("the row is not a JSON object")
+    if not isinstance(row.get("node"), str) or not row["node"]:
+        raise damaged("the row names no node")
+    epoch = row.get("epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch < MAX_EPOCH:
+        raise damaged(f"the row's epoch is {_shown(epoch)}, not an epoch number")
+    for key in (*_PERCENTS, *_LOSSES, *_AMOUNTS):
+        value = row.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise damaged(f"'{key}' is {_shown(value)}, not a number")
+        if key in _LOSSES:
+            continue
+        if not math.isfinite(value) or value < 0 or (key in _PERCENTS and value > 100):
+            limits = "from 0 to 100" if key in _PERCENTS else "finite and not negative"
+            raise damaged(f"'{key}' is {_shown(value)}; it must be {limits}")
+    if not isinstance(row.get("frozen", False), bool):
+        raise damaged(f"'frozen' is {_shown(row['frozen'])}, not true or false")
+    return row
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class NullLog:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 import time
 import uuid
@@ -19,7 +20,7 @@ from ..graph import GraphReport
 from ..spec.schema import Spec
 from .data import load_bundle
 from .distributed import Cluster, restarted, start
-from .rundir import RunDir, claim_existing, claim_new
+from .rundir import LAUNCH, RunDir, claim_existing, claim_new
 from .session import Say, train_in
 from .state import RunResult
 from .workers import worker_command
@@ -34,18 +35,41 @@ def default_run_dir(spec: Spec) -> str | None:
     return str(Path(spec.train.out_dir) / spec.name / f"torchrun-{run_id}")
 
 
+def launch_identity() -> str:
+    """Which launch this process belongs to, the same over the group's restarts: torchrun's
+    run id, or (an anonymous run id, ``none``) the elastic agent's host and process id."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    if run_id and run_id != "none":
+        return f"run id {run_id}"
+    return f"agent {socket.gethostname()} pid {os.getppid()}"
+
+
+def _claimed_by_this_launch(path: Path) -> bool:
+    """Whether an earlier attempt of this launch claimed ``path`` (its marker names us). A
+    folder that was there before, or another launch's run, is never taken over."""
+    try:
+        return (path / LAUNCH).read_text(encoding="utf-8") == launch_identity()
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def _claim(spec: Spec, run_dir: str | None, resume: str | None) -> tuple[RunDir, bool]:
     """Rank 0's run directory, and whether it resumes."""
     if resume:
         return claim_existing(resume), True
     path = run_dir or default_run_dir(spec)
-    if path is not None and restarted():
+    if path is not None and restarted() and _claimed_by_this_launch(Path(path)):
         if RunDir(Path(path)).last.exists():
             return claim_existing(path), True  # the group restarted: continue its run
-        if Path(path).is_dir():  # what this run's failed first attempt wrote
-            shutil.rmtree(path)
+        shutil.rmtree(path)  # what this launch's failed first attempt wrote
     run = claim_new(path, spec.train.out_dir, spec.name)
     run.default_place = run.default_place or (run_dir is None)
+    try:
+        (run.path / LAUNCH).write_text(launch_identity(), encoding="utf-8")
+    except OSError as exc:
+        run.discard()
+        run.release()
+        raise KtgRuntimeError(f"cannot write in {run.path}: {exc.strerror or exc}") from None
     return run, False
 
 

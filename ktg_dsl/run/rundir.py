@@ -28,6 +28,7 @@ TENSORBOARD = "tb"  # tb/<node>/: TensorBoard event files
 STATE = "state"  # state/<node>-<epoch>-<step>.pt: each node's part of last.pt
 LATEST = "latest"  # beside default run directories: the newest run with a checkpoint
 LOCK = ".ktg.lock"
+LAUNCH = ".ktg.launch"  # under torchrun: the launch that claimed the folder (restarts take it)
 
 
 @dataclass

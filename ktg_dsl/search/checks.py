@@ -67,6 +67,19 @@ def _edge_choices(spec: Spec, s: SearchConfig) -> list[SpecIssue]:
     seen: set[tuple[str, str]] = set()
     for i, e in enumerate(s.edges):
         where = ("search", "edges", i)
+        tapped = [(k, v) for k, v in (("to", e.to), ("from", e.from_)) if "." in v]
+        if tapped:  # not a node the search could mistake: say what search edges are
+            key, end = tapped[0]
+            issues.append(
+                SpecIssue(
+                    (*where, key),
+                    f"'{end}' names a tap: the search chooses gates and losses of the edges "
+                    "between nodes' logits",
+                    hint="a feature edge keeps the gate and loss written in 'edges'; name "
+                    "the nodes here (to: b, from: a) to search their logits edge",
+                )
+            )
+            continue
         if e.to not in spec.nodes:
             issues.append(
                 SpecIssue((*where, "to"), f"'{e.to}' is not a node", choices_hint(e.to, names))
@@ -114,7 +127,11 @@ def _loss_choices(spec: Spec, i: int, e: EdgeChoice) -> list[SpecIssue]:
         target = loss_target(loss)
         fits = target == "labels" if labels else target in ("logits", "outputs")
         if target is not None and not fits:
-            need = "a labels loss such as ce" if labels else "a loss between logits: kl, dkd, dist"
+            need = (
+                "a labels loss such as ce"
+                if labels
+                else "a loss between logits such as kl, dkd, dist or mse"
+            )
             issues.append(
                 SpecIssue(
                     (*where, j),

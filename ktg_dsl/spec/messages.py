@@ -216,8 +216,18 @@ _TYPES = {
 }
 
 
+_PATTERN_HINTS = {  # what each of the schema's patterns (spec/types.py, spec/schema.py) takes
+    r"^[A-Za-z_][A-Za-z0-9_]{0,63}$": "a tap name: up to 64 ASCII letters, digits and '_', "
+    "starting with a letter or '_'",
+    r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$": "a module path: names of letters, digits and '_' "
+    "joined by '.', e.g. layer3 or layer3.4.conv2",
+}
+
+
 def issue_from_error(err: Any, root: type[BaseModel], prefix: Path = ()) -> SpecIssue:
     loc: Path = tuple(err["loc"])
+    if loc[-1:] == ("[key]",):  # pydantic's mark of a mapping's key: the key is the path
+        loc = loc[:-1]
     kind = err["type"]
     value = err.get("input")
     ctx = err.get("ctx") or {}
@@ -225,7 +235,7 @@ def issue_from_error(err: Any, root: type[BaseModel], prefix: Path = ()) -> Spec
     hint = None
     if kind == "extra_forbidden":
         message, hint = _unknown_key(loc, root)
-    elif kind == "odd_character":  # raised by the schema for a name (see types._plain_name)
+    elif kind in ("odd_character", "value_with_hint"):  # the schema's own (spec/types.py)
         message, hint = err["msg"], ctx.get("hint")
     elif kind == "missing":
         message = f"missing required key '{loc[-1]}'" if loc else "missing value"
@@ -241,7 +251,10 @@ def issue_from_error(err: Any, root: type[BaseModel], prefix: Path = ()) -> Spec
         )
     elif kind == "string_pattern_mismatch":
         message = f"{_show(value)} is not allowed here"
-        hint = "use letters, digits, '_', '-' and '.', starting with a letter or digit"
+        hint = _PATTERN_HINTS.get(
+            str(ctx.get("pattern")),
+            "use letters, digits, '_', '-' and '.', starting with a letter or digit",
+        )
         if path[-1:] == ("device",):
             hint = "auto, cpu, cuda or cuda:N"
         hint = _value_hint(value) or hint

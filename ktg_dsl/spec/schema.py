@@ -23,6 +23,7 @@ from .types import (
     Bool,
     ComponentRef,
     DatasetRef,
+    DeviceName,
     GateRef,
     Int,
     LossRef,
@@ -37,6 +38,7 @@ from .types import (
     StrictModel,
     Switch,
     TapName,
+    auto_or_count,
     version_not_bool,
 )
 
@@ -93,14 +95,16 @@ class DataConfig(StrictModel):
     )
 
 
-DevicePattern = Annotated[str, Field(pattern=r"^(auto|cpu|cuda|cuda:\d+)$")]
+DevicePattern = DeviceName
 
 
 class DistributedConfig(StrictModel):
     """How a run spreads over processes started by torchrun or ``ktg train --nproc N``: the
     ranks form G graph groups x D replicas (docs/distributed.md). Ignored in one process."""
 
-    graph_groups: Literal["auto"] | Annotated[int, Field(ge=1, le=4096), NOT_BOOL] = Field(
+    graph_groups: Annotated[
+        Literal["auto"] | Annotated[int, Field(ge=1, le=4096)], BeforeValidator(auto_or_count)
+    ] = Field(
         "auto", description="G, the groups the nodes are placed on; auto: ranks / data_parallel"
     )
     data_parallel: Annotated[int, Field(ge=1, le=4096), NOT_BOOL] = Field(
@@ -130,7 +134,7 @@ class TrainConfig(StrictModel):
         description="auto: bf16 where the device has fast bf16, fp16 on other CUDA "
         "GPUs, fp32 otherwise",
     )
-    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda|cuda:\d+)$")] = Field(
+    device: DeviceName = Field(
         "auto", description="auto (CUDA when available), cpu, cuda or cuda:N"
     )
     gate_unit: Literal["epoch", "step"] = Field(

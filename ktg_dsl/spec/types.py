@@ -4,6 +4,7 @@ switches, plain names (no look-alike characters), and component references (``na
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -45,6 +46,71 @@ Int = Annotated[int, NOT_BOOL]
 Bool = Annotated[bool, Strict()]
 PosInt = Annotated[int, Field(ge=1), NOT_BOOL]
 NonNegInt = Annotated[int, Field(ge=0), NOT_BOOL]
+
+
+def auto_or_count(value: Any) -> Any:
+    """``auto`` or a whole number from 1 to 4096, as one check: a union would report each of
+    its alternatives failing, in pydantic's words."""
+    if value == "auto" and isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        raise PydanticKnownError("int_type")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # as pydantic's integers take 2.0
+    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
+        value = int(value)  # a number YAML left as text ('2'), as the other integers take it
+    if isinstance(value, int):
+        if value < 1:
+            raise PydanticKnownError("greater_than_equal", {"ge": 1})
+        if value > 4096:
+            raise PydanticKnownError("less_than_equal", {"le": 4096})
+        return value
+    raise PydanticCustomError(
+        "literal_error", "expected 'auto' or an integer", {"expected": "'auto' or an integer"}
+    )
+
+
+MAX_GPU_INDEX = 127  # PyTorch keeps a device index in 8 bits: cuda:128 would read as cuda:-128
+
+
+def _device_index(value: str) -> str:
+    """``cuda:N`` with N written plainly (``cuda:00`` is no device to PyTorch) and in range."""
+    kind, _, index = value.partition(":")
+    if kind == "cuda" and index and not index.isascii():  # the pattern's \\d takes any digit
+        odd = describe_odd(value)
+        raise PydanticCustomError(
+            "value_with_hint",
+            "{message}",
+            {
+                "message": f"'{shorten(value)}' is not a device name",
+                "hint": f"its {odd}" if odd else "write the GPU index in the digits 0-9",
+            },
+        )
+    if kind == "cuda" and index:
+        if len(index) > 1 and index.startswith("0"):
+            raise PydanticCustomError(
+                "value_with_hint",
+                "{message}",
+                {
+                    "message": f"'{value}' is not a device name",
+                    "hint": f"write the GPU index without leading zeros: cuda:{int(index)}",
+                },
+            )
+        if int(index) > MAX_GPU_INDEX:
+            raise PydanticCustomError(
+                "value_with_hint",
+                "{message}",
+                {
+                    "message": f"'{shorten(value)}' is not a device name",
+                    "hint": f"a GPU index is at most {MAX_GPU_INDEX}",
+                },
+            )
+    return value
+
+
+DeviceName = Annotated[
+    str, Field(pattern=r"^(auto|cpu|cuda|cuda:\d+)$"), AfterValidator(_device_index)
+]
 
 
 def version_not_bool(value: Any) -> Any:

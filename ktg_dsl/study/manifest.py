@@ -96,23 +96,90 @@ class Manifest:
     def from_json(cls, text: str, where: Path) -> Manifest:
         try:
             data = json.loads(text)
-            if data.get("format") != FORMAT or data.get("version") != VERSION:
-                raise ValueError(f"format {data.get('format')!r}, version {data.get('version')!r}")
-            specs = [StudyEntry(**s) for s in data["specs"]]
-            return cls(
-                name=str(data["name"]),
-                specs=specs,
-                seeds=[int(s) for s in data["seeds"]],
-                finished=dict(data.get("finished", {})),
-                baseline=data.get("baseline"),
-                node=data.get("node"),
-                created=str(data.get("created", "")),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except ValueError as exc:
+            raise NotAStudy(f"{where} is not a ktg study manifest (not JSON: {exc})") from None
+        try:
+            return cls._from_data(data)
+        except _Damaged as exc:
             raise NotAStudy(f"{where} is not a ktg study manifest ({exc})") from None
+
+    @classmethod
+    def _from_data(cls, data: Any) -> Manifest:
+        if not isinstance(data, dict):
+            raise _Damaged(f"it holds {_what(data)}, not an object")
+        if data.get("format") != FORMAT or data.get("version") != VERSION:
+            raise _Damaged(f"format {data.get('format')!r}, version {data.get('version')!r}")
+        specs = [_entry(s, i) for i, s in enumerate(_typed(data, "specs", list))]
+        if not specs:
+            raise _Damaged("'specs' lists no spec")
+        seeds = _typed(data, "seeds", list)
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds):
+            raise _Damaged("'seeds' must be a list of whole numbers")
+        finished = data.get("finished", {})
+        if not isinstance(finished, dict) or not all(
+            isinstance(v, dict) for v in finished.values()
+        ):
+            raise _Damaged("'finished' must map run names to records")
+        names = [e.name for e in specs]
+        baseline, node = data.get("baseline"), data.get("node")
+        return cls(
+            name=str(_typed(data, "name", str)),
+            specs=specs,
+            seeds=seeds,
+            finished=finished,
+            # a baseline or node the study does not hold: the defaults (what --summary says)
+            baseline=baseline if baseline in names else None,
+            node=node if isinstance(node, str) and any(node in e.nodes for e in specs) else None,
+            created=str(data.get("created", "")),
+        )
 
     def entry(self, name: str) -> StudyEntry:
         return next(e for e in self.specs if e.name == name)
+
+
+class _Damaged(ValueError):
+    """What is wrong with a study.json that is JSON but not a manifest."""
+
+
+def _what(value: Any) -> str:
+    return {list: "a list", dict: "an object", str: "a string", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, int | float) else type(value).__name__
+    )
+
+
+def _typed(data: dict[str, Any], key: str, kind: type) -> Any:
+    if key not in data:
+        raise _Damaged(f"it has no '{key}'")
+    value = data[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise _Damaged(f"'{key}' is {_what(value)}")
+    return value
+
+
+def _entry(data: Any, index: int) -> StudyEntry:
+    """One spec of the manifest, every field of the right type."""
+    where = f"specs[{index}]"
+    if not isinstance(data, dict):
+        raise _Damaged(f"{where} is {_what(data)}, not an object")
+    text = {k: _typed(data, k, str) for k in ("name", "digest", "file", "split")}
+    nodes = _typed(data, "nodes", list)
+    frozen = data.get("frozen", [])
+    names_ok = isinstance(frozen, list) and all(isinstance(n, str) for n in nodes + frozen)
+    if not names_ok:
+        raise _Damaged(f"{where}: 'nodes' and 'frozen' must be lists of node names")
+    if not re.fullmatch(r"[0-9a-f]{8,}", text["digest"]) or "/" in text["name"]:
+        raise _Damaged(f"{where}: its name or digest cannot name a folder of the study")
+    if "dataset" not in data:
+        raise _Damaged(f"{where} has no 'dataset'")
+    return StudyEntry(
+        name=text["name"],
+        digest=text["digest"],
+        file=text["file"],
+        dataset=data["dataset"],
+        split=text["split"],
+        nodes=nodes,
+        frozen=frozen,
+    )
 
 
 class StudyDir:
@@ -135,13 +202,20 @@ class StudyDir:
     def read(self) -> Manifest:
         """The manifest of an existing study (NotAStudy when there is none)."""
         if not self.path.is_dir():
-            raise NotAStudy(f"{self.path} is not a study directory (no such folder)")
-        if not self.manifest_path.is_file():
+            what = "a file" if self.path.exists() else "no such folder"
+            raise NotAStudy(f"{self.path} is not a study directory ({what})")
+        if not self.manifest_path.exists():
             raise NotAStudy(f"{self.path} is not a study directory (it holds no {MANIFEST})")
+        if not self.manifest_path.is_file():  # a folder, a FIFO (which would never end)
+            raise NotAStudy(f"{self.manifest_path} is not a file, so not a study manifest")
         try:
             text = self.manifest_path.read_text(encoding="utf-8")
         except OSError as exc:
             raise NotAStudy(f"cannot read {self.manifest_path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise NotAStudy(
+                f"{self.manifest_path} is not a ktg study manifest (not UTF-8 text)"
+            ) from None
         return Manifest.from_json(text, self.manifest_path)
 
     def write(self, manifest: Manifest) -> None:

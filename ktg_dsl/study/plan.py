@@ -4,6 +4,7 @@ every default written out, so any change that alters training changes it) and it
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from ..spec.schema import Spec
 from .manifest import SPEC_FILE, Manifest, StudyDir, StudyEntry, run_key
 
 MAX_SEED = 2**32  # the schema's bound
+MAX_SEEDS = 10_000  # seeds in one study: each is a run of every spec
 MAX_NAME = 100
 GRAPH_MEAN = "graph mean"  # the mean over a spec's trained nodes, seed by seed
 
@@ -35,15 +37,27 @@ def parse_seeds(text: str) -> list[int]:
         if "," in text:
             seeds = [int(part) for part in text.split(",") if part.strip()]
         else:
-            seeds = list(range(int(text)))
+            count = int(text)
+            if count > MAX_SEEDS:  # before a list of that many is made
+                raise OverflowError(count)
+            seeds = list(range(count))
+    except OverflowError as exc:
+        raise ValueError(
+            f"--seeds {exc.args[0]:,} is more than a study runs ({MAX_SEEDS:,} seeds at most)"
+        ) from None
     except ValueError:
         raise ValueError(f"--seeds takes a count (5) or a list (0,3,7), got {text!r}") from None
     if not seeds:
         raise ValueError("--seeds gives no seed: give a count of 1 or more, or a list")
+    if len(seeds) > MAX_SEEDS:
+        raise ValueError(
+            f"--seeds lists {len(seeds):,} seeds, more than a study runs ({MAX_SEEDS:,} at most)"
+        )
     bad = [s for s in seeds if not 0 <= s < MAX_SEED]
     if bad:
         raise ValueError(f"seeds must be 0 .. {MAX_SEED - 1}, got {bad[0]}")
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    counts = Counter(seeds)
+    repeated = sorted(s for s, n in counts.items() if n > 1)
     if repeated:
         raise ValueError(f"--seeds repeats {', '.join(map(str, repeated))}: each seed once")
     return seeds

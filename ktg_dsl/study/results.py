@@ -9,6 +9,7 @@ test); the tables name it so.
 from __future__ import annotations
 
 import statistics
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,10 +61,11 @@ def read_run(path: Path, spec: str, seed: int, key: str) -> RunRecord:
     from ..run.logs import read_metrics
     from ..run.rundir import METRICS as METRICS_FILE
 
-    try:
-        rows = read_metrics(path / METRICS_FILE)
-    except (OSError, ValueError) as exc:
-        raise KtgRuntimeError(f"cannot read {path / METRICS_FILE}: {exc}") from None
+    if not path.is_dir():
+        raise KtgRuntimeError(f"{path} is gone (deleted or moved?)")
+    rows = read_metrics(path / METRICS_FILE)  # DamagedLog names what and where
+    if not rows:
+        raise KtgRuntimeError(f"{path / METRICS_FILE} holds no epoch")
     by_node: dict[str, list[dict]] = {}
     for row in rows:
         by_node.setdefault(row["node"], []).append(row)
@@ -116,6 +118,7 @@ class StudyResults:
     summaries: list[NodeSummary] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # runs not finished (failed, interrupted)
+    unreadable: list[str] = field(default_factory=list)  # finished, but their files are damaged
 
     def of(self, spec: str) -> list[RunRecord]:
         return [r for r in self.runs if r.spec == spec]
@@ -125,20 +128,25 @@ def collect(
     study: StudyDir, manifest: Manifest, baseline: str | None = None, node: str | None = None
 ) -> StudyResults:
     """Everything the tables and pictures show, from the finished runs of ``manifest``."""
-    runs, missing = [], []
+    runs, missing, unreadable = [], [], []
     for entry in manifest.specs:
         for seed in manifest.seeds:
             key = run_key(entry.folder, seed)
-            if key in manifest.finished:
-                runs.append(read_run(study.run_path(key), entry.name, seed, key))
-            else:
+            if key not in manifest.finished:
                 missing.append(key)
+                continue
+            try:
+                runs.append(read_run(study.run_path(key), entry.name, seed, key))
+            except KtgRuntimeError as exc:  # one damaged run does not hide the others
+                print(f"ktg: warning: run {key} is left out: {exc}", file=sys.stderr)
+                missing.append(key)
+                unreadable.append(key)
     names = [e.name for e in manifest.specs]
     base = (baseline or names[0]) if len(names) > 1 else None
     res = StudyResults(
         manifest.name, manifest.specs[0].split, manifest.seeds, manifest.specs, base, runs
     )
-    res.missing = missing
+    res.missing, res.unreadable = missing, unreadable
     for entry in manifest.specs:
         res.summaries += summarise(entry, res.of(entry.name))
     if base is not None:
@@ -167,11 +175,15 @@ def summarise(entry: StudyEntry, runs: Sequence[RunRecord]) -> list[NodeSummary]
                 last=spread(
                     [_v(r, node, "last") for r in have if r.value(node, "last") is not None]
                 ),
-                best_epoch=statistics.fmean(e for e in epochs if e is not None) if epochs else None,
+                best_epoch=_mean([e for e in epochs if e is not None]),
                 seconds=statistics.fmean(seconds) if seconds else None,
             )
         )
     return rows
+
+
+def _mean(values: list[int]) -> float | None:
+    return statistics.fmean(values) if values else None
 
 
 def _v(run: RunRecord, node: str, metric: Metric) -> float:
@@ -214,22 +226,26 @@ def run_rows(path: Path) -> tuple[list[dict], str, str]:
     """A run directory's metrics.jsonl rows, the split it evaluates and its spec's name."""
     import yaml
 
-    from ..run.logs import read_metrics
+    from ..run.logs import DamagedLog, read_metrics
     from ..run.rundir import METRICS as METRICS_FILE
     from ..run.rundir import RESOLVED
 
     if not path.is_dir():
-        raise NotARun(f"{path} is not a run directory (no such folder)")
-    if not (path / METRICS_FILE).is_file():
+        what = "a file" if path.exists() else "no such folder"
+        raise NotARun(f"{path} is not a run directory ({what})")
+    if not (path / METRICS_FILE).exists():
         raise NotARun(
             f"{path} is not a run directory (it holds no {METRICS_FILE}; `ktg train` writes "
             "one in each run directory, e.g. runs/<name>/latest)"
         )
     try:
         rows = read_metrics(path / METRICS_FILE)
+    except DamagedLog as exc:
+        raise NotARun(str(exc)) from None
+    try:
         spec = yaml.safe_load((path / RESOLVED).read_text()) if (path / RESOLVED).is_file() else {}
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise NotARun(f"cannot read the run in {path}: {exc}") from None
+    except (OSError, ValueError, yaml.YAMLError):
+        spec = {}  # the title and the split's name only: the curves are the log's
     if not rows:
         raise NotARun(f"{path} has no finished epoch yet: nothing to plot")
     spec = spec if isinstance(spec, dict) else {}

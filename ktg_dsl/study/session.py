@@ -21,6 +21,7 @@ from .manifest import (
     StudyDir,
     log_name,
     open_study,
+    run_key,
 )
 from .plan import PlannedRun, StudySpec, plan_runs, write_spec_files
 from .results import StudyResults, collect, read_run
@@ -33,6 +34,7 @@ class Prepared:
     manifest: Manifest
     runs: list[PlannedRun]
     stale: list[str]  # folders of earlier versions of the specs, left out
+    lost: list[str] = field(default_factory=list)  # recorded as finished, folder gone: again
 
     @property
     def todo(self) -> list[PlannedRun]:
@@ -58,12 +60,21 @@ def prepare(
     try:
         manifest = open_study(out, name, entries, list(seeds))  # again, now that it is ours
         manifest.baseline, manifest.node = baseline, node
+        # a run recorded as finished whose folder is gone (deleted, moved) is trained again
+        lost = [
+            key
+            for key in (run_key(e.folder, seed) for e in entries for seed in seeds)
+            if key in manifest.finished and not study.run_path(key).exists()
+        ]
+        for key in lost:
+            del manifest.finished[key]
         write_spec_files(study, specs)
         study.write(manifest)
     except BaseException:
         study.release()
         raise
-    return Prepared(study, manifest, plan_runs(study, manifest), study.stale(manifest))
+    runs = plan_runs(study, manifest)
+    return Prepared(study, manifest, runs, study.stale(manifest), lost)
 
 
 @dataclass

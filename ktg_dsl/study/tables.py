@@ -69,8 +69,14 @@ def markdown(res: StudyResults) -> str:
     lines += [_summary_row(s) for s in res.summaries]
     if res.comparisons:
         lines += ["", *_comparisons(res)]
-    if res.missing:
-        lines += ["", f"Not finished, left out: {', '.join(res.missing)}."]
+    unfinished = [k for k in res.missing if k not in res.unreadable]
+    if unfinished:
+        lines += ["", f"Not finished, left out: {', '.join(unfinished)}."]
+    if res.unreadable:
+        lines += [
+            "",
+            f"Finished but unreadable (see the warnings), left out: {', '.join(res.unreadable)}.",
+        ]
     return "\n".join(lines) + "\n"
 
 
