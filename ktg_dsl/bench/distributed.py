@@ -162,13 +162,13 @@ def run_bench_distributed(
     report: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Images/s of the single-process engine and of ``nproc`` ranks, exchange time and bytes."""
-    from ..run.distributed import backend_and_device, plan_mesh
+    from ..run.distributed import available_cores, backend_and_device, plan_mesh
     from . import random_batches
 
     graph, info = _check(spec)
     mesh = plan_mesh(spec, graph, 0, nproc)  # ArgumentError (exit 2) when it cannot work
     backend, rank_device = backend_and_device(spec, nproc - 1)
-    threads = max(1, (os.cpu_count() or 1) // nproc) if rank_device.type == "cpu" else 1
+    threads = max(1, available_cores() // nproc) if rank_device.type == "cpu" else 1
     single = compile_spec(spec, data_info=info)
     batch = spec.data.batch_size
     batches = random_batches(info, batch, single.device)

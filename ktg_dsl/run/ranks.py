@@ -35,17 +35,23 @@ def default_run_dir(spec: Spec) -> str | None:
 
 
 def _claim(spec: Spec, run_dir: str | None, resume: str | None) -> tuple[RunDir, bool]:
-    """Rank 0's run directory, and whether it resumes."""
+    """Rank 0's run directory, and whether it resumes. A folder this group claimed before a
+    restart (its torchrun run id is recorded there) is resumed, or cleared when the failed
+    attempt left no checkpoint; any other folder is claimed as new (refused if in use)."""
     if resume:
         return claim_existing(resume), True
     path = run_dir or default_run_dir(spec)
-    if path is not None and restarted():
-        if RunDir(Path(path)).last.exists():
-            return claim_existing(path), True  # the group restarted: continue its run
-        if Path(path).is_dir():  # what this run's failed first attempt wrote
-            shutil.rmtree(path)
+    group = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    if path is not None and restarted() and group:
+        ours = RunDir(Path(path))
+        if ours.torchrun_id() == group:
+            if ours.last.exists():
+                return claim_existing(path), True  # the group restarted: continue its run
+            shutil.rmtree(path)  # what this group's failed first attempt wrote
     run = claim_new(path, spec.train.out_dir, spec.name)
     run.default_place = run.default_place or (run_dir is None)
+    if group and group != "none":
+        run.mark_torchrun(group)
     return run, False
 
 
@@ -127,6 +133,7 @@ def launch(nproc: int, argv: list[str], plugins: list[str], max_restarts: int, r
     # a fresh store for every restart: a store shared across restarts can hand a restarted
     # rank its dead predecessor's address
     os.environ.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
+    os.environ["KTG_NPROC"] = "1"  # the workers say `ktg train --resume DIR --nproc N`
     command = worker_command(argv, plugins)
     config = LaunchConfig(
         min_nodes=1,
