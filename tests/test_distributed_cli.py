@@ -264,6 +264,8 @@ def test_ctrl_c_stops_every_rank_and_leaves_a_resumable_run(tmp_path: Path) -> N
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
+    assert err.count("--resume") == 1, err  # rank 0 says how to continue, once
+    assert f"ktg train --resume {tmp_path / 'run'} --nproc 2" in err
     manifest = ckpt.load(tmp_path / "run" / "last.pt")
     assert 0 < manifest["epoch"] < 30
     res = ktg(
@@ -378,3 +380,30 @@ def test_resume_changes_only_how_the_run_is_spread(tmp_path: Path, cli) -> None:
     assert code == 2
     assert "--set train.epochs=5 would change what it trains" in err
     assert "train.distributed.*" in err
+
+
+def test_nproc_refuses_a_used_run_dir_before_anything_starts(tmp_path: Path) -> None:
+    """A folder that holds something else is refused by the launcher, so that no restart of
+    the group can ever take it for its own failed attempt (and clear it)."""
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "results.txt").write_text("thesis\n")
+    spec = write_spec(tmp_path, spec_data())
+    args = ("--nproc", "2", "--max-restarts", "1", "--run-dir", precious, "--no-progress")
+    res = ktg("train", spec, *args, cwd=tmp_path, timeout=120)
+    assert res.returncode == 1, res.stderr
+    assert "starting 2 processes" not in res.stderr
+    assert "is a folder with files in it" in res.stderr
+    assert (precious / "results.txt").read_text() == "thesis\n"
+    assert sorted(p.name for p in precious.iterdir()) == ["results.txt"]
+
+
+@pytest.mark.slow
+def test_a_last_batch_smaller_than_the_replicas_is_refused(tmp_path: Path) -> None:
+    data = spec_data(epochs=1, data_parallel=2)
+    data["data"]["drop_last"] = False
+    data["data"]["dataset"]["train_size"] = 64 + 1  # the training part's last batch: 1 sample
+    res = ktg("train", write_spec(tmp_path, data), "--nproc", "2", "--no-progress", cwd=tmp_path)
+    assert res.returncode == 1, res.stderr
+    assert "fewer than the 2 replicas" in res.stderr and "drop_last: true" in res.stderr
+    assert "NaN" not in res.stderr

@@ -51,6 +51,17 @@ NO_BN = [  # per-sample losses only, models without BatchNorm: data parallelism 
 ]
 
 
+GATED_ADAPTER = [  # c's hint adapter is closed at first (DDP must still see its parameters)
+    {"to": "a", "from": "labels"},
+    {"to": "a", "from": "b"},
+    {"to": "b", "from": "labels"},
+    {"to": "b.f3", "from": "a.f3", "loss": "attention"},
+    {"to": "c", "from": "labels"},
+    {"to": "c.f2", "from": "a.f2", "loss": "hint", "gate": "positive_linear"},
+]
+EDGE_SETS = {"no_bn": NO_BN, "gated_adapter": GATED_ADAPTER}
+
+
 def make_spec(edges: list[dict[str, Any]] | None = None, **train: Any) -> ktg_dsl.Spec:
     from ktg_dsl.check import check_data
     from ktg_dsl.registry import load_plugins
@@ -106,12 +117,16 @@ def train(engine: Any, spec: ktg_dsl.Spec, shard: tuple[int, int] = (0, 1)) -> l
 def worker(rank: int, world: int, store: str, placement: dict, replicas: int, out: str, train_kw):
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     torch.set_num_threads(1)
-    edges = NO_BN if train_kw.pop("no_bn", False) else None
+    edges = EDGE_SETS.get(train_kw.pop("edges", ""))
+    fp16 = train_kw.pop("fp16", False)
     spec = make_spec(edges, **train_kw)
-    program = ktg_dsl.compile_spec(spec, data_info=INFO, steps_per_epoch=2)
+    program = compile_for(spec, fp16)
     mesh = Mesh(rank, world, world // replicas, replicas, placement)
-    graph = dist.new_group(mesh.graph_ranks(mesh.replica)) if mesh.groups > 1 else None
-    replica = dist.new_group(mesh.replica_ranks(mesh.group)) if replicas > 1 else None
+    # every rank makes every group, in the same order (torch.distributed's rule)
+    graphs = [dist.new_group(mesh.graph_ranks(d)) for d in range(replicas)]
+    groups = [dist.new_group(mesh.replica_ranks(g)) for g in range(mesh.groups)]
+    graph = graphs[mesh.replica] if mesh.groups > 1 else None
+    replica = groups[mesh.group] if replicas > 1 else None
     engine = DistributedEngine(program, mesh, graph, replica)
     stats = train(engine, spec, (mesh.replica, replicas))
     evaluated = engine.evaluate_metrics(batches(1))
@@ -119,6 +134,18 @@ def worker(rank: int, world: int, store: str, placement: dict, replicas: int, ou
     adapters = {n.name: n.adapters.state_dict() for n in engine.trainable}
     torch.save({"states": states, "adapters": adapters, "stats": stats, "eval": evaluated}, out)
     dist.destroy_process_group()
+
+
+def compile_for(spec: ktg_dsl.Spec, fp16: bool = False) -> Any:
+    """The program at the spec's precision, or at fp16 on the CPU (specs refuse fp16 without
+    CUDA; the engine's fp16 path, autocast and a GradScaler per node, runs on any device)."""
+    if not fp16:
+        return ktg_dsl.compile_spec(spec, data_info=INFO, steps_per_epoch=2)
+    from ktg_dsl.compiler import Target, compile_program
+    from ktg_dsl.graph import link
+
+    target = Target(torch.device("cpu"), "fp16", False)
+    return compile_program(spec, link(spec), target, data_info=INFO, steps_per_epoch=2)
 
 
 def run_ranks(world: int, placement: dict, replicas: int, **train_kw: Any) -> list[dict]:
@@ -141,10 +168,10 @@ def run_ranks(world: int, placement: dict, replicas: int, **train_kw: Any) -> li
 
 
 def single(
-    edges: list[dict[str, Any]] | None = None, **train_kw: Any
+    edges: list[dict[str, Any]] | None = None, fp16: bool = False, **train_kw: Any
 ) -> tuple[Any, list[Any], dict]:
     spec = make_spec(edges, **train_kw)
-    program = ktg_dsl.compile_spec(spec, data_info=INFO, steps_per_epoch=2)
+    program = compile_for(spec, fp16)
     engine = Engine(program)
     stats = train(engine, spec)
     return program, stats, engine.evaluate_metrics(batches(1))
@@ -182,7 +209,7 @@ def test_data_parallel_equals_one_process_on_the_global_batch() -> None:
     """D=2: each replica takes half the batch and the gradients are averaged, which for
     per-sample losses is the whole batch's gradient: without BatchNorm, the result is the
     single process's to fp32 tolerance (docs/distributed.md says where it is not)."""
-    ranks = run_ranks(2, {0: 0, 1: 0, 2: 0}, 2, no_bn=True)
+    ranks = run_ranks(2, {0: 0, 1: 0, 2: 0}, 2, edges="no_bn")
     program, stats, _ = single(NO_BN)
     for name in ("a", "b", "c"):
         for key, value in ranks[0]["states"][name].items():
@@ -210,6 +237,38 @@ def test_data_parallel_with_batchnorm_keeps_replicas_in_step() -> None:
         ranks[0]["states"]["a"]["block1.1.running_mean"],
         ranks[1]["states"]["a"]["block1.1.running_mean"],
     )
+
+
+@pytest.mark.slow
+def test_fp16_graph_parallel_scales_each_nodes_loss_as_one_process() -> None:
+    """fp16 (autocast and a GradScaler per node, on the CPU here): the ranks scale each
+    node's loss before the backward, as the single-process engine does."""
+    ranks = run_ranks(2, {0: 0, 1: 1, 2: 1}, 1, edges="gated_adapter", fp16=True)
+    program, stats, _ = single(GATED_ADAPTER, fp16=True)
+    for name, rank in (("a", 0), ("b", 1), ("c", 1)):
+        for key, value in ranks[rank]["states"][name].items():
+            torch.testing.assert_close(
+                value, program.nodes[name].model.state_dict()[key], rtol=2e-3, atol=2e-4
+            )
+    for mine, theirs in zip(ranks[0]["stats"], stats, strict=True):
+        for name in theirs:
+            assert mine[name]["train_loss"] == pytest.approx(theirs[name]["train_loss"], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_replicas_with_a_closed_adapter_edge_and_fp16() -> None:
+    """D=2: c's hint adapter gets no gradient while its edge is closed, and b's only
+    feature edge reads a tap: DDP still sees a gradient for every parameter, every step."""
+    ranks = run_ranks(2, {0: 0, 1: 0, 2: 0}, 2, edges="gated_adapter", fp16=True)
+    for name in ("a", "b", "c"):
+        for key, value in ranks[0]["states"][name].items():
+            if "running" not in key and "num_batches" not in key:
+                assert torch.equal(value, ranks[1]["states"][name][key]), f"{name}.{key}"
+    adapters = ranks[0]["adapters"]["c"]
+    assert adapters, "c has the hint edge's adapter"
+    for key, value in adapters.items():  # the adapter's BatchNorm statistics are each own
+        if "running" not in key and "num_batches" not in key:
+            assert torch.equal(value, ranks[1]["adapters"]["c"][key]), f"adapter {key}"
 
 
 def test_the_mesh_places_and_owns() -> None:

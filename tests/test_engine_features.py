@@ -159,3 +159,30 @@ def test_taps_no_open_edge_needs_are_never_hooked() -> None:
     engine.train_step(torch.randn(4, 3, 8, 8), torch.randint(0, 5, (4,)), 0)
     assert [len(m._forward_hooks) for m in modules] == hooks, "the engine's hooks are gone"
     assert all(v == 1 for v in calls.values())  # one forward each (the teacher too)
+
+
+def test_an_adapter_whose_edge_opens_late_trains_with_fused_sgd() -> None:
+    """The hint edge's adapter gets its first gradient only once its gate opens (epoch 2):
+    torch's fused SGD, which fails on a mix of parameters with and without momentum buffers,
+    trains it as the multi-tensor SGD does."""
+    edges = [
+        {"to": "a", "from": "labels"},
+        {"to": "b", "from": "labels"},
+        {"to": "a", "from": "b"},
+        {"to": "b.f3", "from": "a.f3", "loss": "hint", "gate": {"type": "linear", "start": 0.0}},
+    ]
+    states = {}
+    for fused in ("on", "off"):
+        program = ktg_dsl.compile_spec(spec(edges, fused_optimizer=fused), data_info=INFO)
+        assert bool(program.nodes["b"].optimizer.defaults.get("fused")) == (fused == "on")
+        engine = Engine(program)
+        g = torch.Generator().manual_seed(1)
+        for epoch in range(3):
+            for _ in range(2):
+                x, y = torch.randn(8, 3, 8, 8, generator=g), torch.randint(0, 5, (8,), generator=g)
+                engine.train_step(x, y, epoch)
+            engine.end_epoch(epoch)
+        states[fused] = program.nodes["b"].adapters.state_dict()
+    assert states["on"].keys() == states["off"].keys() and states["on"]
+    for key, value in states["on"].items():
+        torch.testing.assert_close(value, states["off"][key], rtol=1e-5, atol=1e-6)

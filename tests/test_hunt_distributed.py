@@ -43,7 +43,7 @@ def test_a_restart_never_deletes_a_folder_it_did_not_claim(
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "notes.txt").write_text("mine")
-    with pytest.raises(KtgRuntimeError, match="already holds a run"):
+    with pytest.raises(KtgRuntimeError, match="folder with files in it"):
         ranks._claim(spec, str(precious), None)
     assert (precious / "notes.txt").read_text() == "mine"
 
@@ -101,7 +101,7 @@ def test_nproc_refuses_a_used_run_dir_before_any_rank_starts(tmp_path: Path, cli
     code, _, err = cli(
         "train", _plain_spec(tmp_path), "--nproc", "2", "--run-dir", precious, "--no-progress"
     )
-    assert code == 1 and "precious already holds a run" in err, err
+    assert code == 1 and "precious is a folder with files in it" in err, err
     assert "starting 2 processes" not in err
     assert [p.name for p in precious.iterdir()] == ["notes.txt"]
 

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from ktg_dsl.check import load_spec
-from ktg_dsl.engine.mesh import Solo
 from ktg_dsl.errors import KtgRuntimeError
 from ktg_dsl.run import checkpoint as ckpt
 from ktg_dsl.run.epochs import save_best
@@ -162,7 +161,7 @@ def test_a_failed_best_save_keeps_the_previous_best(
     recipe.setup()
     program, run, best = recipe.program, recipe.run, {}
     rows = {n: {"val_top1": 50.0} for n in program.names}
-    save_best(program, run, 0, rows, best, Solo())
+    save_best(program, run, 0, rows, best, recipe.engine.coordinator)
     kept = run.best("a").read_bytes()
     real_save = torch.save
 
@@ -173,7 +172,7 @@ def test_a_failed_best_save_keeps_the_previous_best(
     monkeypatch.setattr(torch, "save", full)
     better = {n: {"val_top1": 75.0} for n in program.names}
     with pytest.raises(KtgRuntimeError, match="No space left on device"):
-        save_best(program, run, 1, better, best, Solo())
+        save_best(program, run, 1, better, best, recipe.engine.coordinator)
     recipe.cleanup()
     assert run.best("a").read_bytes() == kept
     assert ckpt.load(run.best("a"))["epoch"] == 0

@@ -271,8 +271,10 @@ def test_resume_needs_a_run_directory(tmp_path: Path, cli) -> None:
     code, _, err = cli("train", "--resume", tmp_path)
     assert code == 2 and "not a run directory" in err
     code, _, err = cli("train", "--resume", tmp_path, "--set", "train.epochs=3")
-    assert code == 2 and "would change what it trains" in err  # only train.distributed.*
+    assert code == 2 and "would change what it trains" in err
     code, _, err = cli("train", tmp_path / "spec.yaml", "--resume", tmp_path)
+    assert code == 2 and "give the run directory alone" in err
+    code, _, err = cli("train", "--resume", tmp_path, "--run-dir", tmp_path / "x")
     assert code == 2 and "give the run directory alone" in err
     code, _, err = cli("train")
     assert code == 2 and "needs a SPEC" in err

@@ -11,11 +11,12 @@ variant runs alone on the machine, and noise hits both alike.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -114,6 +115,42 @@ def _receive(conns: list[Any], kind: str) -> list[tuple[Any, ...]]:
     return replies
 
 
+@contextlib.contextmanager
+def _ranks(
+    nproc: int, spec: Spec, plugins: list[str], threads: int, warmup: int
+) -> Iterator[list[Any]]:
+    """``nproc`` rank processes, built and warmed up; their pipes. They are told to stop (or
+    killed) on the way out."""
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory() as tmp:
+        pipes = [ctx.Pipe() for _ in range(nproc)]
+        store = os.path.join(tmp, "store")
+        procs = [
+            ctx.Process(
+                target=_rank,
+                args=(r, nproc, store, spec, plugins, threads, warmup, pipes[r][1]),
+                daemon=True,
+            )
+            for r in range(nproc)
+        ]
+        for p in procs:
+            p.start()
+        for _, child in pipes:
+            child.close()  # a rank that dies closes its pipe: recv raises instead of waiting
+        conns = [parent for parent, _ in pipes]
+        try:
+            yield conns
+            for c in conns:
+                c.send(None)
+        finally:
+            for p in procs:
+                p.join(timeout=30)
+                if p.is_alive():
+                    p.kill()
+
+
 def run_bench_distributed(
     spec: Spec,
     nproc: int,
@@ -125,22 +162,18 @@ def run_bench_distributed(
     report: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Images/s of the single-process engine and of ``nproc`` ranks, exchange time and bytes."""
-    import torch.multiprocessing as mp
-
-    from ..run.distributed import backend_and_device, plan_mesh
+    from ..run.distributed import available_cores, backend_and_device, plan_mesh
     from . import random_batches
 
     graph, info = _check(spec)
     mesh = plan_mesh(spec, graph, 0, nproc)  # ArgumentError (exit 2) when it cannot work
     backend, rank_device = backend_and_device(spec, nproc - 1)
-    cores = os.cpu_count() or 1
-    threads = max(1, cores // nproc) if rank_device.type == "cpu" else 1
+    threads = max(1, available_cores() // nproc) if rank_device.type == "cpu" else 1
     single = compile_spec(spec, data_info=info)
     batch = spec.data.batch_size
     batches = random_batches(info, batch, single.device)
     step, sync = engine_step(single), _sync_for(single.device)
-    names = spec.node_names
-    groups = [[names[i] for i in mesh.nodes_of(g)] for g in range(mesh.groups)]
+    groups = [[spec.node_names[i] for i in mesh.nodes_of(g)] for g in range(mesh.groups)]
     report(
         f"ktg bench --nproc {nproc}: {spec.name}: nodes "
         f"{[n.config.model.type for n in single.nodes.values()]}, batch {batch}, input "
@@ -149,73 +182,35 @@ def run_bench_distributed(
         f"groups {groups} x data_parallel {mesh.replicas}, {threads} thread"
         f"{'s' if threads > 1 else ''} each"
     )
-    ctx = mp.get_context("spawn")
-    with tempfile.TemporaryDirectory() as tmp:
-        args = (os.path.join(tmp, "store"), spec, plugins or [], threads, warmup)
-        procs, conns = _start_ranks(ctx, nproc, args)
-        try:
-            precision = _receive(conns, "ready")[0][1]
-            for i in range(warmup):
-                step(*batches[i % len(batches)])
-            sync()
-            one, ranks = _interleave(conns, step, sync, batches, steps, rounds, report)
-            for c in conns:
-                c.send(None)
-        finally:
-            for p in procs:
-                p.join(timeout=30)
-                if p.is_alive():
-                    p.kill()
-    return _result(spec, single, nproc, mesh, backend, threads, precision, one, ranks, groups)
 
-
-def _start_ranks(ctx: Any, nproc: int, args: tuple[Any, ...]) -> tuple[list[Any], list[Any]]:
-    """``nproc`` rank processes (``_rank(r, nproc, *args, pipe)``) and the pipes to them."""
-    pipes = [ctx.Pipe() for _ in range(nproc)]
-    procs = [
-        ctx.Process(target=_rank, args=(r, nproc, *args, pipes[r][1]), daemon=True)
-        for r in range(nproc)
-    ]
-    for p in procs:
-        p.start()
-    for _, child in pipes:
-        child.close()  # a rank that dies closes its pipe: recv raises instead of waiting
-    return procs, [parent for parent, _ in pipes]
-
-
-def _interleave(
-    conns: list[Any],
-    step: Callable[..., Any],
-    sync: Callable[[], None],
-    batches: list[Any],
-    steps: int,
-    rounds: int,
-    report: Callable[[str], None],
-) -> tuple[list[float], list[tuple[float, float, int]]]:
-    """``rounds`` rounds of ``steps`` steps, the single process's then the ranks': each
-    round's seconds per step, and the slowest rank's (seconds, exchange, bytes received)."""
-    batch, nproc = len(batches[0][0]), len(conns)
-    one: list[float] = []
-    ranks: list[tuple[float, float, int]] = []
-    for r in range(rounds):
+    def run_single() -> float:
         tick = time.perf_counter()
         for i in range(steps):
             step(*batches[i % len(batches)])
         sync()
-        one.append((time.perf_counter() - tick) / steps)
-        for c in conns:
-            c.send(steps)
-        replies = _receive(conns, "round")
-        seconds = max(reply[1] for reply in replies)
-        exchange = max(reply[2] for reply in replies)
-        wire = max(reply[3] for reply in replies)
-        ranks.append((seconds, exchange, wire))
-        report(
-            f"round {r + 1}/{rounds}: single process {batch / one[-1]:.1f} img/s  "
-            f"{nproc} ranks {batch / seconds:.1f} img/s (exchange "
-            f"{100 * exchange / seconds:.1f}% of the step)"
-        )
-    return one, ranks
+        return (time.perf_counter() - tick) / steps
+
+    one: list[float] = []
+    ranks: list[tuple[float, float, int]] = []
+    with _ranks(nproc, spec, plugins or [], threads, warmup) as conns:
+        precision = _receive(conns, "ready")[0][1]
+        for i in range(warmup):
+            step(*batches[i % len(batches)])
+        sync()
+        for r in range(rounds):
+            one.append(run_single())
+            for c in conns:
+                c.send(steps)
+            replies = _receive(conns, "round")
+            # the slowest rank's step and exchange times, the most bytes any rank received
+            seconds, exchange, wire = (max(reply[k] for reply in replies) for k in (1, 2, 3))
+            ranks.append((seconds, exchange, wire))
+            report(
+                f"round {r + 1}/{rounds}: single process {batch / one[-1]:.1f} img/s  "
+                f"{nproc} ranks {batch / seconds:.1f} img/s (exchange "
+                f"{100 * exchange / seconds:.1f}% of the step)"
+            )
+    return _result(spec, single, nproc, mesh, backend, threads, precision, one, ranks, groups)
 
 
 def _result(

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 NAME = "train"
 HELP = "train the graph"
 RESUME_SETS = "train.distributed."  # the --set keys a resumed run may change
+LAUNCHED = "KTG_NPROC"  # set by --nproc for its workers
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,13 +121,15 @@ def _one_process(args: argparse.Namespace) -> int:
     return _report(spec, run, result)
 
 
-def _report(spec: Spec, run: RunDir, result: RunResult | None) -> int:
+def _report(spec: Spec, run: RunDir, result: RunResult | None, again: str | None = None) -> int:
+    """The final table, or how to continue an interrupted run (``again``: the command)."""
     from ..run.session import results_table
 
     if result is None:
         return EXIT_OK
     if result.interrupted:
-        say(f"stopped; saved {run.last}. Continue with:\n  ktg train --resume {run.path}")
+        again = again or f"ktg train --resume {run.path}"
+        say(f"stopped; saved {run.last}. Continue with:\n  {again}")
         return EXIT_INTERRUPTED
     print(results_table(result, list(spec.nodes), spec.data.split))
     print(f"\n{result.epochs_done} epochs in {result.wall_time:.1f} s; run directory: {run.path}")
@@ -162,7 +165,19 @@ def _rank(args: argparse.Namespace) -> int:
         ) from None
     if not writer:
         return EXIT_INTERRUPTED if result is not None and result.interrupted else EXIT_OK
-    return _report(spec, run, result)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if os.environ.get(LAUNCHED) == "1":  # by --nproc below: the same command continues it
+        again = f"ktg train --resume {run.path} --nproc {world}{_distributed_args(args)}"
+    else:
+        again = f"torchrun <the same options> -m ktg_dsl train --resume {run.path}"
+        again += _distributed_args(args)
+    return _report(spec, run, result, again)
+
+
+def _distributed_args(args: argparse.Namespace) -> str:
+    """The options a resumed run needs again to run on the same mesh."""
+    sets = [s for s in args.set if s.strip().startswith(RESUME_SETS)]
+    return "".join(f" --set {s}" for s in sets) + " --approximate" * args.approximate
 
 
 def _launch(args: argparse.Namespace) -> int:
@@ -199,11 +214,11 @@ def _launch(args: argparse.Namespace) -> int:
         ranks = ", ".join(map(str, sorted(exc.failures)))
         how = ", ".join(_exit_text(c) for c in codes)
         say(f"rank {ranks} stopped ({how}); see the first rank's message above")
-        _resume_hint(run_path, args.nproc)
+        if EXIT_INTERRUPTED not in codes:  # rank 0 said how to continue an interrupted run
+            _resume_hint(run_path, f"--nproc {args.nproc}{_distributed_args(args)}")
         return EXIT_INTERRUPTED if EXIT_INTERRUPTED in codes else max(1, min(codes[-1], 2))
     except (KeyboardInterrupt, SignalException):
         say("interrupted; every rank was asked to stop and save")
-        _resume_hint(run_path, args.nproc)
         return EXIT_INTERRUPTED
     return EXIT_OK
 
@@ -220,12 +235,12 @@ def _exit_text(code: int) -> str:
     return f"exit code {code}"
 
 
-def _resume_hint(run: Path, nproc: int) -> None:
+def _resume_hint(run: Path, options: str) -> None:
     from ..run.rundir import RunDir
 
     if RunDir(run).last.exists():
         last = run / "last.pt"
-        say(f"the run can continue from {last}:\n  ktg train --resume {run} --nproc {nproc}")
+        say(f"the run can continue from {last}:\n  ktg train --resume {run} {options}")
 
 
 def _check_resumable(path: str) -> None:

@@ -61,7 +61,20 @@ def sgd(
     fused: bool | None = None,
 ) -> Any:
     """Stochastic gradient descent (torch.optim.SGD), with momentum and Nesterov."""
-    return _build("SGD", **locals())
+    if fused and momentum and dampening:
+        fused = None  # see below: the fused kernel only for what it computes exactly
+    optimizer = _build("SGD", **locals())
+    if optimizer.defaults.get("fused") and momentum:
+        import torch
+
+        # torch's fused SGD fails when some parameters have a momentum buffer and others not
+        # yet (an adapter whose edge opens late, a layer after the only tap read). A zero
+        # buffer from the start is what the first step computes anyway: with dampening 0,
+        # momentum * 0 + grad == grad, the buffer torch would have made.
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                optimizer.state[param]["momentum_buffer"] = torch.zeros_like(param)
+    return optimizer
 
 
 @OPTIMIZERS.register(torch_name="Adam")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -34,8 +34,9 @@ class MeshCoordinator:
     """Writers and agreement on a mesh: rank 0 writes the run's files, replica 0 of a node's
     group writes the node's."""
 
-    def __init__(self, mesh: Mesh) -> None:
-        self.mesh, self.rank, self.world = mesh, mesh.rank, mesh.world
+    def __init__(self, mesh: Mesh, device: torch.device) -> None:
+        # collectives on the backend's device (nccl serves CUDA tensors only)
+        self.mesh, self.rank, self.world, self.device = mesh, mesh.rank, mesh.world, device
 
     def is_writer(self) -> bool:
         return self.rank == 0
@@ -44,7 +45,7 @@ class MeshCoordinator:
         return node in self.mesh.placement and self.mesh.owner(node) == self.rank
 
     def agree(self, flag: bool) -> bool:
-        t = torch.tensor([1.0 if flag else 0.0])
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item() > 0)
 
@@ -55,6 +56,13 @@ class MeshCoordinator:
         out: list[Any] = [None] * self.world
         dist.all_gather_object(out, obj)
         return out
+
+
+class _Local(NamedTuple):
+    plan: StepPlan
+    columns: Tensor  # the local edges' columns in the weights table
+    rows: Tensor  # this rank's trained nodes' rows in the plan's logits
+    node_ids: Tensor  # and their node indices
 
 
 class _WithAdapters(nn.Module):
@@ -78,7 +86,9 @@ class DistributedEngine(Engine):
     ) -> None:
         super().__init__(program)
         self.mesh, self.graph_group, self.replica_group = mesh, graph_group, replica_group
-        self.coordinator = MeshCoordinator(mesh)
+        self.coordinator = MeshCoordinator(mesh, self.device)
+        # per open set: the local plan and its index tensors, made once (no host copy per step)
+        self._local: dict[tuple[int, ...], _Local] = {}
         self.trained = [n for n in self.nodes if not n.frozen]
         self.trainable = [n for n in self.trained if mesh.local(n.index)]
         self._ddp: dict[int, nn.Module] = {}
@@ -99,10 +109,25 @@ class DistributedEngine(Engine):
         ddp = self._ddp.get(node.index)
         return ddp(x) if ddp is not None and node.model.training else node.model(x)
 
-    def _local_plan(self, opened: tuple[int, ...]) -> tuple[StepPlan, list[int]]:
-        """The plan of the edges into local receivers, and their columns in the table."""
-        cols = [c for c, i in enumerate(opened) if self.mesh.local(self.program.edges[i].receiver)]
-        return self._plan(tuple(opened[c] for c in cols)), cols
+    def _local_plan(self, opened: tuple[int, ...]) -> _Local:
+        """The plan of the edges into local receivers, their columns in the weights table, and
+        the rows and indices of this rank's trained nodes in the plan's logits."""
+        local = self._local.get(opened)
+        if local is None:
+            edges, dev = self.program.edges, self.device
+            cols = [c for c, i in enumerate(opened) if self.mesh.local(edges[i].receiver)]
+            plan = self._plan(tuple(opened[c] for c in cols))
+            rows = [plan.position[n.index] for n in self.trainable]
+            index = [n.index for n in self.trainable]
+
+            def tensor(values: list[int]) -> Tensor:
+                return torch.tensor(values, dtype=torch.long, device=dev)
+
+            local = _Local(plan, tensor(cols), tensor(rows), tensor(index))
+            if len(self._local) >= 4 * self.plan_cache_size:
+                self._local.clear()
+            self._local[opened] = local
+        return local
 
     def _sends(self, opened: tuple[int, ...], group: int) -> list[Item]:
         """What ``group`` sends at this time: the logits of each of its trained nodes, then
@@ -121,10 +146,9 @@ class DistributedEngine(Engine):
     ) -> dict[str, Tensor]:
         x, y = self._inputs(x, y)
         opened, table, row = self._weights(epoch, step)
-        plan, cols = self._local_plan(opened)
-        weights = table[row].index_select(
-            0, torch.tensor(cols, dtype=torch.long, device=self.device)
-        )
+        local = self._local_plan(opened)
+        plan = local.plan
+        weights = table[row].index_select(0, local.columns)
         self._set_mode("train")
         for node in self.trainable:
             assert node.optimizer is not None
@@ -137,9 +161,7 @@ class DistributedEngine(Engine):
         for i in plan.stepping:
             self._optimizer_step(self.nodes[i])
         self._step_schedulers()
-        rows = torch.tensor([plan.position[n.index] for n in self.trainable], device=self.device)
-        index = torch.tensor([n.index for n in self.trainable], device=self.device)
-        self.meter.add(index, logits.index_select(0, rows), y, losses)
+        self.meter.add(local.node_ids, logits.index_select(0, local.rows), y, losses)
         return {n.name: losses[n.index].detach() for n in self.trainable}
 
     def _forward_local(
@@ -205,14 +227,18 @@ class DistributedEngine(Engine):
         return outs[item[0]] if item[1] is None else features[(item[0], item[1])]
 
     def _backward(self, plan: StepPlan, losses: Tensor, logits: Tensor) -> None:
-        """One backward of the local losses. With replicas, every local node must take part
-        in every backward (DDP's rule): a node without an open edge adds zero."""
-        parts = [losses[i] for i in plan.stepping]
+        """One backward of the local losses (each scaled by its node's fp16 loss scaler).
+        With replicas, every parameter of every local node must get a gradient in every
+        backward (DDP's rule): a node without an open edge, an adapter whose edge is closed,
+        layers after a tap that is the only thing read: each adds a zero that reaches them."""
+        parts = []
+        for i in plan.stepping:
+            scaler = self.nodes[i].scaler
+            parts.append(scaler.scale(losses[i]) if scaler is not None else losses[i])
         if self._ddp:
             for n in self.trainable:
-                if n.index not in plan.stepping:
-                    zero = logits[plan.position[n.index]].sum() * 0.0
-                    parts.append(zero + sum(p.sum() * 0.0 for p in n.adapters.parameters()))
+                zero = logits[plan.position[n.index]].sum() * 0.0
+                parts.append(zero + sum(p.sum() * 0.0 for p in n.adapters.parameters()))
         if parts:
             torch.stack(parts).sum().backward()
 
@@ -236,7 +262,7 @@ class DistributedEngine(Engine):
         for t, op in ((m.loss_sum, dist.ReduceOp.SUM), (m.correct, dist.ReduceOp.SUM)):
             dist.all_reduce(t, op=op)
         dist.all_reduce(bad, op=dist.ReduceOp.MAX)
-        seen = torch.tensor([m.seen], dtype=torch.long)
+        seen = torch.tensor([m.seen], dtype=torch.long, device=self.device)
         dist.all_reduce(seen)
         m.bad, m.seen = bad.bool(), int(seen.item()) // self.mesh.groups
         lrs: dict[str, float] = {}
@@ -261,7 +287,7 @@ class DistributedEngine(Engine):
         """The partial epoch's sums over every rank (for a checkpoint taken mid-epoch)."""
         m = self.meter
         loss, correct, bad = m.loss_sum.clone(), m.correct.clone(), m.bad.to(torch.int32)
-        seen = torch.tensor([m.seen], dtype=torch.long)
+        seen = torch.tensor([m.seen], dtype=torch.long, device=self.device)
         for t in (loss, correct, seen):
             dist.all_reduce(t)
         dist.all_reduce(bad, op=dist.ReduceOp.MAX)
@@ -283,6 +309,12 @@ class DistributedEngine(Engine):
 
     def has_nonfinite(self) -> bool:
         return self.coordinator.agree(bool(self.meter.bad.any()))
+
+    def nonfinite_nodes(self) -> list[str]:
+        """The nodes whose loss broke on any rank (every rank names the same ones)."""
+        bad = self.meter.bad.to(torch.int32)
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+        return [self.nodes[i].name for i, b in enumerate(bad.cpu().tolist()) if b]
 
     def _evaluated(self) -> list[int]:
         """Local trained nodes; group 0 also evaluates the frozen teachers."""

@@ -18,9 +18,11 @@ class NonFiniteLossError(KtgRuntimeError):
     def __init__(self, nodes: list[str], epoch: int, epochs: int, precision: str) -> None:
         self.nodes = nodes
         self.epoch = epoch  # 0-based, as in metrics.jsonl
-        quoted = [f"'{n}'" for n in nodes]
+        quoted = [f"'{n}'" for n in nodes] or ["of a node"]
         names = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
         subject = f"node {names}" if len(nodes) == 1 else f"nodes {names}"
+        if not nodes:  # another process's node (it names it)
+            subject = "a node"
         fixes = "lower the learning rate or add train.grad_clip"
         if precision != "fp32":
             fixes += ", or train at precision: fp32"

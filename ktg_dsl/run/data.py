@@ -107,6 +107,14 @@ def make_batches(
     on_device = _on_device(spec, bundle, program)
     shard = cluster.shard if cluster else (0, 1)
     batch = spec.data.batch_size
+    last = len(bundle.train) % batch
+    if not spec.data.drop_last and 0 < last < shard[1]:
+        raise KtgRuntimeError(
+            f"the last training batch holds {last} sample(s), fewer than the "
+            f"{shard[1]} replicas of train.distributed.data_parallel: one replica would train "
+            "on nothing. Set data.drop_last: true, or a batch_size that leaves a larger last "
+            "batch"
+        )
     return Batches(
         train_batches(
             bundle,

@@ -148,17 +148,27 @@ def _placement(spec: Spec, graph: GraphReport, trained: list[str], groups: int) 
 def backend_and_device(spec: Spec, rank: int = 0) -> tuple[str, torch.device]:
     """The backend (``auto`` resolved) and this rank's device: GPU ``LOCAL_RANK`` (``rank``
     outside torchrun) with nccl, the CPU with gloo."""
-    backend = spec.train.distributed.backend
-    device = spec.train.device
-    if device.startswith("cuda") and not torch.cuda.is_available():  # as one process says
+    backend, wanted = spec.train.distributed.backend, spec.train.device
+    gpus = torch.cuda.is_available() and dist.is_nccl_available()
+    if wanted.startswith("cuda") and not torch.cuda.is_available():  # as one process says
         raise ArgumentError(
-            f"train.device is '{device}' but CUDA is not available (set device: auto or cpu)"
+            f"train.device is '{wanted}' but CUDA is not available (set device: auto or cpu)"
         )
     if backend == "auto":
-        backend = "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
-    if backend == "nccl" and not (torch.cuda.is_available() and dist.is_nccl_available()):
+        backend = "nccl" if gpus and wanted != "cpu" else "gloo"
+    if backend == "nccl" and not gpus:
         raise ArgumentError(
             "train.distributed.backend is nccl, which needs CUDA GPUs; on CPUs use gloo (or auto)"
+        )
+    if backend == "nccl" and wanted == "cpu":
+        raise ArgumentError(
+            "train.distributed.backend is nccl (GPUs) but train.device is cpu: set one of "
+            "them to auto, or backend: gloo to train on CPUs"
+        )
+    if backend == "gloo" and wanted.startswith("cuda"):
+        raise ArgumentError(
+            f"train.distributed.backend is gloo, which trains on CPUs here, but train.device "
+            f"is {wanted}: use backend nccl (or auto) on GPUs"
         )
     if backend == "gloo" and not dist.is_gloo_available():
         raise ArgumentError("this PyTorch has no gloo backend; use nccl on GPUs")
@@ -176,9 +186,25 @@ def backend_and_device(spec: Spec, rank: int = 0) -> tuple[str, torch.device]:
 def start(spec: Spec, graph: GraphReport) -> Cluster:
     """Join the process group of this torchrun world and build this rank's place in it."""
     rank, world = int(os.environ.get("RANK", "0")), world_size()
+    if restarted() and os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true":
+        raise ArgumentError(
+            "torchrun restarted this group on the store of its first attempt, where restarted "
+            "ranks wait forever to connect (pytorch/pytorch#135712): export "
+            "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 before torchrun (ktg train --nproc does), "
+            "then resume the run with --resume"
+        )
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    torch.set_num_threads(max(1, available_cores() // local_world))
     return join(spec, graph, rank, world)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a cgroup or taskset limits
+    it), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
 
 
 def join(
@@ -205,6 +231,24 @@ def join(
     replica_groups = [
         dist.new_group(mesh.replica_ranks(g), timeout=timeout) for g in range(mesh.groups)
     ]
+    _same_everywhere(spec, mesh)
     names = spec.node_names
     remote = frozenset(names[i] for i, g in mesh.placement.items() if g != mesh.group)
     return Cluster(mesh, device, graph_groups[mesh.replica], replica_groups[mesh.group], remote)
+
+
+def _same_everywhere(spec: Spec, mesh: Mesh) -> None:
+    """Every rank read the same spec and placed the nodes alike (on several machines each
+    reads its own copy): otherwise their exchanges would not line up."""
+    import hashlib
+
+    mine = (hashlib.sha256(spec.model_dump_json().encode()).hexdigest(), mesh.placement)
+    every: list[Any] = [None] * mesh.world
+    dist.all_gather_object(every, mine)
+    odd = [rank for rank, theirs in enumerate(every) if theirs != every[0]]
+    if odd:
+        what = "spec" if every[odd[0]][0] != every[0][0] else "placement of the nodes"
+        raise ArgumentError(
+            f"rank {odd[0]} has another {what} than rank 0: every process must read the same "
+            "spec (and the same --set options and plugins)"
+        )

@@ -67,8 +67,9 @@ def write(run: RunDir, spec: Spec, digest: str, engine: TrainingEngine, at: Any)
 
 
 def _prune(run: RunDir, keep: set[str]) -> None:
-    """Node files no manifest names any more (those of earlier positions)."""
-    for path in run.state_dir.glob("*.pt"):
+    """Node files no manifest names any more (those of earlier positions), and temporary
+    files a killed writer left (every writer is done: the ranks met at a barrier)."""
+    for path in [*run.state_dir.glob("*.pt"), *run.state_dir.glob(".*.tmp")]:
         if str(path.relative_to(run.path)) not in keep:
             with contextlib.suppress(OSError):
                 path.unlink()

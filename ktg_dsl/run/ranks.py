@@ -20,7 +20,7 @@ from ..graph import GraphReport
 from ..spec.schema import Spec
 from .data import load_bundle
 from .distributed import Cluster, restarted, start
-from .rundir import LAUNCH, RunDir, claim_existing, claim_new
+from .rundir import RunDir, claim_existing, claim_new
 from .session import Say, train_in
 from .state import RunResult
 from .workers import worker_command
@@ -44,28 +44,23 @@ def launch_identity() -> str:
     return f"agent {socket.gethostname()} pid {os.getppid()}"
 
 
-def _claimed_by_this_launch(path: Path) -> bool:
-    """Whether an earlier attempt of this launch claimed ``path`` (its marker names us). A
-    folder that was there before, or another launch's run, is never taken over."""
-    try:
-        return (path / LAUNCH).read_text(encoding="utf-8") == launch_identity()
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
 def _claim(spec: Spec, run_dir: str | None, resume: str | None) -> tuple[RunDir, bool]:
-    """Rank 0's run directory, and whether it resumes."""
+    """Rank 0's run directory, and whether it resumes. A folder this group claimed before a
+    restart (its torchrun run id is recorded there) is resumed, or cleared when the failed
+    attempt left no checkpoint; any other folder is claimed as new (refused if in use)."""
     if resume:
         return claim_existing(resume), True
     path = run_dir or default_run_dir(spec)
-    if path is not None and restarted() and _claimed_by_this_launch(Path(path)):
-        if RunDir(Path(path)).last.exists():
-            return claim_existing(path), True  # the group restarted: continue its run
-        shutil.rmtree(path)  # what this launch's failed first attempt wrote
+    if path is not None and restarted():
+        ours = RunDir(Path(path))
+        if ours.launch() == launch_identity():
+            if ours.last.exists():
+                return claim_existing(path), True  # the group restarted: continue its run
+            shutil.rmtree(path)  # what this launch's failed first attempt wrote
     run = claim_new(path, spec.train.out_dir, spec.name)
     run.default_place = run.default_place or (run_dir is None)
     try:
-        (run.path / LAUNCH).write_text(launch_identity(), encoding="utf-8")
+        run.mark_launch(launch_identity())
     except OSError as exc:
         run.discard()
         run.release()
@@ -151,6 +146,7 @@ def launch(nproc: int, argv: list[str], plugins: list[str], max_restarts: int, r
     # a fresh store for every restart: a store shared across restarts can hand a restarted
     # rank its dead predecessor's address
     os.environ.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
+    os.environ["KTG_NPROC"] = "1"  # the workers say `ktg train --resume DIR --nproc N`
     command = worker_command(argv, plugins)
     config = LaunchConfig(
         min_nodes=1,

@@ -27,6 +27,8 @@ from .rundir import RunDir
 from .signals import StopRequest
 from .state import Position, RunResult, open_record, save_state
 
+AGREE_EVERY = 8  # steps between the ranks' agreements on a stop (one acts at once)
+
 EpochHook = Callable[[int, Rows], None]
 
 
@@ -66,10 +68,8 @@ class Recipe:
         self.progress.enabled = self.progress.bar_ok = writer and self.progress.enabled
         seed_generators(spec.seed)
         ckpt.load_starting_weights(self.program)
-        data, options = self.bundle.description, (self.resume, self.approximate)
-        self.digest, self.at = open_record(
-            self.run, spec, self.program, data, self.engine, *options
-        )
+        record = (self.bundle.description, self.engine, self.resume, self.approximate)
+        self.digest, self.at = open_record(self.run, spec, self.program, *record)
         names, tb = self.program.names, self.tensorboard
         self.log = RunLog(self.run, names, self.at.epoch, tb) if writer else NullLog()
 
@@ -113,13 +113,14 @@ class Recipe:
         self.log.epoch(epoch, stamp(rows, tick, self.at.elapsed))
         result.last, result.epochs_done = rows, epoch + 1
         due = (epoch + 1) % self.spec.train.checkpoint_every == 0 or epoch + 1 == epochs
-        self.stop.requested = self.engine.coordinator.agree(self.stop.requested)
-        if due or self.stop.requested:
+        stopping = self.stop.requested = self.engine.coordinator.agree(self.stop.requested)
+        if due or stopping:
             self.save(epoch + 1, 0)
         self.progress.end(epoch, epochs, rows, self.bundle.eval_name)
         for hook in self.hooks:
             hook(epoch, rows)
-        if self.stop.requested:  # asked during the epoch's last batch or its evaluation
+        alone = self.engine.coordinator.world == 1  # ranks act only on what they agreed on
+        if stopping or (alone and self.stop.requested):  # during the last batch, eval, hooks
             result.interrupted = epoch + 1 < epochs
             return False
         return True
@@ -130,9 +131,12 @@ class Recipe:
         batches.set_epoch(epoch)
         total = len(batches)
         self.progress.start(epoch, self.spec.train.epochs, total, first)
+        every = 1 if self.engine.coordinator.world == 1 else AGREE_EVERY  # a host sync each
         for step, (x, y) in enumerate(batches.iterate(start=first), start=first):
             self.engine.train_step(x, y, epoch, step)
             self.progress.step(self.engine.peek)
+            if (step + 1) % every and step + 1 < total:
+                continue
             self.stop.requested = self.engine.coordinator.agree(self.stop.requested)
             if self.stop.requested and step + 1 < total:
                 self.engine.raise_if_nonfinite(epoch)  # never replace a good last.pt with NaNs

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from ..atomic import write_text_atomic
 from ..errors import KtgRuntimeError
 
 RESOLVED = "spec.resolved.yaml"  # the spec with every default written out
@@ -71,6 +72,18 @@ class RunDir:
 
     def tensorboard(self, node: str) -> Path:
         return self.path / TENSORBOARD / node
+
+    def launch(self) -> str | None:
+        """The launch (torchrun's run id, or its agent) that claimed this folder, if one did."""
+        try:
+            return (self.path / LAUNCH).read_text(encoding="utf-8") or None
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def mark_launch(self, identity: str) -> None:
+        """Record the launch that claimed this folder: after a restart, the same launch may
+        resume it (or clear what its failed first attempt left), and nothing else may."""
+        write_text_atomic(self.path / LAUNCH, identity)
 
     def prepare(self) -> None:
         """Make the folder and its best/ subfolder (a clear error when they cannot be)."""
@@ -142,11 +155,17 @@ def _lock(run: RunDir) -> None:
 
 
 def _refuse_if_used(path: Path) -> None:
-    if path.is_dir() and any(p.name != LOCK for p in path.iterdir()):
+    if not path.is_dir() or not any(p.name != LOCK for p in path.iterdir()):
+        return
+    if any((path / name).exists() for name in (LAST, RESOLVED, METRICS, RUN_INFO)):
         raise KtgRuntimeError(
             f"{path} already holds a run; continue it with "
             f"`ktg train --resume {path}` or choose another --run-dir"
         )
+    raise KtgRuntimeError(
+        f"--run-dir {path} is a folder with files in it; a run directory must be new or "
+        "empty (nothing in it is touched): choose another --run-dir"
+    )
 
 
 def _missing(path: Path) -> list[Path]:
