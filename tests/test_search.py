@@ -224,29 +224,38 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(
     tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    data = search_spec(trials=8)
-    # b's only incoming edges can be cut off: such a graph is invalid (b never trains)
-    data["search"]["edges"] = [
-        {"to": "a", "from": "labels", "fixed": True},
-        {"to": "b", "from": "labels", "gates": ["cutoff"]},
-    ]
-    data["search"]["gates"] = ["cutoff", "through"]
-    # and a learning rate so large that the loss becomes NaN
-    data["search"]["params"] = [
-        {"path": "defaults.optimizer.lr", "low": 1e30, "high": 2e30, "step": 1e30}
-    ]
-    data["search"]["sampler"] = "bruteforce"  # every combination: both kinds of failure
-    code, _, err = cli("search", write(tmp_path, data))
-    assert code == 1 and "no trial of study 's' completed" in err  # every trial failed
-    assert "Traceback" not in err
-    study = study_of(str(tmp_path / "runs" / "s" / "search" / "study.journal"))
-    assert len(study.trials) == 8
-    reasons = [t.user_attrs.get("fail_reason", "") for t in study.trials]
-    assert all(t.state == TrialState.FAIL for t in study.trials), reasons
-    assert any("not a valid spec" in r and "'b'" in r for r in reasons), reasons
-    assert any("NaN" in r for r in reasons), reasons
-    code, out, _ = cli("search", write(tmp_path, data), "--summary")
-    assert "failed trials:" in out and "NaN" in out
+    # Two searches whose every trial fails, one of each kind (a sampler that mixed them would
+    # pick the kinds at random: failed trials are not "tried" for Optuna's brute force).
+    # b's labels edge is cut off, so b trains only through b <- a: cut off too, such a graph is
+    # invalid (b never trains); open, the learning rate is so large that the loss becomes NaN.
+    for name, b_from_a, reason in (
+        ("invalid", "cutoff", "not a valid spec"),
+        ("nan", "through", "NaN"),
+    ):
+        data = search_spec(trials=4)
+        data["name"] = name
+        data["search"]["edges"] = [
+            {"to": "a", "from": "labels", "fixed": True},
+            {"to": "b", "from": "labels", "gates": ["cutoff"]},
+            {"to": "b", "from": "a", "gates": [b_from_a]},
+        ]
+        data["search"]["gates"] = ["cutoff", "through"]
+        data["search"]["params"] = [
+            {"path": "defaults.optimizer.lr", "low": 1e30, "high": 2e30, "step": 1e30}
+        ]
+        spec = write(tmp_path, data, f"{name}.yaml")
+        code, _, err = cli("search", spec)
+        assert code == 1 and f"no trial of study '{name}' completed" in err, err
+        assert "Traceback" not in err
+        study = study_of(str(tmp_path / "runs" / name / "search" / "study.journal"), name)
+        assert len(study.trials) == 4, "the search went on after each failure"
+        reasons = [t.user_attrs.get("fail_reason", "") for t in study.trials]
+        assert all(t.state == TrialState.FAIL for t in study.trials), reasons
+        assert all(reason in r for r in reasons), reasons
+        if name == "invalid":
+            assert all("'b'" in r and "never trains" in r for r in reasons), reasons
+        code, out, _ = cli("search", spec, "--summary")
+        assert "failed trials:" in out and reason in out
 
 
 def test_unreachable_storage_is_a_clear_error(tmp_path: Path, cli) -> None:
