@@ -94,6 +94,25 @@ def test_an_anonymous_launch_is_told_apart_by_its_agent(
     assert ranks.launch_identity().startswith("agent ")
 
 
+def test_an_anonymous_launch_resumes_its_default_folder_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torchrun's default ``--rdzv-id none`` and no ``--run-dir``: the restarted group finds
+    the folder its first attempt claimed (it used to start over in a new timestamped one)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
+    spec = load_spec(_plain_spec(tmp_path))
+    run, resumed = ranks._claim(spec, None, None)
+    run.release()
+    assert not resumed and run.path.name.startswith("torchrun-") and "none" not in run.path.name
+    for name in ("spec.resolved.yaml", "last.pt"):
+        (run.path / name).write_text("x")
+    _as_restarted_rank(monkeypatch, "none")
+    again, resumed = ranks._claim(spec, None, None)
+    again.release()
+    assert resumed and again.path == run.path
+
+
 def test_nproc_refuses_a_used_run_dir_before_any_rank_starts(tmp_path: Path, cli: Any) -> None:
     precious = tmp_path / "precious"
     precious.mkdir()

@@ -7,6 +7,7 @@ torch.distributed's own elastic agent, on this machine."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import sys
@@ -27,12 +28,11 @@ from .workers import worker_command
 
 
 def default_run_dir(spec: Spec) -> str | None:
-    """Under torchrun, ``<out_dir>/<name>/torchrun-<run id>``: the same folder for every
+    """Under torchrun, ``<out_dir>/<name>/torchrun-<launch>``: the same folder for every
     restart of the group, so that a restart resumes it. None outside torchrun."""
-    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
-    if not run_id or run_id == "none":
+    if not os.environ.get("TORCHELASTIC_RUN_ID"):
         return None
-    return str(Path(spec.train.out_dir) / spec.name / f"torchrun-{run_id}")
+    return str(Path(spec.train.out_dir) / spec.name / f"torchrun-{_launch_slug()}")
 
 
 def launch_identity() -> str:
@@ -42,6 +42,13 @@ def launch_identity() -> str:
     if run_id and run_id != "none":
         return f"run id {run_id}"
     return f"agent {socket.gethostname()} pid {os.getppid()}"
+
+
+def _launch_slug() -> str:
+    """The launch's identity as a folder name: the run id, or ``<host>-<agent pid>``."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    name = run_id if run_id != "none" else f"{socket.gethostname()}-{os.getppid()}"
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
 def _claim(spec: Spec, run_dir: str | None, resume: str | None) -> tuple[RunDir, bool]:
