@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import io
 import itertools
+from pathlib import Path
 from typing import Any
 
 from ktg_dsl.run.progress import Progress
+
+from .conftest import run_ktg, write_spec
+from .test_train import tiny_spec
 
 
 class Terminal(io.StringIO):
@@ -102,3 +106,14 @@ def test_disabled_prints_nothing() -> None:
     progress.end(0, 1, {"a": row(1, 2, 3)}, "val")
     progress.note("stopped")
     assert stream.getvalue() == ""
+
+
+def test_ktg_train_outside_a_terminal_prints_rows_not_bars(tmp_path: Path) -> None:
+    """The real command with its stderr in a pipe: no bar, no carriage return, one row per
+    epoch (the recipe once re-enabled the bar whatever the stream was)."""
+    spec = write_spec(tmp_path, tiny_spec(train_size=64, epochs=2))
+    done = run_ktg("train", spec, "--run-dir", tmp_path / "run", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr and "it/s" not in done.stderr, done.stderr
+    rows = [line.split()[0] for line in done.stderr.splitlines() if "/2 " in line]
+    assert rows == ["1/2", "2/2"], done.stderr

@@ -22,17 +22,22 @@ class Progress:
     def __init__(
         self,
         enabled: bool,
-        stream: TextIO = sys.stderr,
+        stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.stream = stream
+        self.stream = stream if stream is not None else sys.stderr  # as it is now, not at import
         self.enabled = enabled
-        self.bar_ok = enabled and stream.isatty()
+        self.bar_ok = enabled and self.stream.isatty()
         self.clock = clock
         self._bar: Any = None
         self._shown = 0.0
         self.steps = 0  # steps shown in the current epoch's bar
         self._header = False
+
+    def keep_if(self, writer: bool) -> None:
+        """Show anything only where ``writer`` (rank 0 of several processes)."""
+        self.enabled = self.enabled and writer
+        self.bar_ok = self.bar_ok and writer
 
     def start(self, epoch: int, epochs: int, total: int, initial: int = 0) -> None:
         self.steps = initial

@@ -65,7 +65,7 @@ class Recipe:
         self.batches = make_batches(spec, self.bundle, self.program, self.cluster)
         self.engine = (self.cluster.engine if self.cluster else self.make_engine)(self.program)
         writer = self.engine.coordinator.is_writer()
-        self.progress.enabled = self.progress.bar_ok = writer and self.progress.enabled
+        self.progress.keep_if(writer)  # rank 0 shows progress (bars on a terminal only)
         seed_generators(spec.seed)
         ckpt.load_starting_weights(self.program)
         record = (self.bundle.description, self.engine, self.resume, self.approximate)
