@@ -87,6 +87,28 @@ def test_a_restart_takes_back_the_folder_its_launch_claimed(
     assert resumed
 
 
+def test_a_restart_empties_a_linked_run_dir_and_keeps_the_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--run-dir`` a link to scratch storage: the restart used to rmtree the path itself (a
+    traceback on a link, the user's own folder deleted otherwise)."""
+    spec = load_spec(_plain_spec(tmp_path))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    link = tmp_path / "run"
+    link.symlink_to(scratch)
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-7")
+    run, _ = ranks._claim(spec, str(link), None)
+    run.release()
+    (scratch / "metrics.jsonl").write_text("half")  # the first attempt died before last.pt
+    _as_restarted_rank(monkeypatch)
+    run, resumed = ranks._claim(spec, str(link), None)
+    run.release()
+    assert not resumed and link.is_symlink() and scratch.is_dir()
+    assert not (scratch / "metrics.jsonl").exists()
+    assert (scratch / LAUNCH).read_text() == "run id job-7"
+
+
 def test_an_anonymous_launch_is_told_apart_by_its_agent(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -188,6 +210,9 @@ def test_a_bad_distributed_value_on_resume_blames_the_override_not_the_run(
         ("true", "graph_groups: expected an integer, got true (true/false"),
         ("0", "graph_groups: must be >= 1, got 0"),
         ("5000", "graph_groups: must be <= 4096, got 5000"),
+        # text past int()'s 4,300 digits: the project's words, not Python's
+        ("'" + "9" * 5000 + "'", "graph_groups: must be <= 4096, got '99999"),
+        ("'-" + "9" * 5000 + "'", "graph_groups: must be >= 1, got '-99999"),
         ("1.5", "graph_groups: expected 'auto' or an integer, got 1.5"),
         (
             "autox",
@@ -224,6 +249,8 @@ def test_graph_groups_still_takes_what_it_took(tmp_path: Path, cli: Any, value: 
         ("cuda:128", "a GPU index is at most 127"),  # PyTorch would read it as cuda:-128
         ("cuda:99999999999999999999999", "a GPU index is at most 127"),
         ("cuda:\u0663", "write the GPU index in the digits 0-9"),  # an Arabic-Indic three
+        ("cuda:" + "7" * 5000, "a GPU index is at most 127"),  # past int()'s 4,300 digits
+        ("cuda:" + "0" * 5000 + "2", "without leading zeros: cuda:2"),
     ],
 )
 @pytest.mark.parametrize("key", ["train.device", "nodes.b.device"])
@@ -278,3 +305,16 @@ def test_nproc_refuses_a_cuda_train_device_without_cuda(
     code, _, err = cli(command, spec, "--nproc", "2", "--set", "train.device=cuda", *extra)
     assert code == 2 and "train.device is 'cuda' but CUDA is not available" in err, err
     assert "starting 2 processes" not in err and not (tmp_path / "r").exists()
+
+
+def test_the_resume_command_keeps_every_distributed_set_quoted_for_a_shell() -> None:
+    """``--set train.distributed={...}`` is a distributed key: the printed command dropped it."""
+    import argparse
+    import shlex
+
+    from ktg_dsl.commands.train import _distributed_args
+
+    sets = ["train.distributed={data_parallel: 2}", "train.distributed.timeout=60"]
+    args = argparse.Namespace(set=[*sets, "train.epochs=3"], approximate=True)
+    words = shlex.split(_distributed_args(args))
+    assert words == ["--set", sets[0], "--set", sets[1], "--approximate"]

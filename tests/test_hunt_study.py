@@ -70,6 +70,14 @@ MANIFESTS = {
         lambda p: _rewrite(p.parent, lambda d: d.update(finished=[1])),
         "'finished' must map run names to records",
     ),
+    "nested too deeply": (
+        lambda p: p.write_text("[" * 200_000 + "]" * 200_000),
+        "nested too deeply",
+    ),
+    "a name that is true": (
+        lambda p: _rewrite(p.parent, lambda d: d["specs"][0].update(name=True)),
+        "'name' is true",
+    ),
     "a spec name that leaves the study": (
         lambda p: _rewrite(p.parent, lambda d: d["specs"][0].update(name="../x")),
         "cannot name a folder of the study",
@@ -128,6 +136,8 @@ LOGS = {
     "val_top1 text": (_set_first("val_top1", "x"), "line 1: 'val_top1' is \"x\", not a number"),
     "val_top1 NaN": (_set_first("val_top1", float("nan")), "'val_top1' is NaN"),
     "val_top1 true": (_set_first("val_top1", True), "'val_top1' is true, not a number"),
+    "lr past a float": (_set_first("lr", 10**400), "'lr' is 100000"),
+    "val_loss past a float": (_set_first("val_loss", -(10**400)), "a number too large"),
     "epoch text": (_set_first("epoch", "x"), 'the row\'s epoch is "x", not an epoch number'),
     "no node": (
         lambda log: _write_rows(

@@ -170,18 +170,16 @@ def _train(prep: Prepared, args: argparse.Namespace) -> int:
     written = write_outputs(prep.study.path, res, pictures=not args.no_pictures)
     print(markdown(res), end="")
     say("wrote " + ", ".join(str(p) for p in written))
+    problems = [*outcome.failed, *((label, "stopped") for label in outcome.stopped)]
+    if problems:
+        lines = "\n".join(f"  {label}: {reason}" for label, reason in problems)
+        say(f"{plural(len(problems), 'run')} did not finish:\n{lines}\nrerun the command to retry")
     if res.unreadable:
         say(
             f"{plural(len(res.unreadable), 'finished run')} could not be read (see the warnings "
             "above): move their folders aside and rerun the command to train them again"
         )
-        return EXIT_INVALID
-    problems = [*outcome.failed, *((label, "stopped") for label in outcome.stopped)]
-    if problems:
-        lines = "\n".join(f"  {label}: {reason}" for label, reason in problems)
-        say(f"{plural(len(problems), 'run')} did not finish:\n{lines}\nrerun the command to retry")
-        return EXIT_INVALID
-    return EXIT_OK
+    return EXIT_INVALID if problems or res.unreadable else EXIT_OK
 
 
 def _summary(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -176,8 +177,8 @@ def _rank(args: argparse.Namespace) -> int:
 
 def _distributed_args(args: argparse.Namespace) -> str:
     """The options a resumed run needs again to run on the same mesh."""
-    sets = [s for s in args.set if s.strip().startswith(RESUME_SETS)]
-    return "".join(f" --set {s}" for s in sets) + " --approximate" * args.approximate
+    sets = [s for s in args.set if _distributed_key(s)]
+    return "".join(f" --set {shlex.quote(s)}" for s in sets) + " --approximate" * args.approximate
 
 
 def _launch(args: argparse.Namespace) -> int:

@@ -181,6 +181,10 @@ def _checked_row(line: bytes, path: Path, number: int) -> dict[str, Any]:
             continue
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise damaged(f"'{key}' is {_shown(value)}, not a number")
+        try:
+            value = row[key] = float(value)  # a whole number past a float's range is damage
+        except OverflowError:
+            raise damaged(f"'{key}' is {_shown(value)}, a number too large") from None
         if key in _LOSSES:
             continue
         if not math.isfinite(value) or value < 0 or (key in _PERCENTS and value > 100):

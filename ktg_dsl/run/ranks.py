@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import sys
 import time
@@ -21,7 +20,7 @@ from ..graph import GraphReport
 from ..spec.schema import Spec
 from .data import load_bundle
 from .distributed import Cluster, restarted, start
-from .rundir import RunDir, claim_existing, claim_new
+from .rundir import RunDir, claim_existing, claim_new, empty
 from .session import Say, train_in
 from .state import RunResult
 from .workers import worker_command
@@ -63,7 +62,7 @@ def _claim(spec: Spec, run_dir: str | None, resume: str | None) -> tuple[RunDir,
         if ours.launch() == launch_identity():
             if ours.last.exists():
                 return claim_existing(path), True  # the group restarted: continue its run
-            shutil.rmtree(path)  # what this launch's failed first attempt wrote
+            empty(Path(path))  # what this launch's failed first attempt wrote
     run = claim_new(path, spec.train.out_dir, spec.name)
     run.default_place = run.default_place or (run_dir is None)
     try:
@@ -87,6 +86,8 @@ def _agree_on_run(
             decision = (str(claimed.path), resumed, claimed.default_place)
         except (KtgRuntimeError, ArgumentError) as exc:
             decision = ("error", str(exc))
+        except OSError as exc:  # e.g. the folder cannot be written: still tell the others
+            decision = ("error", f"cannot claim the run directory: {exc.strerror or exc}")
     decision = cluster.broadcast(decision)
     if decision[0] == "error":
         raise KtgRuntimeError(decision[1])

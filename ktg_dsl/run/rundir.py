@@ -120,6 +120,21 @@ class RunDir:
                     entry.unlink(missing_ok=True)
 
 
+def empty(path: Path) -> None:
+    """Remove what is in ``path`` (its lock aside), never ``path`` itself: it may be a link,
+    a mount point, or a folder the user made."""
+    try:
+        for entry in path.iterdir():
+            if entry.name == LOCK:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    except OSError as exc:
+        raise KtgRuntimeError(f"cannot clear {path}: {exc.strerror or exc}") from None
+
+
 def _mkdir(path: Path, **kwargs: bool) -> None:
     try:
         path.mkdir(**kwargs)

@@ -58,7 +58,9 @@ def auto_or_count(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # as pydantic's integers take 2.0
     elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
-        value = int(value)  # a number YAML left as text ('2'), as the other integers take it
+        text = value.strip()  # a number YAML left as text ('2'), as the other integers take it
+        # past 12 digits it is past any limit (and int() refuses 4,300 digits in Python's words)
+        value = int(text) if len(text.lstrip("+-")) <= 12 else (0 if text[0] == "-" else 4097)
     if isinstance(value, int):
         if value < 1:
             raise PydanticKnownError("greater_than_equal", {"ge": 1})
@@ -92,11 +94,12 @@ def _device_index(value: str) -> str:
                 "value_with_hint",
                 "{message}",
                 {
-                    "message": f"'{value}' is not a device name",
-                    "hint": f"write the GPU index without leading zeros: cuda:{int(index)}",
+                    "message": f"'{shorten(value)}' is not a device name",
+                    "hint": "write the GPU index without leading zeros: "
+                    f"cuda:{shorten(index.lstrip('0') or '0')}",
                 },
             )
-        if int(index) > MAX_GPU_INDEX:
+        if len(index) > 3 or int(index) > MAX_GPU_INDEX:
             raise PydanticCustomError(
                 "value_with_hint",
                 "{message}",

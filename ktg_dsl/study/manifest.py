@@ -98,6 +98,8 @@ class Manifest:
             data = json.loads(text)
         except ValueError as exc:
             raise NotAStudy(f"{where} is not a ktg study manifest (not JSON: {exc})") from None
+        except RecursionError:
+            raise NotAStudy(f"{where} is not a ktg study manifest (nested too deeply)") from None
         try:
             return cls._from_data(data)
         except _Damaged as exc:
@@ -142,6 +144,8 @@ class _Damaged(ValueError):
 
 
 def _what(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return {list: "a list", dict: "an object", str: "a string", type(None): "null"}.get(
         type(value), "a number" if isinstance(value, int | float) else type(value).__name__
     )
