@@ -6,6 +6,7 @@ here starts a process group."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,10 @@ def test_an_anonymous_launch_is_told_apart_by_its_agent(
 ) -> None:
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")  # torchrun's default rdzv id
     assert ranks.launch_identity().startswith("agent ")
+    # host, the agent's pid and its start time: a later launch that gets the same pid (PID 1
+    # of a container started again) is still another launch
+    _, pid, started = ranks._agent().rsplit("-", 2)
+    assert pid == str(os.getppid()) and int(started) > 0
 
 
 def test_an_anonymous_launch_resumes_its_default_folder_after_a_restart(

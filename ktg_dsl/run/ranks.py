@@ -40,13 +40,26 @@ def launch_identity() -> str:
     run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
     if run_id and run_id != "none":
         return f"run id {run_id}"
-    return f"agent {socket.gethostname()} pid {os.getppid()}"
+    return f"agent {_agent()}"
+
+
+def _agent() -> str:
+    """The elastic agent (this worker's parent): host, process id and start time (clock ticks
+    since boot), which a later launch does not share even when it gets the same pid (PID 1 in
+    a container started again)."""
+    pid = os.getppid()
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            started = stat.read().rsplit(")", 1)[1].split()[19]  # field 22: starttime
+    except (OSError, IndexError, UnicodeDecodeError):
+        started = "0"
+    return f"{socket.gethostname()}-{pid}-{started}"
 
 
 def _launch_slug() -> str:
-    """The launch's identity as a folder name: the run id, or ``<host>-<agent pid>``."""
+    """The launch's identity as a folder name: the run id, or the agent's."""
     run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
-    name = run_id if run_id != "none" else f"{socket.gethostname()}-{os.getppid()}"
+    name = run_id if run_id != "none" else _agent()
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
