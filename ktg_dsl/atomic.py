@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from .errors import KtgRuntimeError
+from .errors import ArgumentError, KtgRuntimeError
 
 
 def is_stream(path: str | os.PathLike[str]) -> bool:
@@ -29,6 +29,29 @@ def is_stream(path: str | os.PathLike[str]) -> bool:
     except OSError:
         return False
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def check_not_inputs(outputs: dict[str, str | None], inputs: dict[str, str]) -> None:
+    """Refuse an output that is an input of the command (e.g. ``{"-o": ...}`` against
+    ``{"the spec": ...}``) or another output: the same file by name, through a link or by
+    another path. ArgumentError, before anything is read or written."""
+    seen = [(f"{what} {path}", path) for what, path in inputs.items()]
+    for flag, out in outputs.items():
+        if out is None or is_stream(out):
+            continue
+        for what, other in seen:
+            if _same_file(out, other):
+                raise ArgumentError(
+                    f"{flag} {out} is {what}: writing it would replace it; name another file"
+                )
+        seen.append((f"the {flag} output {out}", out))
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:

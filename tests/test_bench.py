@@ -91,3 +91,14 @@ def test_bench_nproc_refuses_a_mesh_that_cannot_work(tmp_path: Path, cli) -> Non
     code, _, err = cli("bench", _tiny(tmp_path, data_parallel=2), "--nproc", "3")
     assert code == 2
     assert "data_parallel: 2" in err and "Traceback" not in err
+
+
+def test_bench_never_writes_its_json_over_the_spec(tmp_path: Path, cli) -> None:
+    """``--json SPEC`` replaced the spec with the results after minutes of measuring."""
+    spec = _tiny(tmp_path)
+    before = spec.read_bytes()
+    (tmp_path / "link.yaml").symlink_to(spec)
+    for target in (spec, tmp_path / "link.yaml", tmp_path / "." / spec.name):
+        code, _, err = cli("bench", spec, "--json", target, "--steps", "1", "--rounds", "1")
+        assert code == 2 and "is the spec" in err and "writing it would replace it" in err, err
+    assert spec.read_bytes() == before

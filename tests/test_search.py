@@ -258,6 +258,27 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(
         assert "failed trials:" in out and reason in out
 
 
+def test_export_never_writes_over_the_spec_or_the_study(
+    tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--export`` naming the spec, the journal or the SQLite file would replace what the
+    command reads (the spec, or the whole study) with one trial's spec."""
+    monkeypatch.chdir(tmp_path)  # the default journal is under ./runs
+    spec = write(tmp_path, search_spec(trials=1, epochs=1))
+    journal = tmp_path / "runs" / "s" / "search" / "study.journal"
+    database = tmp_path / "study.db"
+    assert cli("search", spec)[0] == 0 and journal.stat().st_size > 0  # a study to lose
+    for target, storage, what in (
+        (spec, [], "is the spec"),
+        (journal, [], "is the study's journal"),
+        (database, ["--storage", f"sqlite:///{database}"], "is the study's database"),
+    ):
+        before = target.read_bytes() if target.exists() else None
+        code, _, err = cli("search", spec, *storage, "--export", target)
+        assert code == 2 and what in err and "writing it would replace it" in err, err
+        assert (target.read_bytes() if target.exists() else None) == before
+
+
 def test_unreachable_storage_is_a_clear_error(tmp_path: Path, cli) -> None:
     spec = write(tmp_path, search_spec())
     code, _, err = cli("search", spec, "--storage", "sqlite:////no/such/dir/study.db")

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..atomic import check_writable, write_text_atomic
+    from ..atomic import check_not_inputs, check_writable, write_text_atomic
     from ..bench import format_result, run_bench
     from ..bench.distributed import format_distributed, run_bench_distributed
 
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.nproc is not None and args.compile:
         raise UsageError("--compile measures the single-process engine; leave out --nproc")
     if args.json:
+        check_not_inputs({"--json": args.json}, {"the spec": args.spec})
         check_writable(args.json)  # before minutes of measuring, not after
     if args.nproc is not None:
         result = run_bench_distributed(

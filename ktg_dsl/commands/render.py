@@ -35,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import check_not_inputs
     from ..render import render_files
-    from ..render.output import check_not_inputs
 
     # before anything is read: an output must never replace the spec (or the other output)
     check_not_inputs({"-o": args.output, "--schedule": args.schedule}, {"the spec": args.spec})

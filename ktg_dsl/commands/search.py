@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import check_not_inputs
     from ..search.storage import default_storage, open_storage
 
     if args.trial is not None and not args.export:
@@ -60,10 +61,22 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.spec} has no 'search:' section")
     url = args.storage or str(default_storage(spec))
     name = args.study or spec.name
+    if args.export:
+        check_not_inputs({"--export": args.export}, _inputs(args.spec, url))
     storage = open_storage(url)
     if args.export or args.summary:
         return _read(spec, storage, url, name, args)
     return _optimize(spec, storage, url, name, args)
+
+
+def _inputs(spec: str, url: str) -> dict[str, str]:
+    """The files the command reads: the spec, and the study's journal or SQLite file."""
+    files = {"the spec": spec}
+    if "://" not in url:
+        files["the study's journal"] = url
+    elif url.startswith("sqlite:///"):
+        files["the study's database"] = url.removeprefix("sqlite:///")
+    return files
 
 
 def _read(spec: Spec, storage: Any, url: str, name: str, args: argparse.Namespace) -> int:

@@ -4,14 +4,13 @@ written."""
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import graphviz
 
-from ..atomic import check_writable, is_stream, write_bytes_atomic, write_text_atomic
+from ..atomic import check_writable, write_bytes_atomic, write_text_atomic
 from ..errors import ArgumentError, KtgRuntimeError
 from ..graph import GraphReport
 from ..spec.schema import Spec
@@ -76,29 +75,6 @@ def check_options(
             f"--schedule {schedule}: a table of {epochs} epochs is too long; draw it as .svg"
         )
     return fmt
-
-
-def check_not_inputs(outputs: dict[str, str | None], inputs: dict[str, str]) -> None:
-    """Refuse an output that is an input of the command (e.g. ``{"-o": ...}`` against
-    ``{"the spec": ...}``) or another output: the same file by name, through a link or by
-    another path. ArgumentError, before anything is read or written."""
-    seen = [(f"{what} {path}", path) for what, path in inputs.items()]
-    for flag, out in outputs.items():
-        if out is None or is_stream(out):
-            continue
-        for what, other in seen:
-            if _same_file(out, other):
-                raise ArgumentError(
-                    f"{flag} {out} is {what}: writing it would replace it; name another file"
-                )
-        seen.append((f"the {flag} output {out}", out))
-
-
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet): compare where they would be
-        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def ports(spec: Spec, report: GraphReport) -> dict[str, str]:
