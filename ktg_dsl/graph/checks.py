@@ -4,16 +4,14 @@ a node"). ``CHECKS`` lists them in the order their messages are produced."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path as FsPath
 
 from ..components.data import DatasetInfo
 from ..errors import Path, SpecIssue, choices_hint, format_path
 from ..spec.schema import LABELS, Spec
+from .checkpoints import check_checkpoints
 from .placement import check_placement
 from .report import Edge, GraphEdge, end_name, loss_target
 
@@ -294,52 +292,6 @@ def check_isolated(g: Linked) -> list[SpecIssue]:
                 )
             )
     return issues
-
-
-def check_checkpoints(g: Linked) -> list[SpecIssue]:
-    """Every ``checkpoint:`` names a file that is there now, not after the data is loaded.
-    A relative path is read from the working directory, as training reads it."""
-    issues = []
-    for name, node in g.spec.nodes.items():
-        if node.checkpoint is None:
-            continue
-        path = FsPath(node.checkpoint)
-        try:
-            if path.is_file():
-                continue
-            folder = path.is_dir()
-        except (OSError, ValueError) as exc:  # e.g. a name too long for the file system
-            issues.append(
-                SpecIssue(("nodes", name, "checkpoint"), f"cannot read checkpoint {path}: {exc}")
-            )
-            continue
-        if folder:
-            message = f"checkpoint of node '{name}' is a folder, not a checkpoint file: {path}"
-            hint = "name the .pt file, e.g. a run's best/<node>.pt"
-        else:
-            message = f"checkpoint of node '{name}' does not exist: {path}"
-            hint = _train_first(g, name, path) if name in g.frozen else "fix the path"
-        if not path.is_absolute():
-            hint += f"; a relative path is read from the working directory, {os.getcwd()}"
-        issues.append(SpecIssue(("nodes", name, "checkpoint"), message, hint=hint))
-    return issues
-
-
-def _train_first(g: Linked, name: str, path: FsPath) -> str:
-    """How to get a missing teacher: the spec beside this one whose name the path holds
-    (``runs/<name>/...``), if there is one, else training a teacher in general."""
-    source = g.spec.source
-    folder = FsPath(source.file).parent if source and source.file else FsPath()
-    for part in path.parts:
-        for ext in (".yaml", ".yml", ".json"):
-            spec = folder / f"{part}{ext}"
-            with contextlib.suppress(OSError, ValueError):
-                if spec.is_file():
-                    return f"train the teacher first: `ktg train {spec}` writes it; or fix the path"
-    return (
-        f"train the teacher first: `ktg train` on a spec with '{name}' writes its weights to "
-        f"best/{name}.pt in the run directory; or fix the path"
-    )
 
 
 def check_class_counts(g: Linked) -> list[SpecIssue]:

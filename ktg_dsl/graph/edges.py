@@ -25,7 +25,7 @@ def spec_edges(spec: Spec) -> tuple[list[Edge], list[SpecIssue]]:
             )
         )
     raw: list[RawEdge]
-    if spec.gate_matrix is not None and (spec.edges is None or features_only):
+    if spec.gate_matrix is not None:  # both forms: read both, so the checks see every edge
         raw = _matrix_edges(spec, issues) + listed
     elif spec.edges is not None:
         raw = listed

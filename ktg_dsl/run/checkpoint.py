@@ -127,11 +127,19 @@ def _extract_state(obj: dict[str, Any], node: str, path: Path) -> dict[str, Any]
             f"{path} is a run checkpoint of nodes {sorted(nodes)}, none "
             f"named '{node}'; point 'checkpoint:' at best/<node>.pt instead"
         )
-    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if _weights(obj):
         return obj
-    raise KtgRuntimeError(
-        f"{path} is not a ktg checkpoint or a state_dict (keys: {sorted(map(str, obj))[:8]})"
+    inner = [str(k) for k, v in obj.items() if isinstance(v, dict) and _weights(v)]
+    where = (
+        f"; its weights may be under '{inner[0]}': add checkpoint_key: {inner[0]}" if inner else ""
     )
+    raise KtgRuntimeError(
+        f"{path} is not a ktg checkpoint or a state_dict (keys: {sorted(map(str, obj))[:8]}{where})"
+    )
+
+
+def _weights(obj: dict[Any, Any]) -> bool:
+    return bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
 def select(obj: dict[str, Any], key: str | None, path: Path) -> dict[str, Any]:
@@ -219,7 +227,24 @@ def load_node_weights(node: RuntimeNode, path: Path) -> None:
             f"checkpoint {path} does not fit node '{node.name}' "
             f"('{node.config.model.type}'){what}: " + "; ".join(parts)
         )
+    broken = not_finite(state)
+    if broken:  # a teacher of NaN weights makes every receiver's loss NaN, whatever the lr
+        raise KtgRuntimeError(
+            f"checkpoint {path} holds NaN or infinite values in {_short(broken)}, so node "
+            f"'{node.name}' cannot start from it (weights saved after a run diverged)"
+        )
     node.model.load_state_dict(state)
+
+
+def not_finite(state: dict[str, Any]) -> list[str]:
+    """The keys of ``state`` whose floating-point (or complex) values are not all finite."""
+    return sorted(
+        k
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor)
+        and (v.is_floating_point() or v.is_complex())
+        and not bool(torch.isfinite(v).all())
+    )
 
 
 def load_starting_weights(program: Program) -> None:
