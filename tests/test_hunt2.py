@@ -114,3 +114,34 @@ def test_edges_and_a_gate_matrix_are_both_read(tmp_path: Path, cli: Any) -> None
     assert "gate_matrix: both 'edges' and 'gate_matrix' are given" in err
     assert "edges[0]: duplicate edge t -> a (first written at gate_matrix[0][1])" in err
     assert "never trains" not in err
+
+
+def test_dkd_of_a_confident_model_is_finite() -> None:
+    """A logit gap past ~100 T (T=1: 110; T=0.1: 30) made the other classes' probability 0 in
+    fp32, and its log made DKD NaN: training stopped, blaming the learning rate."""
+    from ktg_dsl.components.losses import dkd
+
+    labels = torch.arange(4) % 3
+    sure = torch.nn.functional.one_hot(labels, 3).float() * 200.0
+    receiver = (sure + torch.randn(4, 3)).requires_grad_()
+    for t in (4.0, 1.0, 0.1):
+        loss = dkd(temperature=t).per_sample(receiver, sure, labels).mean()
+        loss.backward()
+        assert torch.isfinite(loss) and receiver.grad is not None
+        assert torch.isfinite(receiver.grad).all()
+
+
+@pytest.mark.parametrize("loss", ["kl", "dkd", "dist"])
+def test_a_temperature_too_small_for_float32_is_refused(
+    tmp_path: Path, cli: Any, loss: str
+) -> None:
+    """temperature: 1e-30 was valid; T^2 is 0 in float32 (the loss silently 0), and 1e-40
+    made z / T infinite (NaN loss in training)."""
+    data = spec()
+    data["edges"][1]["loss"] = {"type": loss, "temperature": 1e-30}
+    code, _, err = cli("validate", write_spec(tmp_path, data))
+    assert code == 1, err
+    assert "edges[1].loss: temperature 1e-30 is too small: T^2 = 1.0e-60 vanishes" in err
+    data["edges"][1]["loss"]["temperature"] = 1e-3
+    code, _, err = cli("validate", write_spec(tmp_path, data))
+    assert code == 0, err

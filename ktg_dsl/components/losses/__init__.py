@@ -29,6 +29,19 @@ __all__ = [
 
 Temperature = Annotated[float, Field(gt=0.0, le=1000.0)]
 Weight = Annotated[float, Field(ge=0.0, le=1e6)]
+# the smallest T whose T^2 is a normal float32: below it the losses' "times T^2" is 0 (or a
+# subnormal), and below ~1e-38 z / T overflows to NaN: training stopped with a NaN loss
+SMALLEST_TEMPERATURE = 1.1e-19
+
+
+def _temperature_fits(values: dict[str, object]) -> None:
+    """The ``check=`` hook of the logits losses (a validation error before anything runs)."""
+    t = values.get("temperature")
+    if isinstance(t, float) and t < SMALLEST_TEMPERATURE:
+        raise ValueError(
+            f"temperature {t:g} is too small: T^2 = {t * t:.1e} vanishes in float32, so the "
+            f"loss would be 0 or NaN (use at least {SMALLEST_TEMPERATURE:g})"
+        )
 
 
 @LOSSES.register(target="labels")
@@ -37,7 +50,7 @@ def ce(label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0) -> EdgeLo
     return CrossEntropy("ce", "labels", label_smoothing=label_smoothing)
 
 
-@LOSSES.register(target="logits")
+@LOSSES.register(target="logits", check=_temperature_fits)
 def kl(temperature: Temperature = 1.0) -> EdgeLoss:
     """KL(p_sender || p_receiver), p = softmax(z / T), sender detached, times T^2."""
     return KL("kl", "logits", temperature=temperature)
@@ -49,14 +62,14 @@ def mse() -> EdgeLoss:
     return MSE("mse", "logits")
 
 
-@LOSSES.register(target="logits")
+@LOSSES.register(target="logits", check=_temperature_fits)
 def dkd(alpha: Weight = 1.0, beta: Weight = 8.0, temperature: Temperature = 4.0) -> EdgeLoss:
     """Decoupled KD (Zhao et al. 2022): alpha x target-class KD + beta x non-target-class KD,
     at temperature T (CIFAR-100 defaults; warm it up with a rising gate)."""
     return DecoupledKD("dkd", "logits", alpha=alpha, beta=beta, temperature=temperature)
 
 
-@LOSSES.register(target="logits")
+@LOSSES.register(target="logits", check=_temperature_fits)
 def dist(beta: Weight = 1.0, gamma: Weight = 1.0, temperature: Temperature = 1.0) -> EdgeLoss:
     """DIST (Huang et al. 2022): inter-class (beta) and intra-class (gamma) Pearson
     relations of the two models' class probabilities."""

@@ -105,22 +105,21 @@ class DecoupledKD(EdgeLoss):
     needs_labels: bool = True
 
     def per_sample(self, logits: Tensor, target: Tensor, labels: Tensor) -> Tensor:  # type: ignore[override]
-        import torch
+        """In log space: a confident model's other classes underflow to probability 0 (a
+        logit gap past ~100 T in fp32), whose log made the loss NaN."""
         import torch.nn.functional as F
 
         t = self.temperature
         zr, zs = logits.float() / t, target.detach().float() / t
         gt = F.one_hot(labels, zr.shape[-1]).bool()
-        pr, ps = F.softmax(zr, -1), F.softmax(zs, -1)
-        # target class vs all the others, as two-bin distributions
-        br = torch.stack([pr[gt], pr.masked_fill(gt, 0).sum(-1)], -1)
-        bs = torch.stack([ps[gt], ps.masked_fill(gt, 0).sum(-1)], -1)
-        tckd = F.kl_div(br.log(), bs, reduction="none").sum(-1)
-        # among the non-target classes only (the target pushed out of the softmax)
-        off = 1000.0 * gt
-        nckd = F.kl_div(F.log_softmax(zr - off, -1), F.softmax(zs - off, -1), reduction="none").sum(
-            -1
-        )
+        # target class vs all the others, as two-bin log distributions
+        br, bs = _two_bins(zr, gt), _two_bins(zs, gt)
+        tckd = F.kl_div(br, bs, reduction="none", log_target=True).sum(-1)
+        # among the non-target classes only (the target's logit pushed out of the softmax)
+        low = _lowest(zr)
+        lr = F.log_softmax(zr.masked_fill(gt, low), -1)
+        ls = F.log_softmax(zs.masked_fill(gt, low), -1)
+        nckd = (ls.exp() * (ls - lr)).masked_fill(gt, 0.0).sum(-1)
         return (self.alpha * tckd + self.beta * nckd) * (t * t)
 
     def describe(self) -> str:
@@ -150,6 +149,23 @@ class Dist(EdgeLoss):
 
     def describe(self) -> str:
         return f"dist b={self.beta:g} g={self.gamma:g} T={self.temperature:g}"
+
+
+def _two_bins(z: Tensor, gt: Tensor) -> Tensor:
+    """[B, 2]: the log-probability of the target class and of all the others together."""
+    import torch
+
+    logp = z.log_softmax(-1)
+    rest = logp.masked_fill(gt, _lowest(logp)).logsumexp(-1)
+    return torch.stack([logp[gt], rest], -1)
+
+
+def _lowest(x: Tensor) -> float:
+    """The most negative finite value of ``x``'s dtype: a logit that takes no part in a
+    softmax, without the NaN that -inf brings into differences and gradients."""
+    import torch
+
+    return float(torch.finfo(x.dtype).min)
 
 
 def _pearson(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
