@@ -25,8 +25,12 @@ def spec_edges(spec: Spec) -> tuple[list[Edge], list[SpecIssue]]:
             )
         )
     raw: list[RawEdge]
-    if spec.gate_matrix is not None:  # both forms: read both, so the checks see every edge
-        raw = _matrix_edges(spec, issues) + listed
+    if spec.gate_matrix is not None:
+        # both forms (an error above): read both, so that no check says a node never trains,
+        # and leave out what the list writes again (the conflict is the one message)
+        matrix = _matrix_edges(spec, issues)
+        written = {(to, frm) for to, frm, *_ in matrix}
+        raw = matrix + [e for e in listed if (e[0], e[1]) not in written]
     elif spec.edges is not None:
         raw = listed
     else:
