@@ -37,6 +37,38 @@ def base_spec(**changes: Any) -> dict[str, Any]:
     return data
 
 
+def small_spec(
+    name: str,
+    nodes: dict[str, Any],
+    edges: list[dict[str, Any]] | None = None,
+    *,
+    train_size: int = 64,
+    epochs: int = 1,
+    classes: int = 4,
+    **top: Any,
+) -> dict[str, Any]:
+    """A spec on tiny synthetic data (8x8 images, batches of 16), fp32 on the CPU; ``top``
+    adds top-level sections (``gate_matrix=...``)."""
+    data: dict[str, Any] = {
+        "version": 1,
+        "name": name,
+        "data": {
+            "dataset": {
+                "type": "synthetic",
+                "num_classes": classes,
+                "image_size": 8,
+                "train_size": train_size,
+            },
+            "batch_size": 16,
+        },
+        "train": {"epochs": epochs, "precision": "fp32", "device": "cpu"},
+        "nodes": nodes,
+    }
+    if edges is not None:
+        data["edges"] = edges
+    return {**data, **top}
+
+
 def write_spec(folder: Path, data: dict[str, Any], name: str = "spec.yaml") -> Path:
     """Dump a spec as YAML into ``folder``; returns its path."""
     path = folder / name

@@ -24,7 +24,7 @@ from ktg_dsl.engine import Engine, NodeOutput, Program, TrainingEngine
 from ktg_dsl.registry import GATES, LOSSES
 from ktg_dsl.run.recipe import Recipe
 
-from .conftest import write_spec
+from .conftest import small_spec, write_spec
 
 INFO = DatasetInfo(4, (3, 8, 8))
 
@@ -214,17 +214,13 @@ class CountingEngine:
 
 
 def test_the_recipe_runs_any_engine(tmp_path: Path) -> None:
-    data = {
-        "version": 1,
-        "name": "swap",
-        "data": {
-            "dataset": {"type": "synthetic", "num_classes": 3, "image_size": 8, "train_size": 64},
-            "batch_size": 16,
-        },
-        "train": {"epochs": 2, "precision": "fp32", "device": "cpu"},
-        "nodes": {"a": {"model": {"type": "small_cnn", "width": 4}}},
-        "edges": [{"to": "a", "from": "labels"}],
-    }
+    data = small_spec(
+        "swap",
+        {"a": {"model": {"type": "small_cnn", "width": 4}}},
+        [{"to": "a", "from": "labels"}],
+        epochs=2,
+        classes=3,
+    )
     spec = load_spec(write_spec(tmp_path, data))
     made: list[CountingEngine] = []
 

@@ -13,22 +13,17 @@ from typing import Any
 import pytest
 import torch
 
-from .conftest import write_spec
+from .conftest import small_spec, write_spec
 
-SPEC: dict[str, Any] = {
-    "version": 1,
-    "name": "hunt2",
-    "data": {
-        "dataset": {"type": "synthetic", "num_classes": 4, "image_size": 8, "train_size": 32},
-        "batch_size": 16,
-    },
-    "train": {"epochs": 1, "precision": "fp32", "device": "cpu"},
-    "nodes": {
+SPEC = small_spec(
+    "hunt2",
+    {
         "a": {"model": {"type": "small_cnn", "width": 4}},
         "t": {"model": {"type": "small_cnn", "width": 4}, "frozen": True},
     },
-    "edges": [{"to": "a", "from": "labels"}, {"to": "a", "from": "t"}],
-}
+    [{"to": "a", "from": "labels"}, {"to": "a", "from": "t"}],
+    train_size=32,
+)
 
 
 def spec(**teacher: Any) -> dict[str, Any]:

@@ -10,27 +10,21 @@ from typing import Any
 
 import pytest
 
-from .conftest import write_spec
+from .conftest import small_spec, write_spec
 
-SPEC: dict[str, Any] = {
-    "version": 1,
-    "name": "feat",
-    "data": {
-        "dataset": {"type": "synthetic", "num_classes": 4, "image_size": 8, "train_size": 64},
-        "batch_size": 16,
-    },
-    "train": {"epochs": 1, "precision": "fp32", "device": "cpu"},
-    "nodes": {
+SPEC = small_spec(
+    "feat",
+    {
         "a": {"model": {"type": "small_cnn", "width": 4}, "taps": {"f2": "block2"}},
         "b": {"model": {"type": "small_cnn", "width": 8}, "taps": {"f2": "block2"}},
     },
-    "edges": [
+    [
         {"to": "a", "from": "labels"},
         {"to": "b", "from": "labels"},
         {"to": "b", "from": "a"},
         {"to": "b.f2", "from": "a.f2", "loss": "hint"},
     ],
-}
+)
 
 
 def spec(**changes: Any) -> dict[str, Any]:

@@ -22,20 +22,15 @@ from ktg_dsl.study.results import NodeRun, RunRecord
 from ktg_dsl.study.runner import Job, read_outcome
 from ktg_dsl.study.session import prepare
 
-from .conftest import write_spec
+from .conftest import small_spec, write_spec
 from .test_study import fake_study
 
-TINY: dict[str, Any] = {
-    "version": 1,
-    "name": "dml",
-    "data": {
-        "dataset": {"type": "synthetic", "num_classes": 4, "image_size": 8, "train_size": 64},
-        "batch_size": 16,
-    },
-    "train": {"epochs": 2, "precision": "fp32", "device": "cpu"},
-    "nodes": {"a": {"model": {"type": "small_cnn", "width": 4}}, "b": {"model": "small_cnn"}},
-    "gate_matrix": [["through", "through"], ["through", "through"]],
-}
+TINY = small_spec(
+    "dml",
+    {"a": {"model": {"type": "small_cnn", "width": 4}}, "b": {"model": "small_cnn"}},
+    epochs=2,
+    gate_matrix=[["through", "through"], ["through", "through"]],
+)
 
 
 def tiny(**changes: Any) -> dict[str, Any]:
