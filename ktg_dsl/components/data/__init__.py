@@ -29,7 +29,31 @@ class DatasetInfo:
 PosInt = Annotated[int, Field(ge=1)]
 
 
-@DATASETS.register("digits", info=lambda args, root: DatasetInfo(10, (1, 8, 8)))
+# the digits' training part (without val with split: val, with it with split: test): its size,
+# and the images of its smallest class, the most train_per_class can take
+DIGITS_TRAIN = {"val": (1151, 111), "test": (1438, 139)}
+
+
+def _digits_train_size(args: dict[str, Any], split: str) -> int | None:
+    per_class = args.get("train_per_class")
+    if split not in DIGITS_TRAIN:
+        return None
+    size, smallest = DIGITS_TRAIN[split]
+    if isinstance(per_class, int) and per_class > smallest:
+        raise ValueError(  # (the argument, what is wrong): before loading anything
+            "train_per_class",
+            f"train_per_class is {per_class}, but with split: {split} the training part holds "
+            f"only {smallest} images of its smallest class",
+            f"use at most {smallest}",
+        )
+    return 10 * per_class if isinstance(per_class, int) else size
+
+
+@DATASETS.register(
+    "digits",
+    info=lambda args, root: DatasetInfo(10, (1, 8, 8)),
+    train_size=_digits_train_size,
+)
 def digits_data(
     root: str,
     download: bool,
@@ -121,6 +145,7 @@ def imagefolder_data(
 @DATASETS.register(
     "synthetic",
     check=check_synthetic,
+    train_size=lambda args, split: int(args.get("train_size", 1024)),
     info=lambda args, root: DatasetInfo(
         int(args.get("num_classes", 10)),
         (
