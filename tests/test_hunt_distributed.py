@@ -200,7 +200,8 @@ def test_a_bad_distributed_value_on_resume_blames_the_override_not_the_run(
     (run / "last.pt").write_bytes(b"")
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     for value, words in (
-        ("train.distributed.timeout=-1", "train.distributed.timeout: must be > 0.0, got -1"),
+        ("train.distributed.timeout=-1", "train.distributed.timeout: must be >= 1.0, got -1"),
+        ("train.distributed.timeout=1.0e-300", "timeout: must be >= 1.0, got 1e-300"),
         ("train.distributed=5", "train.distributed: expected a mapping, got 5"),
     ):
         code, _, err = cli("train", "--resume", run, "--nproc", "2", "--set", value)

@@ -113,7 +113,7 @@ class DistributedConfig(StrictModel):
     backend: Literal["auto", "nccl", "gloo"] = Field(
         "auto", description="auto: nccl on CUDA, gloo on CPU"
     )
-    timeout: Annotated[float, Field(gt=0.0, le=86400.0), NOT_BOOL_FLOAT] = Field(
+    timeout: Annotated[float, Field(ge=1.0, le=86400.0), NOT_BOOL_FLOAT] = Field(
         600.0, description="seconds a collective may wait before the run stops with an error"
     )
     placement: dict[NodeName, Annotated[int, Field(ge=0), NOT_BOOL]] | None = Field(
