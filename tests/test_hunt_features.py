@@ -111,3 +111,14 @@ def test_a_search_edge_naming_a_tap_is_one_clear_error(
     assert code == 1 and "(1 error, " in err, err
     assert f"search.edges[0].{key}: '{end}' names a tap" in err
     assert "cannot be chosen" not in err
+
+
+def test_a_feature_edge_into_its_own_node_is_not_hinted_to_the_labels(
+    tmp_path: Path, cli: Any
+) -> None:
+    """The hint said `from: labels`, which a feature edge cannot take (labels have no taps)."""
+    data = copy.deepcopy(SPEC)
+    data["edges"][3] = {"to": "b.f2", "from": "b.f2", "loss": "attention"}
+    code, _, err = cli("validate", write_spec(tmp_path, data))
+    assert code == 1 and "edges[3].from: 'b' cannot teach itself" in err, err
+    assert "name another node's tap" in err and "from: labels" not in err

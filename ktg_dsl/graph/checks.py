@@ -157,7 +157,9 @@ def check_edge_ends(g: Linked) -> list[SpecIssue]:
                 SpecIssue(
                     (*e.path, "from"),
                     f"'{e.receiver}' cannot teach itself",
-                    hint="write 'from: labels' for the supervised edge",
+                    hint="name another node's tap: a feature edge joins two nodes"
+                    if e.sender_tap or e.receiver_tap
+                    else "write 'from: labels' for the supervised edge",
                 )
             )
         before = first.setdefault(e.pair, e)
