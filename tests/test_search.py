@@ -383,3 +383,28 @@ def test_trial_folders_never_mix_two_studies(
     assert first.user_attrs["run_dir"] != second.user_attrs["run_dir"]
     assert Path(first.user_attrs["run_dir"]).parent.name == "s"
     assert Path(second.user_attrs["run_dir"]).parent.name == "s-2"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "where"),
+    [
+        ("search.gates", "[through, cutoff, through]", "search.gates[2]"),
+        (
+            "search.edges",
+            "[{to: b, from: labels, gates: [cutoff, cutoff]}]",
+            "search.edges[0].gates[1]",
+        ),
+        ("search.edges", "[{to: b, from: a, losses: [kl, dkd, kl]}]", "search.edges[0].losses[2]"),
+        (
+            "search.models.b",
+            "[small_cnn, {type: small_cnn, width: 8}, small_cnn]",
+            "search.models.b[2]",
+        ),
+    ],
+)
+def test_a_choice_listed_twice_is_an_error(
+    tmp_path: Path, cli, key: str, value: str, where: str
+) -> None:
+    """It was accepted, and the sampler drew the repeated choice more often than the others."""
+    code, _, err = cli("validate", write(tmp_path, search_spec()), "--set", f"{key}={value}")
+    assert code == 1 and f"{where}: the choice '" in err and "is listed twice" in err, err

@@ -4,14 +4,17 @@ be sampled, and both ends of every range make a valid spec."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 from pydantic import ValidationError
 
-from ..errors import SpecIssue, choices_hint
+from ..errors import Path, SpecIssue, choices_hint
 from ..graph import loss_target
 from ..spec.components import component_issues
 from ..spec.messages import issues_from_validation
 from ..spec.overrides import parse_path, set_path, spec_default
-from ..spec.schema import LABELS, EdgeChoice, NumericRange, SearchConfig, Spec
+from ..spec.schema import LABELS, ComponentRef, EdgeChoice, NumericRange, SearchConfig, Spec
 
 
 def check_search(spec: Spec) -> list[SpecIssue]:
@@ -21,8 +24,32 @@ def check_search(spec: Spec) -> list[SpecIssue]:
         return []
     issues = _names(spec, s)
     issues += _edge_choices(spec, s)
+    issues += _repeated(("search", "gates"), s.gates)
+    for i, e in enumerate(s.edges):
+        issues += _repeated(("search", "edges", i, "gates"), e.gates or [])
+        issues += _repeated(("search", "edges", i, "losses"), e.losses or [])
+    for name, models in s.models.items():
+        issues += _repeated(("search", "models", name), models)
     for i, p in enumerate(s.params):
         issues += _range(s, i, p)
+    return issues
+
+
+def _repeated(where: Path, choices: Sequence[ComponentRef]) -> list[SpecIssue]:
+    """A choice listed twice: the sampler would draw it more often than the others."""
+    first: dict[str, int] = {}
+    issues = []
+    for i, ref in enumerate(choices):
+        key = json.dumps([ref.type, ref.args], sort_keys=True, default=str)
+        if key in first:
+            issues.append(
+                SpecIssue(
+                    (*where, i),
+                    f"the choice '{ref.type}' is listed twice (first at [{first[key]}])",
+                    hint="list each choice once: a repeated one would be sampled more often",
+                )
+            )
+        first.setdefault(key, i)
     return issues
 
 
