@@ -1,6 +1,7 @@
-"""``ktg validate --deep``: build every node's model on the meta device (no weights are
-allocated), check that it maps the dataset's input shape to one logit per class, and that the
-weights its ``checkpoint:`` names fit it (the same key and shape matching training does)."""
+"""``ktg validate --deep``: build every node's model (and every model a search may choose for
+it) on the meta device (no weights are allocated), check that it maps the dataset's input shape
+to one logit per class, and that the weights its ``checkpoint:`` names fit it (the same key and
+shape matching training does)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .components.data import DatasetInfo
 from .errors import KtgRuntimeError, SpecIssue
+from .errors import Path as KeyPath
 from .graph import GraphReport
 from .spec.components import build
-from .spec.schema import Spec
+from .spec.schema import ModelRef, Spec
 
 if TYPE_CHECKING:
     from torch import nn
@@ -39,33 +42,37 @@ def probe_models(spec: Spec, report: GraphReport) -> list[SpecIssue]:
                 )
             )
             continue
-        model, found = _probe(spec, name, classes, info.input_shape)
+        model, found = _probe(spec.nodes[name].model, ("nodes", name, "model"), classes, info)
         issues += found
         if model is not None:
             issues += _checkpoint_fits(spec, name, model, classes, name in report.frozen)
+        for i, choice in enumerate(spec.search.models.get(name, []) if spec.search else []):
+            issues += _probe(choice, ("search", "models", name, i), classes, info)[1]
     return issues
 
 
 def _probe(
-    spec: Spec, name: str, classes: int, shape: tuple[int, int, int]
+    ref: ModelRef, where: KeyPath, classes: int, info: DatasetInfo
 ) -> tuple[nn.Module | None, list[SpecIssue]]:
-    """The node's model built on the meta device and run on a batch of 2, or its issue."""
+    """A model (a node's, or a search choice for it) built on the meta device and run on a
+    batch of 2, or its issue at ``where``."""
     import torch
 
-    node, where = spec.nodes[name], ("nodes", name, "model")
+    shape = info.input_shape
+    assert shape is not None
     try:
         with torch.device("meta"):
-            model = build(node.model, num_classes=classes, in_channels=shape[0])
+            model = build(ref, num_classes=classes, in_channels=shape[0])
             out = model(torch.empty(2, *shape))
     except Exception as exc:  # any failure here is the model's, reported in its place
         message = (
-            f"building or running '{node.model.type}' on a {tuple(shape)} input failed: "
+            f"building or running '{ref.type}' on a {tuple(shape)} input failed: "
             f"{type(exc).__name__}: {exc}"
         )
         return None, [SpecIssue(where, message)]
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, classes):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        message = f"'{node.model.type}' returns {got} for a batch of 2, expected (2, {classes})"
+        message = f"'{ref.type}' returns {got} for a batch of 2, expected (2, {classes})"
         return None, [SpecIssue(where, message, hint="the model must return one logit per class")]
     return model, []
 

@@ -128,6 +128,25 @@ def test_deep_reports_a_model_with_the_wrong_output(
     assert "test_bad_head" not in MODELS
 
 
+def test_deep_probes_every_model_a_search_may_choose(cli, spec_file: Callable[..., Path]) -> None:
+    """A search choice that cannot work passed validate --deep (only the nodes' own models
+    were built), and every trial that drew it failed."""
+    from ktg_dsl.registry import MODELS
+
+    def test_bad_head(num_classes: int, in_channels: int) -> object:
+        import torch
+
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(num_classes + 1))
+
+    with MODELS.registered("test_bad_head", test_bad_head):
+        data = base_spec(search={"models": {"b": ["small_cnn", "test_bad_head"]}})
+        code, _, err = cli("validate", "--deep", spec_file(data))
+        assert code == 1, err
+        assert "search.models.b[1]: 'test_bad_head' returns (2, 11) for a batch of 2" in err, err
+        assert "search.models.b[0]" not in err
+        assert cli("validate", spec_file(data))[0] == 0  # without --deep nothing is built
+
+
 def test_plugin_flag(cli, spec_file: Callable[..., Path]) -> None:
     data = base_spec()
     data["edges"][2]["gate"] = {"type": "warm_start", "until": 0.3}
