@@ -119,9 +119,15 @@ def worker(rank: int, world: int, store: str, placement: dict, replicas: int, ou
     torch.set_num_threads(1)
     edges = EDGE_SETS.get(train_kw.pop("edges", ""))
     fp16 = train_kw.pop("fp16", False)
+    homes = train_kw.pop("homes", {})
     spec = make_spec(edges, **train_kw)
     program = compile_for(spec, fp16)
-    mesh = Mesh(rank, world, world // replicas, replicas, placement)
+    mesh = Mesh(rank, world, world // replicas, replicas, placement, homes)
+    teacher = program.nodes["t"].model
+    teacher_forwards = [0]
+    hook = teacher.register_forward_hook(
+        lambda *_: teacher_forwards.__setitem__(0, teacher_forwards[0] + 1)
+    )
     # every rank makes every group, in the same order (torch.distributed's rule)
     graphs = [dist.new_group(mesh.graph_ranks(d)) for d in range(replicas)]
     groups = [dist.new_group(mesh.replica_ranks(g)) for g in range(mesh.groups)]
@@ -129,10 +135,12 @@ def worker(rank: int, world: int, store: str, placement: dict, replicas: int, ou
     replica = groups[mesh.group] if replicas > 1 else None
     engine = DistributedEngine(program, mesh, graph, replica)
     stats = train(engine, spec, (mesh.replica, replicas))
+    hook.remove()
     evaluated = engine.evaluate_metrics(batches(1))
     states = {n.name: n.model.state_dict() for n in engine.trainable}
     adapters = {n.name: n.adapters.state_dict() for n in engine.trainable}
-    torch.save({"states": states, "adapters": adapters, "stats": stats, "eval": evaluated}, out)
+    result = {"states": states, "adapters": adapters, "stats": stats, "eval": evaluated}
+    torch.save({**result, "teacher_forwards": teacher_forwards[0]}, out)
     dist.destroy_process_group()
 
 
@@ -178,10 +186,20 @@ def single(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("train_kw", [{}, {"gate_unit": "step"}], ids=["epoch-gates", "step"])
+@pytest.mark.parametrize(
+    "train_kw",
+    [{}, {"gate_unit": "step"}, {"homes": {3: 1}}],
+    ids=["epoch-gates", "step", "teacher-shipped"],
+)
 def test_graph_parallel_equals_the_single_process_engine(train_kw: dict) -> None:
-    placement = {0: 0, 1: 1, 2: 1}  # a on rank 0; b and c on rank 1; t replicated
+    """a on rank 0; b and c on rank 1; t (read by all three) replicated, or run by rank 1
+    alone and its logits shipped to rank 0 (rank 1 reads its taps)."""
+    placement = {0: 0, 1: 1, 2: 1}
+    shipped = bool(train_kw.get("homes"))
     ranks = run_ranks(2, placement, 1, **train_kw)
+    train_kw.pop("homes", None)
+    assert (ranks[0]["teacher_forwards"] == 0) is shipped  # a reads t: it runs t unless shipped
+    assert ranks[1]["teacher_forwards"] > 0
     program, stats, evaluated = single(**train_kw)
     for name, rank in (("a", 0), ("b", 1), ("c", 1)):
         for key, value in ranks[rank]["states"][name].items():

@@ -131,15 +131,19 @@ class DistributedEngine(Engine):
 
     def _sends(self, opened: tuple[int, ...], group: int) -> list[Item]:
         """What ``group`` sends at this time: the logits of each of its trained nodes, then
-        the taps its nodes give to receivers of other groups (the same list on every rank)."""
+        those of the teachers it is home to that receivers of other groups read, then the taps
+        its nodes give to receivers of other groups (the same list on every rank)."""
         items: list[Item] = [(n, None) for n in self.mesh.nodes_of(group)]
-        taps = set()
+        teachers, taps = set(), set()
         for i in opened:
             e = self.program.edges[i]
-            mine = self.mesh.placement.get(e.sender) == group
-            if e.sender_tap is not None and mine and self.mesh.placement.get(e.receiver) != group:
+            if self.mesh.placement.get(e.receiver) == group:
+                continue  # read here: nothing to send
+            if self.mesh.homes.get(e.sender) == group:
+                teachers.add((e.sender, None))
+            elif e.sender_tap is not None and self.mesh.placement.get(e.sender) == group:
                 taps.add((e.sender, e.sender_tap))
-        return items + sorted(taps)
+        return items + sorted(teachers) + sorted(taps)
 
     def train_step(
         self, x: Tensor, y: Tensor, epoch: int, step: int | None = None
@@ -167,11 +171,17 @@ class DistributedEngine(Engine):
     def _forward_local(
         self, plan: StepPlan, opened: tuple[int, ...], x: Tensor
     ) -> tuple[dict[int, Tensor], Features]:
-        """This rank's nodes and the teachers its receivers read, with the taps read here or
-        sent to other groups."""
-        local = [i for i in plan.forward if self.mesh.local(i) or self.nodes[i].frozen]
+        """This rank's nodes, the teachers its receivers read (unless another group is their
+        home) and those it sends, with the taps read here or sent to other groups."""
+        mesh, sends = self.mesh, self._sends(opened, self.mesh.group)
+        local = [
+            i
+            for i in plan.forward
+            if mesh.local(i) or (self.nodes[i].frozen and mesh.runs_teacher(i))
+        ]
+        local += sorted({i for i, tap in sends if tap is None and i not in local})  # teachers
         taps = {i: dict(plan.taps.get(i, {})) for i in local}
-        for index, tap in self._sends(opened, self.mesh.group):
+        for index, tap in sends:
             if tap is not None:
                 taps[index][tap] = self.nodes[index].taps[tap]
         outs: dict[int, Tensor] = {}

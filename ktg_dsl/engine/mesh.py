@@ -22,6 +22,9 @@ class Mesh:
     groups: int  # G
     replicas: int  # D
     placement: dict[int, int] = field(default_factory=dict)  # trained node index -> group
+    # frozen teacher index -> the one group that runs it and sends its logits to the others;
+    # a teacher not listed runs on every group whose nodes read it
+    homes: dict[int, int] = field(default_factory=dict)
 
     @property
     def group(self) -> int:
@@ -34,6 +37,11 @@ class Mesh:
     def local(self, node: int) -> bool:
         """Whether this rank trains ``node``."""
         return self.placement.get(node) == self.group
+
+    def runs_teacher(self, teacher: int) -> bool:
+        """Whether this rank's group runs ``teacher`` when its nodes read it (its home, or
+        any reading group of a replicated teacher)."""
+        return self.homes.get(teacher, self.group) == self.group
 
     def owner(self, node: int) -> int:
         """The rank that writes ``node``'s files: replica 0 of its group."""

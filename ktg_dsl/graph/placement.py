@@ -33,7 +33,7 @@ def check_placement(g: Linked) -> list[SpecIssue]:
                     where,
                     f"'{name}' is a frozen teacher: a run on several processes refuses this "
                     "placement",
-                    hint="teachers run on every rank that reads them; remove it from the placement",
+                    hint="ktg places teachers (where they are read); remove it from the placement",
                     severity="warning",
                 )
             )

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 from ..engine.distributed import DistributedEngine
-from ..engine.mesh import Mesh, balance
+from ..engine.mesh import Mesh, balance, loads
 from ..engine.program import Program
 from ..errors import ArgumentError, choices_hint
 from ..graph import GraphReport
@@ -109,7 +109,49 @@ def plan_mesh(spec: Spec, graph: GraphReport, rank: int, world: int) -> Mesh:
             f"nodes.{busy[0]}.device places a node in one process; across processes each "
             "rank has its own device: remove it, or use train.distributed.placement"
         )
-    return Mesh(rank, world, g, d, _placement(spec, graph, trained, g))
+    placement = _placement(spec, graph, trained, g)
+    return Mesh(rank, world, g, d, placement, teacher_homes(spec, graph, placement, g))
+
+
+# Ship a teacher's logits (4 bytes a class a sample, in the exchange that runs anyway) rather
+# than run it on every group that reads it when its forward costs more than this many FLOPs
+# per byte shipped: any real teacher (resnet110 on CIFAR-100: ~1,260,000; small_cnn on the
+# digits: ~20,000).
+SHIP_FLOPS_PER_BYTE = 1000.0
+
+
+def teacher_homes(
+    spec: Spec, graph: GraphReport, placement: dict[int, int], groups: int
+) -> dict[int, int]:
+    """Frozen teachers read by several groups that one group runs for all: the group that
+    reads its taps (taps never cross for a teacher), else the least loaded reader. A teacher
+    read by one group, or whose taps several groups read, or too cheap to be worth it, runs
+    where it is read."""
+    index = {n: i for i, n in enumerate(spec.node_names)}
+    readers: dict[str, set[int]] = {}
+    tapped: dict[str, set[int]] = {}
+    for e in graph.edges:
+        if e.closed or e.sender not in graph.frozen or index[e.receiver] not in placement:
+            continue
+        readers.setdefault(e.sender, set()).add(placement[index[e.receiver]])
+        if e.sender_tap is not None:
+            tapped.setdefault(e.sender, set()).add(placement[index[e.receiver]])
+    shared = sorted(t for t, r in readers.items() if len(r) > 1 and len(tapped.get(t, ())) < 2)
+    if not shared:
+        return {}
+    costs = node_costs(
+        spec, graph, [*shared, *(n for n in spec.node_names if index[n] in placement)]
+    )
+    load = loads(placement, costs, groups)
+    homes: dict[int, int] = {}
+    for t in sorted(shared, key=lambda n: (-costs[index[n]], index[n])):
+        shipped = 4 * (graph.class_counts.get(t) or 10)
+        if costs[index[t]] < SHIP_FLOPS_PER_BYTE * shipped:
+            continue
+        home = min(tapped.get(t) or readers[t], key=lambda g: (load[g], g))
+        homes[index[t]] = home
+        load[home] += costs[index[t]]
+    return homes
 
 
 def _placement(spec: Spec, graph: GraphReport, trained: list[str], groups: int) -> dict[int, int]:
@@ -125,8 +167,8 @@ def _placement(spec: Spec, graph: GraphReport, trained: list[str], groups: int) 
             )
         if name in graph.frozen:
             raise ArgumentError(
-                f"train.distributed.placement places '{name}', a frozen teacher: teachers run "
-                "on every rank that reads them; remove it from the placement"
+                f"train.distributed.placement places '{name}', a frozen teacher: ktg places "
+                "teachers (where they are read); remove it from the placement"
             )
         if group >= groups:
             raise ArgumentError(
