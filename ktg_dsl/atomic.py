@@ -31,6 +31,31 @@ def is_stream(path: str | os.PathLike[str]) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
+def pid_lock(file: Path, cannot: str, busy: str) -> IO[str]:
+    """Hold an exclusive advisory lock on ``file``, with this process's id written in it, for
+    as long as the returned handle stays open (a killed holder's lock goes with it). Refused
+    with ``cannot: <reason>`` when the file cannot be opened, or ``busy`` (its ``{pid}`` the
+    holder's) while another process holds it."""
+    import fcntl
+
+    try:
+        handle = open(file, "a+", encoding="utf-8")  # noqa: SIM115 - held open
+    except OSError as exc:
+        raise KtgRuntimeError(f"{cannot}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise KtgRuntimeError(busy.format(pid=holder)) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
 def check_not_inputs(outputs: dict[str, str | None], inputs: dict[str, str]) -> None:
     """Refuse an output that is an input of the command (e.g. ``{"-o": ...}`` against
     ``{"the spec": ...}``) or another output: the same file by name, through a link or by

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from ..atomic import write_text_atomic
+from ..atomic import pid_lock, write_text_atomic
 from ..errors import KtgRuntimeError
 
 RESOLVED = "spec.resolved.yaml"  # the spec with every default written out
@@ -114,10 +114,7 @@ class RunDir:
             return
         for entry in self.path.iterdir() if self.path.is_dir() else []:
             if entry.name not in self._before and entry.name != LOCK:
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
+                _remove(entry, ignore_errors=True)
 
 
 def empty(path: Path) -> None:
@@ -125,14 +122,18 @@ def empty(path: Path) -> None:
     a mount point, or a folder the user made."""
     try:
         for entry in path.iterdir():
-            if entry.name == LOCK:
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+            if entry.name != LOCK:
+                _remove(entry)
     except OSError as exc:
         raise KtgRuntimeError(f"cannot clear {path}: {exc.strerror or exc}") from None
+
+
+def _remove(entry: Path, ignore_errors: bool = False) -> None:
+    """Remove a file, a link (not what it points to) or a folder with what is in it."""
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=ignore_errors)
+    else:
+        entry.unlink(missing_ok=ignore_errors)
 
 
 def _mkdir(path: Path, **kwargs: bool) -> None:
@@ -146,27 +147,12 @@ def _mkdir(path: Path, **kwargs: bool) -> None:
 
 def _lock(run: RunDir) -> None:
     """Take the run's lock, or refuse naming the process that holds it."""
-    import fcntl
-
-    try:
-        handle = open(run.path / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - held open
-    except OSError as exc:
-        raise KtgRuntimeError(f"cannot claim {run.path}: {exc.strerror or exc}") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise KtgRuntimeError(
-            f"{run.path} is in use by a running ktg (pid {holder}); wait for it to finish, "
-            "or choose another --run-dir"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    run._lock = handle
+    run._lock = pid_lock(
+        run.path / LOCK,
+        f"cannot claim {run.path}",
+        f"{run.path} is in use by a running ktg (pid {{pid}}); wait for it to finish, "
+        "or choose another --run-dir",
+    )
 
 
 def _refuse_if_used(path: Path) -> None:

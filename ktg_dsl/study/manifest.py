@@ -17,14 +17,13 @@ counts a run twice nor loses one that finished.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ..atomic import write_text_atomic
+from ..atomic import pid_lock, write_text_atomic
 from ..errors import KtgRuntimeError
 
 MANIFEST = "study.json"
@@ -235,28 +234,16 @@ class StudyDir:
 
     def lock(self) -> None:
         """Hold the study for this process, or refuse naming the process that holds it."""
-        import fcntl
-
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            handle = open(self.path / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - held open
         except OSError as exc:
             raise KtgRuntimeError(f"cannot use {self.path}: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise KtgRuntimeError(
-                f"{self.path} is in use by a running ktg study (pid {holder}); wait for it "
-                "to finish, or choose another -o"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._lock = handle
+        self._lock = pid_lock(
+            self.path / LOCK,
+            f"cannot use {self.path}",
+            f"{self.path} is in use by a running ktg study (pid {{pid}}); wait for it "
+            "to finish, or choose another -o",
+        )
 
     def release(self) -> None:
         if self._lock is not None:
