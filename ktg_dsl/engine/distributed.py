@@ -63,6 +63,7 @@ class _Local(NamedTuple):
     columns: Tensor  # the local edges' columns in the weights table
     rows: Tensor  # this rank's trained nodes' rows in the plan's logits
     node_ids: Tensor  # and their node indices
+    sends: list[list[Item]]  # what each group sends in the exchange (``_sends``)
 
 
 class _WithAdapters(nn.Module):
@@ -123,7 +124,8 @@ class DistributedEngine(Engine):
             def tensor(values: list[int]) -> Tensor:
                 return torch.tensor(values, dtype=torch.long, device=dev)
 
-            local = _Local(plan, tensor(cols), tensor(rows), tensor(index))
+            sends = [self._sends(opened, g) for g in range(self.mesh.groups)]
+            local = _Local(plan, tensor(cols), tensor(rows), tensor(index), sends)
             if len(self._local) >= 4 * self.plan_cache_size:
                 self._local.clear()
             self._local[opened] = local
@@ -157,8 +159,8 @@ class DistributedEngine(Engine):
         for node in self.trainable:
             assert node.optimizer is not None
             node.optimizer.zero_grad(set_to_none=True)
-        outs, features = self._forward_local(plan, opened, x)
-        self._exchange(opened, outs, features, x.shape[0])
+        outs, features = self._forward_local(plan, local.sends[self.mesh.group], x)
+        self._exchange(local.sends, outs, features, x.shape[0])
         logits = torch.stack([outs[i].float() for i in plan.forward])
         losses = edge_losses(plan, logits, y, weights, len(self.nodes), features)
         self._backward(plan, losses, logits)
@@ -169,11 +171,11 @@ class DistributedEngine(Engine):
         return {n.name: losses[n.index].detach() for n in self.trainable}
 
     def _forward_local(
-        self, plan: StepPlan, opened: tuple[int, ...], x: Tensor
+        self, plan: StepPlan, sends: list[Item], x: Tensor
     ) -> tuple[dict[int, Tensor], Features]:
         """This rank's nodes, the teachers its receivers read (unless another group is their
         home) and those it sends, with the taps read here or sent to other groups."""
-        mesh, sends = self.mesh, self._sends(opened, self.mesh.group)
+        mesh = self.mesh
         local = [
             i
             for i in plan.forward
@@ -194,14 +196,14 @@ class DistributedEngine(Engine):
         return outs, features
 
     def _exchange(
-        self, opened: tuple[int, ...], outs: dict[int, Tensor], features: Features, b: int
+        self, layouts: list[list[Item]], outs: dict[int, Tensor], features: Features, b: int
     ) -> None:
-        """all_gather every group's sends over the graph group; the other groups' logits and
-        taps land in ``outs`` and ``features`` (detached: knowledge flows, gradient does not)."""
+        """all_gather every group's sends (``layouts``) over the graph group; the other groups'
+        logits and taps land in ``outs`` and ``features`` (detached: knowledge flows, gradient
+        does not)."""
         if self.mesh.groups == 1:
             return
         tick = time.perf_counter()
-        layouts = [self._sends(opened, g) for g in range(self.mesh.groups)]
         sizes = [[b * self._width(item) for item in layout] for layout in layouts]
         length = max(sum(s) for s in sizes)
         mine = [self._value(item, outs, features).reshape(-1) for item in layouts[self.mesh.group]]

@@ -61,15 +61,18 @@ class Cluster:
             dist.destroy_process_group()
 
 
-def node_costs(spec: Spec, graph: GraphReport, names: list[str]) -> dict[int, float]:
-    """Each trained node's forward FLOPs for one sample, counted on the meta device."""
+def node_costs(
+    spec: Spec, graph: GraphReport, names: list[str], known: dict[int, float] | None = None
+) -> dict[int, float]:
+    """The forward FLOPs for one sample of each node named, counted on the meta device;
+    ``known`` holds counts made before (by node index), and takes the new ones."""
     from torch.utils.flop_counter import FlopCounterMode
 
     info = graph.data_info
     shape = info.input_shape if info and info.input_shape else (3, 32, 32)
-    costs: dict[int, float] = {}
+    costs = known if known is not None else {}
     for index, name in enumerate(spec.node_names):
-        if name not in names:
+        if name not in names or index in costs:
             continue
         classes = graph.class_counts.get(name) or 10
         with torch.device("meta"):
@@ -109,8 +112,9 @@ def plan_mesh(spec: Spec, graph: GraphReport, rank: int, world: int) -> Mesh:
             f"nodes.{busy[0]}.device places a node in one process; across processes each "
             "rank has its own device: remove it, or use train.distributed.placement"
         )
-    placement = _placement(spec, graph, trained, g)
-    return Mesh(rank, world, g, d, placement, teacher_homes(spec, graph, placement, g))
+    costs: dict[int, float] = {}  # counted once, for the placement and the teachers' homes
+    placement = _placement(spec, graph, trained, g, costs)
+    return Mesh(rank, world, g, d, placement, teacher_homes(spec, graph, placement, g, costs))
 
 
 # Ship a teacher's logits (4 bytes a class a sample, in the exchange that runs anyway) rather
@@ -121,7 +125,11 @@ SHIP_FLOPS_PER_BYTE = 1000.0
 
 
 def teacher_homes(
-    spec: Spec, graph: GraphReport, placement: dict[int, int], groups: int
+    spec: Spec,
+    graph: GraphReport,
+    placement: dict[int, int],
+    groups: int,
+    known: dict[int, float] | None = None,
 ) -> dict[int, int]:
     """Frozen teachers read by several groups that one group runs for all: the group that
     reads its taps (taps never cross for a teacher), else the least loaded reader. A teacher
@@ -140,7 +148,7 @@ def teacher_homes(
     if not shared:
         return {}
     costs = node_costs(
-        spec, graph, [*shared, *(n for n in spec.node_names if index[n] in placement)]
+        spec, graph, [*shared, *(n for n in spec.node_names if index[n] in placement)], known
     )
     load = loads(placement, costs, groups)
     homes: dict[int, int] = {}
@@ -154,11 +162,13 @@ def teacher_homes(
     return homes
 
 
-def _placement(spec: Spec, graph: GraphReport, trained: list[str], groups: int) -> dict[int, int]:
+def _placement(
+    spec: Spec, graph: GraphReport, trained: list[str], groups: int, costs: dict[int, float]
+) -> dict[int, int]:
     index = {n: i for i, n in enumerate(spec.node_names)}
     written = spec.train.distributed.placement
     if written is None:
-        return balance(node_costs(spec, graph, trained), groups)
+        return balance(node_costs(spec, graph, trained, costs), groups)
     for name, group in written.items():
         if name not in index:
             raise ArgumentError(
