@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+PLUGINS = ROOT / "tests" / "plugins"  # ktg_test_plugin: models and gates the tests plug in
 sys.path.insert(0, str(Path(__file__).resolve().parent / "plugins"))
 
 BASE: dict[str, Any] = {
@@ -105,13 +108,45 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str
 
 
 def run_ktg(
-    *args: str, cwd: Path | None = None, timeout: float = 600
+    *args: Any, cwd: Path | None = None, timeout: float = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real ``ktg`` entry point in a subprocess."""
+    """Run the real ``ktg`` entry point in a subprocess; with ``env`` (added to this process's
+    environment) the test plugins can be imported (``--plugin ktg_test_plugin``)."""
     return subprocess.run(
         [sys.executable, "-m", "ktg_dsl.cli", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
         timeout=timeout,
+        env=None if env is None else {**os.environ, "PYTHONPATH": str(PLUGINS), **env},
     )
+
+
+def start_ktg_marked(
+    cwd: Path, mark: Path, after: int, *args: Any, timeout: float = 300
+) -> subprocess.Popen[str]:
+    """Start ``ktg ARGS --plugin ktg_test_plugin`` whose ``marked_cnn`` writes its process id
+    to ``mark`` after ``after`` training forwards, and return once it has: an event to act on
+    in the middle of an epoch, instead of a sleep."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ktg_dsl.cli", *map(str, args), "--plugin", "ktg_test_plugin"],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(PLUGINS),
+            "KTG_TEST_MARK": str(mark),
+            "KTG_TEST_MARK_AFTER": str(after),
+        },
+    )
+    deadline = time.time() + timeout
+    while not mark.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"ktg ended before the mark: {proc.communicate()}")
+        if time.time() > deadline:
+            proc.kill()
+            raise AssertionError("timed out waiting for the mark")
+        time.sleep(0.02)
+    return proc

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,9 +18,7 @@ import torch
 from ktg_dsl.run import checkpoint as ckpt
 from ktg_dsl.run.manifest import node_states
 
-from .conftest import ROOT, write_spec
-
-PLUGINS = ROOT / "tests" / "plugins"
+from .conftest import run_ktg, start_ktg_marked, write_spec
 
 
 def spec_data(epochs: int = 3, **distributed: Any) -> dict[str, Any]:
@@ -59,14 +55,7 @@ def spec_data(epochs: int = 3, **distributed: Any) -> dict[str, Any]:
 
 
 def ktg(*args: Any, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> Any:
-    return subprocess.run(
-        [sys.executable, "-m", "ktg_dsl.cli", *map(str, args), "--plugin", "ktg_test_plugin"],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(PLUGINS), **(env or {})},
-    )
+    return run_ktg(*args, "--plugin", "ktg_test_plugin", cwd=cwd, timeout=timeout, env=env or {})
 
 
 def states(run: Path) -> dict[str, Any]:
@@ -126,34 +115,13 @@ def test_a_killed_rank_restarts_from_the_last_manifest(tmp_path: Path) -> None:
     whole = ktg("train", spec, "--run-dir", tmp_path / "whole", "--no-progress", cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr
     mark = tmp_path / "in-epoch-2"
-    env = {"KTG_TEST_MARK": str(mark), "KTG_TEST_MARK_AFTER": str(16 + 5)}  # epoch 2, batch 5
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ktg_dsl.cli",
-            "train",
-            str(spec),
-            "--nproc",
-            "2",
-            "--max-restarts",
-            "1",
-            "--run-dir",
-            str(tmp_path / "cut"),
-            "--no-progress",
-            "--plugin",
-            "ktg_test_plugin",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(PLUGINS), **env},
+    proc = start_ktg_marked(
+        tmp_path,
+        mark,
+        16 + 5,  # epoch 2, batch 5
+        *("train", spec, "--nproc", "2", "--max-restarts", "1"),
+        *("--run-dir", tmp_path / "cut", "--no-progress"),
     )
-    deadline = time.time() + 300
-    while not mark.exists():
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()
-        time.sleep(0.02)
     os.kill(int(mark.read_text()), signal.SIGKILL)  # the rank that trains node a
     _out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
@@ -166,34 +134,10 @@ def test_a_killed_rank_without_restarts_ends_with_a_message_and_a_resume_hint(
     tmp_path: Path,
 ) -> None:
     spec = write_spec(tmp_path, spec_data())
-    mark = tmp_path / "in-epoch-2"
-    env = {"KTG_TEST_MARK": str(mark), "KTG_TEST_MARK_AFTER": str(16 + 5)}
-    run = tmp_path / "cut"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ktg_dsl.cli",
-            "train",
-            str(spec),
-            "--nproc",
-            "2",
-            "--run-dir",
-            str(run),
-            "--no-progress",
-            "--plugin",
-            "ktg_test_plugin",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(PLUGINS), **env},
+    mark, run = tmp_path / "in-epoch-2", tmp_path / "cut"
+    proc = start_ktg_marked(
+        tmp_path, mark, 16 + 5, "train", spec, "--nproc", "2", "--run-dir", run, "--no-progress"
     )
-    deadline = time.time() + 300
-    while not mark.exists():
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()
-        time.sleep(0.02)
     os.kill(int(mark.read_text()), signal.SIGKILL)
     _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err
@@ -231,36 +175,12 @@ def test_a_failing_rank_ends_every_rank_without_hanging(tmp_path: Path) -> None:
 def test_ctrl_c_stops_every_rank_and_leaves_a_resumable_run(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, spec_data(epochs=30))
     mark = tmp_path / "going"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ktg_dsl.cli",
-            "train",
-            str(spec),
-            "--nproc",
-            "2",
-            "--run-dir",
-            str(tmp_path / "run"),
-            "--no-progress",
-            "--plugin",
-            "ktg_test_plugin",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(PLUGINS),
-            "KTG_TEST_MARK": str(mark),
-            "KTG_TEST_MARK_AFTER": "40",
-        },
+    proc = start_ktg_marked(
+        tmp_path,
+        mark,
+        40,
+        *("train", spec, "--nproc", "2", "--run-dir", tmp_path / "run", "--no-progress"),
     )
-    deadline = time.time() + 300
-    while not mark.exists():
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()
-        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
@@ -311,34 +231,9 @@ def _interrupted_in_one_process(tmp_path: Path, run: Path) -> Path:
     """A one-process run stopped by Ctrl-C in epoch 2 (its last.pt is mid-epoch)."""
     spec = write_spec(tmp_path, spec_data())
     mark = tmp_path / "mark"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ktg_dsl.cli",
-            "train",
-            str(spec),
-            "--run-dir",
-            str(run),
-            "--no-progress",
-            "--plugin",
-            "ktg_test_plugin",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(PLUGINS),
-            "KTG_TEST_MARK": str(mark),
-            "KTG_TEST_MARK_AFTER": str(16 + 5),
-        },
+    proc = start_ktg_marked(
+        tmp_path, mark, 16 + 5, "train", spec, "--run-dir", run, "--no-progress"
     )
-    deadline = time.time() + 300
-    while not mark.exists():
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()
-        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err

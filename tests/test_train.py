@@ -7,9 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ from ktg_dsl.run import checkpoint as ckpt
 from ktg_dsl.run.logs import read_metrics
 from ktg_dsl.run.recipe import Recipe
 
-from .conftest import ROOT, write_spec
+from .conftest import ROOT, run_ktg, start_ktg_marked, write_spec
 
 TIMING = ("epoch_time", "elapsed")
 
@@ -56,19 +53,11 @@ def tiny_spec(train_size: int = 256, epochs: int = 3, **train: Any) -> dict[str,
 write = write_spec
 
 
-PLUGINS = ROOT / "tests" / "plugins"
 PLUGIN = ("--plugin", "ktg_test_plugin")
 
 
 def ktg(*args: Any, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ktg_dsl.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(PLUGINS)},
-    )
+    return run_ktg(*args, cwd=cwd, env={})
 
 
 def untimed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -147,20 +136,6 @@ def test_tensorboard_events_hold_the_metrics(tmp_path: Path) -> None:
         assert loss == [pytest.approx(r["train_loss"], rel=1e-6) for r in mine]
 
 
-def _wait_for(
-    predicate: Callable[[], bool], proc: subprocess.Popen[str], timeout: float = 300
-) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"training ended early: {proc.communicate()}")
-        time.sleep(0.02)
-    proc.kill()
-    raise AssertionError("timed out")
-
-
 def _epochs_logged(run: Path) -> int:
     path = run / "metrics.jsonl"
     if not path.exists():
@@ -181,27 +156,12 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path: Path, h
     assert res.returncode == 0, res.stderr
 
     cut, mark = tmp_path / "cut", tmp_path / "in-epoch-3"
-    env = {**os.environ, "PYTHONPATH": str(PLUGINS), "KTG_TEST_MARK": str(mark)}
-    env["KTG_TEST_MARK_AFTER"] = str(2 * 64 + 5)  # the fifth batch of the third epoch
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ktg_dsl.cli",
-            "train",
-            str(spec),
-            "--run-dir",
-            str(cut),
-            "--no-progress",
-            *PLUGIN,
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    proc = start_ktg_marked(
+        tmp_path,
+        mark,
+        2 * 64 + 5,  # the fifth batch of the third epoch
+        *("train", spec, "--run-dir", cut, "--no-progress"),
     )
-    _wait_for(mark.exists, proc)
     proc.send_signal(signal.SIGKILL if how == "sigkill" else signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     if how == "sigint":
