@@ -66,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except PluginError as exc:
             err(f"ktg: {exc}")
             return EXIT_USAGE
+        if getattr(args, "threads", None) is not None:
+            from .run.env import THREADS_ENV
+
+            os.environ[THREADS_ENV] = args.threads  # workers and ranks inherit it
         return int(args.func(args))
     except CommandExit as exc:
         return exc.code

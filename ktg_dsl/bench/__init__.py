@@ -30,7 +30,7 @@ from ..compiler import Program, compile_spec
 from ..components.data import DatasetInfo
 from ..errors import KtgRuntimeError
 from ..graph import data_info
-from ..run.env import device_name
+from ..run.env import device_name, thread_record, thread_text
 from ..spec.schema import Spec
 from .features import feature_programs, feature_ratios
 from .measure import Variant, _sync_for, measure
@@ -78,6 +78,9 @@ def _compiled_variant(
     return variant
 
 
+KINDS = ("baseline", "engine", "ideal", "epoch", "features")  # what --variants may name
+
+
 def run_bench(
     spec: Spec,
     *,
@@ -85,8 +88,10 @@ def run_bench(
     rounds: int = 3,
     warmup: int = 3,
     with_compile: bool = False,
+    kinds: tuple[str, ...] = KINDS,
     report: Callable[[str], None] = print,
 ) -> dict[str, Any]:
+    """Measure the variants of ``kinds`` (all by default) side by side."""
     info = data_info(spec)
     if info is None or info.num_classes is None or info.input_shape is None:
         raise KtgRuntimeError(
@@ -94,51 +99,68 @@ def run_bench(
         )
     torch.manual_seed(spec.seed)
     auto = compile_spec(spec, data_info=info)
-    fp32 = compile_spec(spec, data_info=info, precision="fp32")
     dev, batch = auto.device, spec.data.batch_size
     batches = random_batches(info, batch, dev)
     sync = _sync_for(dev)
-    variants = [
-        Variant(
-            "baseline",
-            baseline_step(compile_spec(spec, data_info=info, precision="fp32")),
-            batch,
-            sync,
-        ),
-        Variant(f"engine({auto.precision})", engine_step(auto), batch, sync),
-        Variant("engine(fp32)", engine_step(fp32), batch, sync),
-        Variant(f"ideal({auto.precision})", ideal_step(auto), batch, sync),
-        Variant("ideal(fp32)", ideal_step(fp32), batch, sync),
-        epoch_variant(compile_spec(spec, data_info=info), spec, steps),
-    ]
-    for name, program in feature_programs(spec, info).items():
-        variants.append(Variant(name, engine_step(program), batch, sync))
+
+    def fp32() -> Program:
+        return compile_spec(spec, data_info=info, precision="fp32")
+
+    variants: list[Variant] = []
+    if "baseline" in kinds:
+        variants.append(Variant("baseline", baseline_step(fp32()), batch, sync))
+    if "engine" in kinds:
+        variants.append(Variant(f"engine({auto.precision})", engine_step(auto), batch, sync))
+        if auto.precision != "fp32" or "baseline" in kinds or "ideal" in kinds:
+            variants.append(Variant("engine(fp32)", engine_step(fp32()), batch, sync))
+    if "ideal" in kinds:
+        variants.append(Variant(f"ideal({auto.precision})", ideal_step(auto), batch, sync))
+        variants.append(Variant("ideal(fp32)", ideal_step(fp32()), batch, sync))
+    if "epoch" in kinds:
+        variants.append(epoch_variant(compile_spec(spec, data_info=info), spec, steps))
+    if "features" in kinds:
+        for name, program in feature_programs(spec, info).items():
+            variants.append(Variant(name, engine_step(program), batch, sync))
     if with_compile:
         variants.append(_compiled_variant(spec, info, batches, report))
     report(
         f"ktg bench: {spec.name}: nodes {[n.config.model.type for n in auto.nodes.values()]}, "
         f"batch {batch}, input {info.input_shape}, {info.num_classes} classes, device {dev} "
         f"({device_name(dev)}), engine precision {auto.precision}, channels_last "
-        f"{auto.channels_last}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"{auto.channels_last}, torch {torch.__version__}, {thread_text()}"
     )
     measure(variants, batches, steps, rounds, warmup, dev, report)
     return _result(spec, auto, variants, steps, rounds)
+
+
+def _ratio(by: dict[str, Variant], name: str, a: str, b: str) -> dict[str, float]:
+    """``{name: a/b}`` of images/s, when both variants were measured."""
+    if a in by and b in by and by[b].images_per_s:
+        return {name: round(by[a].images_per_s / by[b].images_per_s, 3)}
+    return {}
 
 
 def _result(
     spec: Spec, auto: Program, variants: list[Variant], steps: int, rounds: int
 ) -> dict[str, Any]:
     by = {v.name: v for v in variants}
-    eng_auto, eng_fp32 = by[f"engine({auto.precision})"], by["engine(fp32)"]
-    ideal_auto, ideal_fp32 = by[f"ideal({auto.precision})"], by["ideal(fp32)"]
-    base = by["baseline"].images_per_s
+    p = auto.precision
+    ratios = {
+        **_ratio(by, "engine_auto/baseline", f"engine({p})", "baseline"),
+        **_ratio(by, "engine_fp32/baseline", "engine(fp32)", "baseline"),
+        **_ratio(by, "engine_auto/ideal_auto", f"engine({p})", f"ideal({p})"),
+        **_ratio(by, "engine_fp32/ideal_fp32", "engine(fp32)", "ideal(fp32)"),
+        **_ratio(by, "epoch/step (auto)", "epoch(auto)", f"engine({p})"),
+    }
+    if f"engine({p})" in by:
+        ratios.update(feature_ratios({v.name: v.images_per_s for v in variants}, f"engine({p})"))
     return {
         "spec": spec.name,
         "date": time.strftime("%Y-%m-%d"),
         "device": str(auto.device),
         "device_name": device_name(auto.device),
         "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+        **thread_record(),
         "batch": spec.data.batch_size,
         "steps": steps,
         "rounds": rounds,
@@ -147,14 +169,7 @@ def _result(
         "images_per_s": {v.name: round(v.images_per_s, 2) for v in variants},
         "ms_per_step": {v.name: round(1000 * statistics.median(v.times), 2) for v in variants},
         "peak_mb": {v.name: round(v.peak_bytes / 2**20, 1) for v in variants},
-        "ratios": {
-            "engine_auto/baseline": round(eng_auto.images_per_s / base, 3),
-            "engine_fp32/baseline": round(eng_fp32.images_per_s / base, 3),
-            "engine_auto/ideal_auto": round(eng_auto.images_per_s / ideal_auto.images_per_s, 3),
-            "engine_fp32/ideal_fp32": round(eng_fp32.images_per_s / ideal_fp32.images_per_s, 3),
-            "epoch/step (auto)": round(by["epoch(auto)"].images_per_s / eng_auto.images_per_s, 3),
-            **feature_ratios({v.name: v.images_per_s for v in variants}, eng_auto.name),
-        },
+        "ratios": ratios,
     }
 
 

@@ -63,11 +63,12 @@ def _rank(
 
     from ..registry import load_plugins
     from ..run.distributed import join
-    from ..run.env import resolve_target
+    from ..run.env import SHARE_ENV, apply_threads, resolve_target
     from . import random_batches
 
     try:
-        torch.set_num_threads(threads)
+        os.environ[SHARE_ENV] = str(threads)  # the ranks share the cores
+        apply_threads(spec.train.threads)
         load_plugins(plugins)
         graph, info = _check(spec)
         cluster = join(spec, graph, rank, world, init_method=f"file://{store}")
@@ -169,6 +170,9 @@ def run_bench_distributed(
     mesh = plan_mesh(spec, graph, 0, nproc)  # ArgumentError (exit 2) when it cannot work
     backend, rank_device = backend_and_device(spec, nproc - 1)
     threads = max(1, available_cores() // nproc) if rank_device.type == "cpu" else 1
+    from ..run.env import apply_threads
+
+    apply_threads(spec.train.threads)  # the single process, as ktg train would run it
     single = compile_spec(spec, data_info=info)
     batch = spec.data.batch_size
     batches = random_batches(info, batch, single.device)

@@ -12,6 +12,7 @@ from .common import (
     UsageError,
     add_overrides,
     add_spec,
+    add_threads,
     checked,
     err,
     non_negative_int,
@@ -29,6 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=non_negative_int, default=3, help="untimed steps first")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument(
+        "--variants",
+        type=_variants,
+        default=None,
+        metavar="KIND,...",
+        help="measure only these kinds of variant: baseline, engine, ideal, epoch, features "
+        "(default: all)",
+    )
+    parser.add_argument(
         "--compile", action="store_true", help="also measure the engine with train.compile: on"
     )
     parser.add_argument(
@@ -38,16 +47,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="measure N ranks of torch.distributed against the single-process engine instead",
     )
     add_overrides(parser)
+    add_threads(parser)
+
+
+def _variants(text: str) -> tuple[str, ...]:
+    from ..bench import KINDS
+
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(
+            f"unknown variant {unknown[0] if unknown else text!r}; choose from {', '.join(KINDS)}"
+        )
+    return kinds
 
 
 def run(args: argparse.Namespace) -> int:
     from ..atomic import check_not_inputs, check_writable, write_text_atomic
-    from ..bench import format_result, run_bench
+    from ..bench import KINDS, format_result, run_bench
     from ..bench.distributed import format_distributed, run_bench_distributed
+    from ..run.env import apply_threads
 
     spec, _ = checked(args.spec, args.set)
     if args.nproc is not None and args.compile:
         raise UsageError("--compile measures the single-process engine; leave out --nproc")
+    if args.nproc is not None and args.variants:
+        raise UsageError("--variants chooses among the single-process variants; leave out --nproc")
     if args.json:
         check_not_inputs({"--json": args.json}, {"the spec": args.spec})
         check_writable(args.json)  # before minutes of measuring, not after
@@ -63,12 +88,14 @@ def run(args: argparse.Namespace) -> int:
         )
         print(format_distributed(result))
     else:
+        apply_threads(spec.train.threads)
         result = run_bench(
             spec,
             steps=args.steps,
             rounds=args.rounds,
             warmup=args.warmup,
             with_compile=args.compile,
+            kinds=args.variants or KINDS,
             report=err,
         )
         print(format_result(result))

@@ -78,6 +78,25 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def threads_arg(text: str) -> str:
+    if text == "auto" or (text.isdigit() and 1 <= int(text) <= 4096):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto or a number of threads (1-4096), got {text!r}")
+
+
+def add_threads(parser: argparse.ArgumentParser) -> None:
+    """``--threads N|auto``: the CPU threads of this process and of every worker and rank it
+    starts; wins over the spec's ``train.threads`` and ``OMP_NUM_THREADS``."""
+    parser.add_argument(
+        "--threads",
+        type=threads_arg,
+        metavar="N|auto",
+        help="CPU threads of each process: N, or auto (the cores idle when it starts); wins "
+        "over train.threads and OMP_NUM_THREADS, and reaches workers and ranks "
+        "(default: the spec's train.threads, which defaults to auto)",
+    )
+
+
 def add_spec(parser: argparse.ArgumentParser, nargs: str | None = None) -> None:
     help = "the spec file (.yaml, .yml or .json)"
     if nargs is None:

@@ -20,6 +20,7 @@ from .common import (
     UsageError,
     add_overrides,
     add_spec,
+    add_threads,
     checked,
     positive_int,
     say,
@@ -48,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--summary", action="store_true", help="print the best trials")
     parser.add_argument("--top", type=positive_int, default=5, help="with --summary: how many")
     add_overrides(parser)
+    add_threads(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,12 +156,12 @@ def _spawn_workers(
     for s in args.set:
         argv += ["--set", s]
     cmd = worker_command(argv, args.plugin)
-    env = dict(os.environ)
-    threads = max(1, (os.cpu_count() or 1) // (count + 1))
-    env["OMP_NUM_THREADS"] = str(threads)  # the cores are shared out between the workers
-    import torch
+    from ..run.env import SHARE_ENV, usable_cores
 
-    torch.set_num_threads(threads)  # this process trains trials too
+    # the cores are shared out between the workers and this process, which trains trials too:
+    # each trial's train.threads stays within its process's share
+    os.environ[SHARE_ENV] = str(max(1, usable_cores(os.environ)[0] // (count + 1)))
+    env = dict(os.environ)
     procs = []
     for _ in range(count):
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL))

@@ -15,6 +15,7 @@ from .common import (
     CommandExit,
     UsageError,
     add_overrides,
+    add_threads,
     checked,
     plural,
     positive_int,
@@ -62,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--summary", metavar="DIR", help="print the tables of a study; no training")
     parser.add_argument("--no-pictures", action="store_true", help="write the tables only")
     add_overrides(parser)
+    add_threads(parser)
 
 
 def run(args: argparse.Namespace) -> int:

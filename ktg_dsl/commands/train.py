@@ -14,6 +14,7 @@ from .common import (
     EXIT_OK,
     UsageError,
     add_overrides,
+    add_threads,
     checked,
     non_negative_int,
     positive_int,
@@ -58,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="resume a run on another data_parallel setting (not exactly the same run)",
     )
     add_overrides(parser)
+    add_threads(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from .common import (
     EXIT_OK,
     EXIT_USAGE,
     add_overrides,
+    add_threads,
     err,
     plural,
     print_issues,
@@ -29,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also build every model on the meta device and check its output shape",
     )
     add_overrides(parser)
+    add_threads(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +53,9 @@ def _validate(file: str, overrides: list[str], deep: bool) -> int:
     if deep and report.ok and report.spec is not None and report.graph is not None:
         from ..probe import probe_models
         from ..probe_features import probe_feature_edges
+        from ..run.env import apply_threads
 
+        apply_threads(report.spec.train.threads)  # teachers' checkpoints are read and checked
         source = report.spec.source
         found = probe_models(report.spec, report.graph)
         found += probe_feature_edges(report.spec, report.graph)

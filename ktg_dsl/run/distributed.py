@@ -21,6 +21,7 @@ from ..errors import ArgumentError, choices_hint
 from ..graph import GraphReport
 from ..spec.components import build
 from ..spec.schema import Spec
+from .env import SHARE_ENV, apply_threads
 
 
 def world_size() -> int:
@@ -246,7 +247,9 @@ def start(spec: Spec, graph: GraphReport) -> Cluster:
             "then resume the run with --resume"
         )
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-    torch.set_num_threads(max(1, available_cores() // local_world))
+    # the ranks on this machine share its cores: each rank's train.threads stays within its share
+    os.environ.setdefault(SHARE_ENV, str(max(1, available_cores() // local_world)))
+    apply_threads(spec.train.threads)
     return join(spec, graph, rank, world)
 
 

@@ -1,17 +1,21 @@
-"""What this host can do, and what a spec's ``auto`` values become on it: the device, the
-precision, the memory format, whether to compile, whether the data fits on the GPU. The only
-module that probes the hardware; the compiler takes its answers as a :class:`Target`."""
+"""What this host can do, and what a spec's ``auto`` values become on it: the CPU threads, the
+device, the precision, the memory format, whether to compile, whether the data fits on the GPU.
+The only module that probes the hardware; the compiler takes its answers as a :class:`Target`."""
 
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import platform
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..compiler import Precision, Target
-from ..errors import KtgRuntimeError
+from ..errors import ArgumentError, KtgRuntimeError
 from ..spec.schema import Spec, TrainConfig
 
 COMPILE_MIN_STEPS = 20_000  # below this, compiling costs more than it saves (CPU benchmark)
@@ -126,8 +130,6 @@ def check_devices(spec: Spec) -> None:
 
 
 def _node_device(name: str, text: str) -> torch.device:
-    from ..errors import ArgumentError
-
     try:
         return resolve_device(text)
     except KtgRuntimeError as exc:
@@ -158,3 +160,171 @@ def seed_generators(seed: int) -> None:
 
     torch.manual_seed(seed)
     random.seed(seed)
+
+
+# --------------------------------------------------------------------------- CPU threads
+# torch's default, one OpenMP thread per core, is many times slower than one thread as soon as
+# another process runs on the machine: every parallel region waits for the thread whose core
+# the neighbour holds (measured in docs/performance.md, "Threads"). ``train.threads: auto``
+# counts the cores that are idle now and uses no more threads than that.
+
+THREADS_ENV = "KTG_THREADS"  # set by --threads: wins over the spec, for workers and ranks too
+SHARE_ENV = "KTG_CPU_SHARE"  # set by ktg's launchers: the cores one worker or rank may use
+LOAD_WINDOW_S = 0.2  # how long auto watches the machine's load
+IDLE_MARGIN = 0.2  # a core counts as idle from 80% idle on (a neighbour's bursts stall too)
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """How many threads a process computes with, and why (for the header and run.json)."""
+
+    count: int
+    why: str
+
+    def text(self) -> str:
+        return f"{self.count} thread{'s' if self.count != 1 else ''} ({self.why})"
+
+
+_applied: ThreadChoice | None = None
+
+
+def apply_threads(setting: int | str = "auto") -> ThreadChoice:
+    """Resolve ``train.threads`` (a number, or ``auto``) on this host and set torch's
+    intra-op threads to it. ``--threads`` (``KTG_THREADS``) wins, then the spec's number, then
+    ``OMP_NUM_THREADS``, then ``auto``; a launcher's share of the cores (``KTG_CPU_SHARE``)
+    caps each."""
+    global _applied
+    choice = choose_threads(setting, os.environ)
+    if torch.get_num_threads() != choice.count:
+        torch.set_num_threads(choice.count)
+    _applied = choice
+    return choice
+
+
+def choose_threads(setting: int | str, environ: dict[str, str] | os._Environ[str]) -> ThreadChoice:
+    cores, limit = usable_cores(environ)
+    given = environ.get(THREADS_ENV, "").strip()
+    if given:
+        setting = threads_setting(given, THREADS_ENV)
+        if isinstance(setting, int):
+            return _capped(setting, f"--threads {setting}", cores, limit, environ)
+        return _auto(cores, limit)
+    if isinstance(setting, int):
+        return _capped(setting, f"train.threads: {setting}", cores, limit, environ)
+    omp = environ.get("OMP_NUM_THREADS", "").strip()
+    if omp:
+        return _capped(omp_threads(omp), f"OMP_NUM_THREADS={omp}", cores, limit, environ)
+    return _auto(cores, limit)
+
+
+def _auto(cores: int, limit: str) -> ThreadChoice:
+    idle = idle_cores()
+    if idle is None:
+        return ThreadChoice(cores, f"auto: {limit}; the load could not be read")
+    count = max(1, min(cores, math.floor(idle + IDLE_MARGIN)))
+    return ThreadChoice(count, f"auto: {idle:.1f} of {limit} idle")
+
+
+def _capped(
+    count: int, why: str, cores: int, limit: str, environ: dict[str, str] | os._Environ[str]
+) -> ThreadChoice:
+    """An explicit count, capped by a launcher's share (workers must not oversubscribe)."""
+    if SHARE_ENV in environ and count > cores:
+        return ThreadChoice(cores, f"{why}, capped to this process's share: {limit}")
+    return ThreadChoice(count, why)
+
+
+def threads_setting(text: str, where: str) -> int | str:
+    """``auto`` or a whole number of threads (1 or more), as ``--threads`` takes it."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or not 1 <= int(text) <= 4096:
+        raise ArgumentError(f"{where} is {text!r}: expected auto or a number of threads (1-4096)")
+    return int(text)
+
+
+def omp_threads(text: str) -> int:
+    """The first level of ``OMP_NUM_THREADS`` (OpenMP allows ``4,2`` for nested levels)."""
+    first = text.split(",")[0].strip()
+    if not first.isdigit() or int(first) < 1:
+        raise ArgumentError(
+            f"OMP_NUM_THREADS is {text!r}, which is not a number of threads (1 or more): "
+            "unset it to let ktg choose, or give --threads"
+        )
+    return int(first)
+
+
+def usable_cores(environ: dict[str, str] | os._Environ[str]) -> tuple[int, str]:
+    """The cores this process may compute on: its CPU affinity, the cgroup's CPU quota and a
+    launcher's share, whichever is smallest; and a few words saying which."""
+    cores, words = _affinity(), "cores"
+    quota = _cgroup_quota()
+    if quota is not None and quota < cores:
+        cores, words = quota, "cores of the cgroup's CPU quota"
+    share = environ.get(SHARE_ENV, "")
+    if share.isdigit() and 1 <= int(share) < cores:
+        cores, words = int(share), "cores of a launcher's share"
+    elif share.isdigit() and int(share) >= 1:
+        words = "cores of a launcher's share"
+    return cores, f"{cores} {words}"
+
+
+def _affinity() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def _cgroup_quota() -> int | None:
+    """cgroup v2's ``cpu.max`` as whole cores (rounded up), or None without a quota."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            return max(1, math.ceil(int(quota) / int(period)))
+    return None
+
+
+def idle_cores(window: float = LOAD_WINDOW_S) -> float | None:
+    """How many of this process's cores were idle over ``window`` seconds (from
+    ``/proc/stat``; this process sleeps meanwhile), or None where that cannot be read."""
+    try:
+        mine = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return None
+    before = _cpu_times()
+    time.sleep(window)
+    after = _cpu_times()
+    if not before or not after:
+        return None
+    idle = 0.0
+    for cpu in mine:
+        if cpu in before and cpu in after:
+            total = sum(after[cpu]) - sum(before[cpu])
+            free = (after[cpu][3] + after[cpu][4]) - (before[cpu][3] + before[cpu][4])
+            idle += free / total if total > 0 else 1.0
+    return idle
+
+
+def _cpu_times() -> dict[int, list[int]]:
+    """Per CPU: user, nice, system, idle, iowait, ... jiffies (``/proc/stat``)."""
+    times: dict[int, list[int]] = {}
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            name, *fields = line.split()
+            if name.startswith("cpu") and name[3:].isdigit() and len(fields) >= 5:
+                times[int(name[3:])] = [int(f) for f in fields[:8]]
+    return times
+
+
+def thread_record() -> dict[str, object]:
+    """The threads this process computes with, and why, for run.json and bench's JSON."""
+    count = torch.get_num_threads()
+    why = _applied.why if _applied and _applied.count == count else "torch's default"
+    return {"threads": count, "threads_why": why}
+
+
+def thread_text() -> str:
+    """``N threads (why)`` for headers."""
+    record = thread_record()
+    return ThreadChoice(int(str(record["threads"])), str(record["threads_why"])).text()

@@ -19,7 +19,7 @@ from ..spec.schema import Spec
 from . import checkpoint as ckpt
 from .data import load_bundle, make_batches, program_for
 from .distributed import Cluster
-from .env import seed_generators, set_determinism
+from .env import apply_threads, seed_generators, set_determinism
 from .epochs import Rows, epoch_rows, save_best, stamp
 from .logs import NullLog, RunLog
 from .progress import Progress
@@ -59,6 +59,7 @@ class Recipe:
 
     def setup(self) -> None:
         spec = self.spec
+        self.threads = apply_threads(spec.train.threads)
         set_determinism(spec.train.deterministic)
         self.bundle = self._bundle if self._bundle is not None else load_bundle(spec)
         self.program = program_for(spec, self.graph, self.bundle, self.cluster)

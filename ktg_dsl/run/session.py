@@ -13,7 +13,7 @@ from ..graph import GraphReport
 from ..spec.schema import Spec
 from .data import load_bundle
 from .distributed import Cluster
-from .env import check_devices
+from .env import apply_threads, check_devices
 from .recipe import Recipe
 from .rundir import RunDir, check_new, claim_new, link_latest
 from .state import RunResult
@@ -34,6 +34,7 @@ def train_new(
     stops the run with nothing created. Returns the run directory and the result."""
     check_new(run_dir)  # a used --run-dir is refused before the data is loaded
     check_devices(spec)
+    apply_threads(spec.train.threads)  # loading and augmenting the data computes too
     bundle = load_bundle(spec)
     run = claim_new(run_dir, spec.train.out_dir, spec.name)
     return run, train_in(spec, graph, run, progress=progress, say=say, bundle=bundle)
@@ -82,7 +83,8 @@ def train_in(
         program = recipe.program
         say(
             f"{recipe.bundle.description}; {len(program.nodes)} nodes on {program.device} "
-            f"({program.precision}); {len(recipe.batches.train)} steps per epoch"
+            f"({program.precision}, {recipe.threads.text()}); "
+            f"{len(recipe.batches.train)} steps per epoch"
         )
         if recipe.at.epoch or recipe.at.step:
             say(f"continuing at epoch {recipe.at.epoch + 1}, batch {recipe.at.step + 1}")

@@ -22,15 +22,17 @@ from ..errors import KtgRuntimeError
 from ..spec.components import resolve_refs
 from ..spec.schema import Spec
 from . import manifest
-from .env import device_name
+from .env import device_name, thread_record
 from .epochs import Rows
 from .rundir import RunDir
 
 
-def resolved_spec_text(spec: Spec) -> str:
+def resolved_spec_text(spec: Spec, *, without: tuple[str, ...] = ()) -> str:
     """The spec with every default written out, paths absolute: ``ktg train`` on it runs the
-    same thing from anywhere."""
+    same thing from anywhere. ``without``: ``train`` keys left out."""
     data = resolve_refs(spec).to_data()
+    for key in without:
+        data["train"].pop(key, None)
     data["data"]["root"] = str(Path(data["data"]["root"]).absolute())
     for node in data["nodes"].values():
         if node.get("checkpoint"):
@@ -48,12 +50,13 @@ def spec_digest(text: str) -> str:
 
 def training_digest(spec: Spec) -> str:
     """The digest that ties ``last.pt`` to its run: the resolved spec without
-    ``train.distributed``, which says how the run is spread over processes, not what it
-    trains (a run may resume on another mesh)."""
+    ``train.distributed`` and ``train.threads``, which say how the run is spread over
+    processes and cores, not what it trains (a run may resume on another mesh)."""
     from ..spec.schema import DistributedConfig
 
     train = spec.train.model_copy(update={"distributed": DistributedConfig()})
-    return spec_digest(resolved_spec_text(spec.model_copy(update={"train": train})))
+    text = resolved_spec_text(spec.model_copy(update={"train": train}), without=("threads",))
+    return spec_digest(text)
 
 
 def run_info(spec: Spec, program: Program, data: str) -> dict[str, Any]:
@@ -66,6 +69,7 @@ def run_info(spec: Spec, program: Program, data: str) -> dict[str, Any]:
         "device_name": device_name(program.device),
         "precision": program.precision,
         "channels_last": program.channels_last,
+        **thread_record(),
         "data": data,
         "steps_per_epoch": program.steps_per_epoch,
         "torch": torch.__version__,
@@ -162,8 +166,8 @@ def warn_if_elsewhere(run: RunDir, now: dict[str, Any]) -> None:
         return
     changed = [
         f"{k} {before.get(k)} -> {now[k]}"
-        for k in ("device", "precision", "channels_last")
-        if before.get(k) != now[k]
+        for k in ("device", "precision", "channels_last", "threads")
+        if k in before and before[k] != now[k]  # a run.json of an older ktg lacks threads
     ]
     if changed:
         print(

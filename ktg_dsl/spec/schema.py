@@ -137,6 +137,11 @@ class TrainConfig(StrictModel):
     device: DeviceName = Field(
         "auto", description="auto (CUDA when available), cpu, cuda or cuda:N"
     )
+    threads: Literal["auto"] | Annotated[int, Field(ge=1, le=4096), NOT_BOOL] = Field(
+        "auto",
+        description="CPU threads of each process (intra-op): auto uses the cores that are idle "
+        "when the run starts (OMP_NUM_THREADS, when set, instead); a number is used as it is",
+    )
     gate_unit: Literal["epoch", "step"] = Field(
         "epoch", description="evaluate gates once per epoch (the original) or every step"
     )

@@ -1,5 +1,6 @@
 """Running a study's runs: one after the other in this process, or side by side in ``processes``
-worker processes, each with its share of the CPU threads (cores // processes, at least 1) and,
+worker processes, each with its share of the cores (cores // processes, at least 1: the most
+threads its ``train.threads`` may use, ``KTG_CPU_SHARE``) and,
 on a machine with GPUs, its own GPU (round robin, through CUDA_VISIBLE_DEVICES).
 
 A run with a ``last.pt`` is resumed; a folder without one (a run killed before its first
@@ -38,7 +39,6 @@ class Job:
     seed: int
     run_dir: str
     plugins: list[str] = field(default_factory=list)
-    threads: int | None = None  # torch threads (a worker's share of the cores)
     log: str | None = None  # a worker's output goes here
 
     def to_json(self) -> str:
@@ -69,10 +69,6 @@ def run_one(job: Job) -> Outcome:
     from ..run.rundir import LAST, claim_existing, claim_new
     from ..run.session import train_in
 
-    if job.threads:
-        import torch
-
-        torch.set_num_threads(job.threads)
     try:
         report = check_file(job.spec_file, [f"seed={job.seed}"])
         if not report.ok or report.spec is None or report.graph is None:
@@ -117,10 +113,9 @@ def _in_process(jobs: Sequence[Job], on_start: OnStart, on_end: OnEnd) -> bool:
 
 
 def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    from ..run.env import usable_cores
+
+    return usable_cores(os.environ)[0]
 
 
 def visible_gpus() -> list[str]:
@@ -170,9 +165,10 @@ class _Pool:
         return False
 
     def _start(self, job: Job, slot: int) -> None:
-        job = Job(**{**asdict(job), "threads": self.threads})
-        env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), PYTHONSAFEPATH="1")
-        env["MKL_NUM_THREADS"] = str(self.threads)
+        from ..run.env import SHARE_ENV
+
+        env = dict(os.environ, PYTHONSAFEPATH="1")
+        env[SHARE_ENV] = str(self.threads)  # the worker's train.threads stays within it
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
         assert job.log is not None
