@@ -107,6 +107,12 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str
     return run
 
 
+def plugin_path() -> str:
+    """PYTHONPATH for a ktg that imports the test plugins: this checkout first (a second
+    checkout beside an editable install of another tests its own code), then the plugins."""
+    return os.pathsep.join([str(ROOT), str(PLUGINS), os.environ.get("PYTHONPATH", "")])
+
+
 def run_ktg(
     *args: Any, cwd: Path | None = None, timeout: float = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -118,7 +124,7 @@ def run_ktg(
         text=True,
         cwd=cwd,
         timeout=timeout,
-        env=None if env is None else {**os.environ, "PYTHONPATH": str(PLUGINS), **env},
+        env=None if env is None else {**os.environ, "PYTHONPATH": plugin_path(), **env},
     )
 
 
@@ -136,7 +142,7 @@ def start_ktg_marked(
         text=True,
         env={
             **os.environ,
-            "PYTHONPATH": str(PLUGINS),
+            "PYTHONPATH": plugin_path(),
             "KTG_TEST_MARK": str(mark),
             "KTG_TEST_MARK_AFTER": str(after),
         },
