@@ -18,6 +18,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = ROOT / "tests" / "plugins"  # ktg_test_plugin: models and gates the tests plug in
 sys.path.insert(0, str(Path(__file__).resolve().parent / "plugins"))
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite computes with the threads ktg's ``auto`` picks when it starts (one thread on a
+    machine that is busy then), in this process and in every ktg it starts: they inherit the
+    count through OMP_NUM_THREADS instead of each measuring the load again. A user's own
+    OMP_NUM_THREADS is kept; tests of ``auto`` itself clear it."""
+    from ktg_dsl.run.env import apply_threads
+
+    choice = apply_threads("auto")
+    os.environ.setdefault("OMP_NUM_THREADS", str(choice.count))
+
+
 BASE: dict[str, Any] = {
     "version": 1,
     "name": "tiny",

@@ -174,7 +174,11 @@ def _result(
 
 
 def format_result(result: dict[str, Any]) -> str:
-    lines = [f"{'variant':<24}{'img/s':>10}{'ms/step':>10}{'peak MB':>10}"]
+    threads = result.get("threads")
+    lines = [
+        f"measured with {threads} thread{'s' if threads != 1 else ''} ({result.get('threads_why')})"
+    ]
+    lines.append(f"{'variant':<24}{'img/s':>10}{'ms/step':>10}{'peak MB':>10}")
     for name, ips in result["images_per_s"].items():
         lines.append(
             f"{name:<24}{ips:>10.1f}{result['ms_per_step'][name]:>10.1f}"

@@ -21,8 +21,9 @@ from typing import Any
 
 import torch
 
-from ..compiler import compile_program, compile_spec
+from ..compiler import Program, compile_program, compile_spec
 from ..components.data import DatasetInfo
+from ..engine.mesh import Mesh
 from ..errors import KtgRuntimeError
 from ..graph import GraphReport, data_info
 from ..run.env import device_name
@@ -152,6 +153,31 @@ def _ranks(
                     p.kill()
 
 
+def _describe(
+    spec: Spec,
+    nproc: int,
+    single: Program,
+    info: DatasetInfo,
+    mesh: Mesh,
+    backend: str,
+    threads: int,
+    report: Callable[[str], None],
+) -> list[list[str]]:
+    """Say what is measured; the nodes of each graph group."""
+    from ..run.env import thread_text
+
+    groups = [[spec.node_names[i] for i in mesh.nodes_of(g)] for g in range(mesh.groups)]
+    report(
+        f"ktg bench --nproc {nproc}: {spec.name}: nodes "
+        f"{[n.config.model.type for n in single.nodes.values()]}, batch {spec.data.batch_size}, "
+        f"input {info.input_shape}; single process: {single.device} "
+        f"({device_name(single.device)}), {thread_text()}, {single.precision}; {nproc} ranks "
+        f"({backend}): groups {groups} x data_parallel {mesh.replicas}, {threads} thread"
+        f"{'s' if threads > 1 else ''} each"
+    )
+    return groups
+
+
 def run_bench_distributed(
     spec: Spec,
     nproc: int,
@@ -164,28 +190,19 @@ def run_bench_distributed(
 ) -> dict[str, Any]:
     """Images/s of the single-process engine and of ``nproc`` ranks, exchange time and bytes."""
     from ..run.distributed import available_cores, backend_and_device, plan_mesh
+    from ..run.env import apply_threads
     from . import random_batches
 
     graph, info = _check(spec)
     mesh = plan_mesh(spec, graph, 0, nproc)  # ArgumentError (exit 2) when it cannot work
     backend, rank_device = backend_and_device(spec, nproc - 1)
     threads = max(1, available_cores() // nproc) if rank_device.type == "cpu" else 1
-    from ..run.env import apply_threads
-
     apply_threads(spec.train.threads)  # the single process, as ktg train would run it
     single = compile_spec(spec, data_info=info)
     batch = spec.data.batch_size
     batches = random_batches(info, batch, single.device)
     step, sync = engine_step(single), _sync_for(single.device)
-    groups = [[spec.node_names[i] for i in mesh.nodes_of(g)] for g in range(mesh.groups)]
-    report(
-        f"ktg bench --nproc {nproc}: {spec.name}: nodes "
-        f"{[n.config.model.type for n in single.nodes.values()]}, batch {batch}, input "
-        f"{info.input_shape}; single process: {single.device} ({device_name(single.device)}), "
-        f"{torch.get_num_threads()} threads, {single.precision}; {nproc} ranks ({backend}): "
-        f"groups {groups} x data_parallel {mesh.replicas}, {threads} thread"
-        f"{'s' if threads > 1 else ''} each"
-    )
+    groups = _describe(spec, nproc, single, info, mesh, backend, threads, report)
 
     def run_single() -> float:
         tick = time.perf_counter()

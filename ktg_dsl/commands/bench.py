@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING, Any
 
 from .common import (
     EXIT_OK,
@@ -19,6 +20,9 @@ from .common import (
     positive_int,
 )
 
+if TYPE_CHECKING:
+    from ..spec.schema import Spec
+
 NAME = "bench"
 HELP = "measure the engine against the original loop"
 
@@ -29,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds")
     parser.add_argument("--warmup", type=non_negative_int, default=3, help="untimed steps first")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument(
+        "--compare",
+        metavar="EARLIER.json",
+        help="compare with an earlier --json result of this spec, variant by variant (refused "
+        "when it was measured with another thread count)",
+    )
     parser.add_argument(
         "--variants",
         type=_variants,
@@ -64,42 +74,57 @@ def _variants(text: str) -> tuple[str, ...]:
 
 def run(args: argparse.Namespace) -> int:
     from ..atomic import check_not_inputs, check_writable, write_text_atomic
-    from ..bench import KINDS, format_result, run_bench
-    from ..bench.distributed import format_distributed, run_bench_distributed
-    from ..run.env import apply_threads
+    from ..bench.compare import read_earlier
 
     spec, _ = checked(args.spec, args.set)
-    if args.nproc is not None and args.compile:
-        raise UsageError("--compile measures the single-process engine; leave out --nproc")
-    if args.nproc is not None and args.variants:
-        raise UsageError("--variants chooses among the single-process variants; leave out --nproc")
+    if args.nproc is not None and (args.compile or args.variants or args.compare):
+        flag = "--compile" if args.compile else "--variants" if args.variants else "--compare"
+        raise UsageError(f"{flag} goes with the single-process measurement; leave out --nproc")
     if args.json:
         check_not_inputs({"--json": args.json}, {"the spec": args.spec})
         check_writable(args.json)  # before minutes of measuring, not after
-    if args.nproc is not None:
-        result = run_bench_distributed(
-            spec,
-            args.nproc,
-            steps=args.steps,
-            rounds=args.rounds,
-            warmup=args.warmup,
-            plugins=args.plugin,
-            report=err,
-        )
-        print(format_distributed(result))
-    else:
-        apply_threads(spec.train.threads)
-        result = run_bench(
-            spec,
-            steps=args.steps,
-            rounds=args.rounds,
-            warmup=args.warmup,
-            with_compile=args.compile,
-            kinds=args.variants or KINDS,
-            report=err,
-        )
-        print(format_result(result))
+    earlier = read_earlier(args.compare) if args.compare else None
+    result = _distributed(args, spec) if args.nproc is not None else _single(args, spec, earlier)
     if args.json:
         write_text_atomic(args.json, json.dumps(result, indent=2) + "\n")
         err(f"wrote {args.json}")
     return EXIT_OK
+
+
+def _distributed(args: argparse.Namespace, spec: Spec) -> dict[str, Any]:
+    from ..bench.distributed import format_distributed, run_bench_distributed
+
+    result = run_bench_distributed(
+        spec,
+        args.nproc,
+        steps=args.steps,
+        rounds=args.rounds,
+        warmup=args.warmup,
+        plugins=args.plugin,
+        report=err,
+    )
+    print(format_distributed(result))
+    return result
+
+
+def _single(args: argparse.Namespace, spec: Spec, earlier: dict[str, Any] | None) -> dict[str, Any]:
+    from ..bench import KINDS, format_result, run_bench
+    from ..bench.compare import check_comparable, format_comparison
+    from ..run.env import apply_threads
+
+    threads = apply_threads(spec.train.threads)
+    if earlier is not None:
+        check_comparable(earlier, args.compare, threads.count, threads.why)
+    result = run_bench(
+        spec,
+        steps=args.steps,
+        rounds=args.rounds,
+        warmup=args.warmup,
+        with_compile=args.compile,
+        kinds=args.variants or KINDS,
+        report=err,
+    )
+    print(format_result(result))
+    if earlier is not None:
+        print("\n" + format_comparison(earlier, result, args.compare))
+    return result

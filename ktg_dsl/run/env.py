@@ -170,7 +170,8 @@ def seed_generators(seed: int) -> None:
 
 THREADS_ENV = "KTG_THREADS"  # set by --threads: wins over the spec, for workers and ranks too
 SHARE_ENV = "KTG_CPU_SHARE"  # set by ktg's launchers: the cores one worker or rank may use
-LOAD_WINDOW_S = 0.2  # how long auto watches the machine's load
+LOAD_WINDOW_S = 0.24  # how long auto watches the machine's load when a run starts
+LOAD_SAMPLES = 3  # in slices of this many: a core busy in each slice is taken
 IDLE_MARGIN = 0.2  # a core counts as idle from 80% idle on (a neighbour's bursts stall too)
 
 
@@ -180,6 +181,7 @@ class ThreadChoice:
 
     count: int
     why: str
+    auto: bool = False  # chosen by auto (a governor may change it while training)
 
     def text(self) -> str:
         return f"{self.count} thread{'s' if self.count != 1 else ''} ({self.why})"
@@ -221,8 +223,12 @@ def _auto(cores: int, limit: str) -> ThreadChoice:
     idle = idle_cores()
     if idle is None:
         return ThreadChoice(cores, f"auto: {limit}; the load could not be read")
-    count = max(1, min(cores, math.floor(idle + IDLE_MARGIN)))
-    return ThreadChoice(count, f"auto: {idle:.1f} of {limit} idle")
+    return ThreadChoice(_threads_for(idle, cores), f"auto: {idle:.1f} of {limit} idle", True)
+
+
+def _threads_for(free: float, cores: int) -> int:
+    """As many threads as there are cores free of other work (a core 80% free counts)."""
+    return max(1, min(cores, math.floor(free + IDLE_MARGIN)))
 
 
 def _capped(
@@ -257,16 +263,14 @@ def omp_threads(text: str) -> int:
 def usable_cores(environ: dict[str, str] | os._Environ[str]) -> tuple[int, str]:
     """The cores this process may compute on: its CPU affinity, the cgroup's CPU quota and a
     launcher's share, whichever is smallest; and a few words saying which."""
-    cores, words = _affinity(), "cores"
+    cores, whose = _affinity(), ""
     quota = _cgroup_quota()
     if quota is not None and quota < cores:
-        cores, words = quota, "cores of the cgroup's CPU quota"
+        cores, whose = quota, " of the cgroup's CPU quota"
     share = environ.get(SHARE_ENV, "")
-    if share.isdigit() and 1 <= int(share) < cores:
-        cores, words = int(share), "cores of a launcher's share"
-    elif share.isdigit() and int(share) >= 1:
-        words = "cores of a launcher's share"
-    return cores, f"{cores} {words}"
+    if share.isdigit() and int(share) >= 1:
+        cores, whose = min(cores, int(share)), " of a launcher's share"
+    return cores, f"{cores} core{'s' if cores != 1 else ''}{whose}"
 
 
 def _affinity() -> int:
@@ -285,25 +289,34 @@ def _cgroup_quota() -> int | None:
     return None
 
 
-def idle_cores(window: float = LOAD_WINDOW_S) -> float | None:
-    """How many of this process's cores were idle over ``window`` seconds (from
-    ``/proc/stat``; this process sleeps meanwhile), or None where that cannot be read."""
+def idle_cores(window: float = LOAD_WINDOW_S, samples: int = LOAD_SAMPLES) -> float | None:
+    """How many of this process's cores were idle (from ``/proc/stat``, while this process
+    sleeps): the most over ``samples`` slices of ``window`` seconds, so that a short burst of
+    another process (a shell command) is not taken for a busy neighbour, while one that keeps
+    a core busy shows in every slice. None where the load cannot be read."""
     try:
         mine = os.sched_getaffinity(0)
     except (AttributeError, OSError):
         return None
+    seen: list[float] = []
     before = _cpu_times()
-    time.sleep(window)
-    after = _cpu_times()
-    if not before or not after:
-        return None
-    idle = 0.0
-    for cpu in mine:
-        if cpu in before and cpu in after:
-            total = sum(after[cpu]) - sum(before[cpu])
-            free = (after[cpu][3] + after[cpu][4]) - (before[cpu][3] + before[cpu][4])
-            idle += free / total if total > 0 else 1.0
-    return idle
+    for _ in range(samples):
+        time.sleep(window / samples)
+        after = _cpu_times()
+        if not before or not after:
+            return None
+        seen.append(sum(_idle_share(before.get(c), after.get(c)) for c in mine))
+        before = after
+    return max(seen)
+
+
+def _idle_share(before: list[int] | None, after: list[int] | None) -> float:
+    """The share of time one CPU was idle between two readings (1.0 when it cannot tell)."""
+    if before is None or after is None:
+        return 1.0
+    total = sum(after) - sum(before)
+    free = (after[3] + after[4]) - (before[3] + before[4])
+    return free / total if total > 0 else 1.0
 
 
 def _cpu_times() -> dict[int, list[int]]:
@@ -315,6 +328,57 @@ def _cpu_times() -> dict[int, list[int]]:
             if name.startswith("cpu") and name[3:].isdigit() and len(fields) >= 5:
                 times[int(name[3:])] = [int(f) for f in fields[:8]]
     return times
+
+
+REVIEW_S = 3.0  # how often a governor looks at the load again while training
+
+
+class ThreadGovernor:
+    """Keeps ``auto`` true while a CPU run trains: every ``REVIEW_S`` seconds of steps, the
+    cores other processes used meanwhile (the machine's busy time less this process's CPU time)
+    decide the count again, so a neighbour that starts or stops after the run began is met
+    within seconds. A count that was given (``--threads``, the spec, ``OMP_NUM_THREADS``) never
+    changes."""
+
+    def __init__(self, choice: ThreadChoice, device_type: str = "cpu") -> None:
+        self.cores, self.limit = usable_cores(os.environ)
+        self.active = choice.auto and self.cores > 1 and device_type == "cpu"
+        self.active = self.active and bool(_cpu_times())
+        self.changes: list[ThreadChoice] = []
+        self._mark()
+
+    def _mark(self) -> None:
+        self.since, self.busy, self.mine = time.perf_counter(), _busy_seconds(), time.process_time()
+
+    def step(self) -> ThreadChoice | None:
+        """Called after each training step; the new choice when the count changed."""
+        if not self.active or time.perf_counter() - self.since < REVIEW_S:
+            return None
+        wall = time.perf_counter() - self.since
+        others = max(0.0, (_busy_seconds() - self.busy) - (time.process_time() - self.mine)) / wall
+        self._mark()
+        count = _threads_for(self.cores - others, self.cores)
+        if count == torch.get_num_threads():
+            return None
+        torch.set_num_threads(count)
+        choice = ThreadChoice(count, f"auto: other work used {others:.1f} of {self.limit}", True)
+        global _applied
+        _applied = choice
+        self.changes.append(choice)
+        return choice
+
+
+def _busy_seconds() -> float:
+    """Seconds the CPUs of this process's affinity spent on any work, summed (``/proc/stat``)."""
+    try:
+        mine = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return 0.0
+    busy = 0
+    for cpu, t in _cpu_times().items():
+        if cpu in mine:
+            busy += sum(t) - t[3] - t[4]  # all but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 def thread_record() -> dict[str, object]:

@@ -33,11 +33,13 @@ class Progress:
         self._shown = 0.0
         self.steps = 0  # steps shown in the current epoch's bar
         self._header = False
+        self.writer = True  # status lines (say) are shown even without the bar and table
 
     def keep_if(self, writer: bool) -> None:
         """Show anything only where ``writer`` (rank 0 of several processes)."""
         self.enabled = self.enabled and writer
         self.bar_ok = self.bar_ok and writer
+        self.writer = writer
 
     def start(self, epoch: int, epochs: int, total: int, initial: int = 0) -> None:
         self.steps = initial
@@ -84,6 +86,16 @@ class Progress:
             self._header = True
             print(_header(trained, wide, eval_name), file=self.stream, flush=True)
         print(_row(epoch, epochs, trained, rows, wide), file=self.stream, flush=True)
+
+    def say(self, line: str) -> None:
+        """A status line above the bar, which goes on (or between the table's rows); shown by
+        the writer process even with ``--no-progress``."""
+        if not self.writer:
+            return
+        if self._bar is not None:
+            self._bar.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream, flush=True)
 
     def note(self, line: str) -> None:
         self._close()

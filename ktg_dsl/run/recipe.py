@@ -19,7 +19,7 @@ from ..spec.schema import Spec
 from . import checkpoint as ckpt
 from .data import load_bundle, make_batches, program_for
 from .distributed import Cluster
-from .env import apply_threads, seed_generators, set_determinism
+from .env import ThreadGovernor, apply_threads, seed_generators, set_determinism
 from .epochs import Rows, epoch_rows, save_best, stamp
 from .logs import NullLog, RunLog
 from .progress import Progress
@@ -65,6 +65,7 @@ class Recipe:
         self.program = program_for(spec, self.graph, self.bundle, self.cluster)
         self.batches = make_batches(spec, self.bundle, self.program, self.cluster)
         self.engine = (self.cluster.engine if self.cluster else self.make_engine)(self.program)
+        self.governor = ThreadGovernor(self.threads, self.program.device.type)
         writer = self.engine.coordinator.is_writer()
         self.progress.keep_if(writer)  # rank 0 shows progress (bars on a terminal only)
         seed_generators(spec.seed)
@@ -136,6 +137,9 @@ class Recipe:
         for step, (x, y) in enumerate(batches.iterate(start=first), start=first):
             self.engine.train_step(x, y, epoch, step)
             self.progress.step(self.engine.peek)
+            changed = self.governor.step()
+            if changed:
+                self.progress.say(f"ktg: now {changed.text()}")
             if (step + 1) % every and step + 1 < total:
                 continue
             self.stop.requested = self.engine.coordinator.agree(self.stop.requested)

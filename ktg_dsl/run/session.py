@@ -83,7 +83,7 @@ def train_in(
         program = recipe.program
         say(
             f"{recipe.bundle.description}; {len(program.nodes)} nodes on {program.device} "
-            f"({program.precision}, {recipe.threads.text()}); "
+            f"({program.precision}); {recipe.threads.text()}; "
             f"{len(recipe.batches.train)} steps per epoch"
         )
         if recipe.at.epoch or recipe.at.step:

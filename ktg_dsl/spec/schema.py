@@ -139,8 +139,9 @@ class TrainConfig(StrictModel):
     )
     threads: Literal["auto"] | Annotated[int, Field(ge=1, le=4096), NOT_BOOL] = Field(
         "auto",
-        description="CPU threads of each process (intra-op): auto uses the cores that are idle "
-        "when the run starts (OMP_NUM_THREADS, when set, instead); a number is used as it is",
+        description="CPU threads of each process: auto uses the cores free of other work when "
+        "the run starts and follows the load while a CPU run trains (OMP_NUM_THREADS, when "
+        "set, instead); a number is used as it is (the same number gives the same results)",
     )
     gate_unit: Literal["epoch", "step"] = Field(
         "epoch", description="evaluate gates once per epoch (the original) or every step"
