@@ -239,3 +239,66 @@ def test_a_given_count_is_never_governed() -> None:
     for choice in (run_env.ThreadChoice(2, "train.threads: 2"), run_env.ThreadChoice(2, "x")):
         assert not run_env.ThreadGovernor(choice).active
     assert not run_env.ThreadGovernor(run_env.ThreadChoice(2, "auto", True), "cuda").active
+
+
+# ----------------------------------------------------------------- bench --compare
+
+
+def _bench_json(path: Path, threads: int, ips: float = 10.0) -> Path:
+    result = {
+        "spec": "threads",
+        "date": "2026-12-07",
+        "device": "cpu",
+        "precision_auto": "fp32",
+        "batch": 16,
+        "threads": threads,
+        "threads_why": f"--threads {threads}",
+        "images_per_s": {"engine(fp32)": ips},
+    }
+    path.write_text(json.dumps(result))
+    return path
+
+
+def test_bench_compare_refuses_another_thread_count(tmp_path: Path) -> None:
+    from ktg_dsl.bench.compare import check_comparable, format_comparison, read_earlier
+
+    earlier = read_earlier(str(_bench_json(tmp_path / "old.json", 1)))
+    with pytest.raises(
+        ArgumentError, match=r"measured with 1 thread \(--threads 1\).* Give --threads 1"
+    ):
+        check_comparable(earlier, "old.json", 2, "auto: 2.0 of 2 cores idle")
+    check_comparable(earlier, "old.json", 1, "--threads 1")  # the same count: compared
+    now = {**earlier, "images_per_s": {"engine(fp32)": 12.5}}
+    text = format_comparison(earlier, now, "old.json")
+    assert "engine(fp32)" in text and "1.250" in text
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        ("{not json", "not a ktg bench --json file"),
+        ('{"images_per_s": {}}', "it needs 'images_per_s' and 'threads'"),
+        ("[1, 2]", "it needs 'images_per_s' and 'threads'"),
+    ],
+)
+def test_bench_compare_reads_only_a_bench_file(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    from ktg_dsl.bench.compare import read_earlier
+
+    path = tmp_path / "old.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ArgumentError, match=message):
+        read_earlier(str(path))
+
+
+def test_bench_compare_from_the_command_line(tmp_path: Path) -> None:
+    spec = _probe_spec(tmp_path)
+    old = _bench_json(tmp_path / "old.json", 1)
+    args = ("--variants", "engine", "--steps", "1", "--rounds", "1", "--warmup", "0")
+    done = run_ktg("bench", spec, *args, "--compare", old, "--threads", "2", *PLUGIN, env={})
+    assert done.returncode == 2
+    assert "was measured with 1 thread (--threads 1); this run would use 2" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -37,12 +37,13 @@ def read_earlier(path: str) -> dict[str, Any]:
 
 def check_comparable(earlier: dict[str, Any], path: str, threads: int, why: str) -> None:
     """Refuse to compare with a measurement taken with another thread count."""
-    if earlier["threads"] != threads:
+    before = earlier["threads"]
+    if before != threads:
         then = earlier.get("threads_why", "how it was chosen was not recorded")
         raise ArgumentError(
-            f"--compare {path} was measured with {earlier['threads']} threads ({then}); this "
-            f"run would use {threads} ({why}): a ratio of the two measures the thread count, "
-            f"not the change. Give --threads {earlier['threads']} to compare"
+            f"--compare {path} was measured with {before} thread{'s' if before != 1 else ''} "
+            f"({then}); this run would use {threads} ({why}): a ratio of the two measures the "
+            f"thread count, not the change. Give --threads {before} to compare"
         )
 
 
