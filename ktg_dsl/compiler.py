@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .components.data import DatasetInfo
+from .contracts import EdgeLoss
 from .engine.program import EdgeSlot, Precision, Program, RuntimeNode
 from .engine.taps import TapError, tap_shapes
 from .errors import KtgRuntimeError, SpecError
@@ -167,13 +168,14 @@ def _edge_slots(
     shapes = _TapShapes(spec, nodes, info)
     edges = []
     for e in live:
-        assert e.gate is not None  # a checked spec's gates all build
+        if e.gate is None or e.loss is None:  # a checked report built every one
+            raise KtgRuntimeError(f"edge {e.key}: its gate or loss did not build (check it)")
         r = index[e.receiver]
         scale = 1.0
         if spec.train.peer_reduction == "mean" and not e.is_labels and not e.on_features:
             scale = 1.0 / peers[e.receiver]
         s = r if e.sender == LABELS else index[e.sender]
-        loss = build(e.loss_ref)
+        loss = e.loss
         adapter = (
             _adapter(spec, e, loss, shapes, nodes[e.receiver], target) if e.on_features else None
         )
@@ -215,7 +217,7 @@ class _TapShapes:
 def _adapter(
     spec: Spec,
     e: GraphEdge,
-    loss: Any,
+    loss: EdgeLoss,
     shapes: _TapShapes,
     receiver: RuntimeNode,
     target: Target,
@@ -224,13 +226,10 @@ def _adapter(
     optimizer trains it and its checkpoint holds it; shapes checked first."""
     assert e.receiver_tap is not None and e.sender_tap is not None
     r, s = shapes.of(e.receiver, e.receiver_tap), shapes.of(e.sender, e.sender_tap)
-    check = getattr(loss, "check_shapes", None)
-    problem = check(r, s) if check is not None else None
+    problem = loss.check_shapes(r, s)
     if problem:
         raise KtgRuntimeError(f"edge {e.sender_end} -> {e.receiver_end}: {problem}")
-    make = getattr(loss, "make_adapter", None)
-    if make is None:
-        return None
+    make = loss.make_adapter
     key = f"{e.sender}_{e.sender_tap}_to_{e.receiver_tap}"
     adapter: nn.Module | None = _seeded(
         node_seed(spec.seed, 10_000 + receiver.index * 1000 + len(receiver.adapters)),
@@ -255,7 +254,7 @@ def _attach_training(
     )
     sched_ref = cfg.scheduler or spec.defaults.scheduler
     sched = SCHEDULERS.get(sched_ref.type)
-    interval = sched.meta.get("interval", "epoch")
+    interval = sched.meta.interval
     if interval == "step" and steps_per_epoch is None:
         raise KtgRuntimeError(
             f"scheduler '{sched_ref.type}' of node '{node.name}' steps every "

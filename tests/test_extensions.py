@@ -165,11 +165,11 @@ def test_losses_with_a_group_kernel_are_computed_together() -> None:
 
     def counting_kl() -> EdgeLoss:
         """KL, batched."""
-        return CountingKL("counting_kl", "logits", calls=calls)
+        return CountingKL("counting_kl", calls=calls)
 
     def plain_kl() -> EdgeLoss:
         """KL, edge by edge."""
-        return PlainKL("plain_kl", "logits")
+        return PlainKL("plain_kl")
 
     edges = [{"to": "a", "from": "b"}, {"to": "b", "from": "a"}]
     x, y = batch(3)

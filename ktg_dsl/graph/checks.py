@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import networkx as nx
 from pydantic import ValidationError
 
 from ..components.data import DatasetInfo
@@ -16,22 +17,33 @@ from ..registry import DATASETS, UnknownComponentError
 from ..spec.schema import LABELS, Spec
 from .checkpoints import check_checkpoints
 from .placement import check_placement
-from .report import Edge, GraphEdge, end_name, loss_target
+from .report import Edge, GraphEdge, GraphReport, end_name, loss_target
 
 
 @dataclass
 class Linked:
-    """Everything the checks read: the spec, its written edges, the linked (valid) ones."""
+    """Everything the checks read: the spec, its written edges, the linked (valid) ones in
+    the report (and its graph)."""
 
     spec: Spec
     written: list[Edge]
-    edges: list[GraphEdge]
-    frozen: set[str]
-    counts: dict[str, int | None]
-    info: DatasetInfo | None
+    report: GraphReport
 
-    def incoming(self, name: str) -> list[GraphEdge]:
-        return [e for e in self.edges if e.receiver == name]
+    @property
+    def edges(self) -> list[GraphEdge]:
+        return self.report.edges
+
+    @property
+    def frozen(self) -> set[str]:
+        return self.report.frozen
+
+    @property
+    def counts(self) -> dict[str, int | None]:
+        return self.report.class_counts
+
+    @property
+    def info(self) -> DatasetInfo | None:
+        return self.report.data_info
 
     def broken(self) -> set[str]:
         """Nodes whose edges are not all known because of an error elsewhere: an end of a
@@ -243,8 +255,9 @@ def check_frozen(g: Linked) -> list[SpecIssue]:
     """Frozen teachers: declared ones must not learn, and every one needs weights."""
     issues = []
     broken = g.broken()
+    opens = g.report.opens()
     for name, node in g.spec.nodes.items():
-        can_learn = any(e.can_open for e in g.incoming(name))
+        can_learn = opens.in_degree(name) > 0
         where: Path = ("nodes", name)
         if node.frozen and can_learn:
             issues.append(
@@ -277,26 +290,42 @@ def check_frozen(g: Linked) -> list[SpecIssue]:
 
 
 def check_isolated(g: Linked) -> list[SpecIssue]:
-    """A node that neither teaches nor learns from another node trains alone: a warning."""
+    """A node that neither teaches nor learns from another node trains alone: a warning.
+    (Isolated in the graph of the models joined by edges that can open, labels left out.)"""
     if len(g.spec.nodes) < 2:
         return []
-    issues = []
-    broken = g.broken()
-    for name in g.spec.node_names:
-        if name in broken:
-            continue
-        gives = any(e.can_open for e in g.edges if e.sender == name)
-        takes = any(e.can_open and not e.is_labels for e in g.incoming(name))
-        if not gives and not takes:
-            issues.append(
-                SpecIssue(
-                    ("nodes", name),
-                    f"'{name}' neither teaches nor learns from another node: it trains alone",
-                    severity="warning",
-                    hint="add an edge to or from it",
-                )
-            )
-    return issues
+    alone = set(nx.isolates(g.report.opens().subgraph(g.spec.node_names))) - g.broken()
+    return [
+        SpecIssue(
+            ("nodes", name),
+            f"'{name}' neither teaches nor learns from another node: it trains alone",
+            severity="warning",
+            hint="add an edge to or from it",
+        )
+        for name in g.spec.node_names
+        if name in alone
+    ]
+
+
+def check_reaches_knowledge(g: Linked) -> list[SpecIssue]:
+    """A node that trains learns, at the end of every path into it, from the labels or a
+    frozen teacher's weights; a node reached by neither (models teaching each other in a
+    ring without labels) only imitates networks that never learn anything: a warning."""
+    opens = g.report.opens()
+    sources = {LABELS} | g.frozen
+    known = set().union(*(nx.descendants(opens, s) for s in sources)) | sources
+    lost = set(g.spec.node_names) - known - g.broken()
+    return [
+        SpecIssue(
+            ("nodes", name),
+            f"'{name}' trains, but neither the labels nor a frozen teacher reach it through "
+            "edges that open: it only learns from models that learn nothing",
+            severity="warning",
+            hint=f"add a labels edge into '{name}' or into a node that teaches it",
+        )
+        for name in g.spec.node_names
+        if name in lost
+    ]
 
 
 def check_class_counts(g: Linked) -> list[SpecIssue]:
@@ -335,7 +364,7 @@ def check_training_size(g: Linked) -> list[SpecIssue]:
     data = g.spec.data
     try:
         comp = DATASETS.get(data.dataset.type)
-        size_of = comp.meta.get("train_size")
+        size_of = comp.meta.train_size
         args = comp.check(data.dataset.args).model_dump() if size_of else {}
     except (UnknownComponentError, ValidationError):
         return []  # the component checks report it
@@ -365,6 +394,7 @@ CHECKS: list[Callable[[Linked], list[SpecIssue]]] = [
     check_losses_fit_edges,
     check_frozen,
     check_isolated,
+    check_reaches_knowledge,
     check_checkpoints,
     check_class_counts,
     check_training_size,
