@@ -1,10 +1,12 @@
 """(Spec, GraphReport, Target) -> Program: runtime nodes (model, optimizer, scheduler, scaler,
-device) in spec order, and the computed edges. The compiler trusts the graph report it is given
-(it does not validate again) and the target the host resolved (it does not probe hardware).
-Compiling builds models but never touches the dataset: the class count and input shape come
-from the dataset's registered description, or the caller.
+device) in spec order, and the computed edges. The compiler takes a checked graph report (its
+gates and losses already built; it does not check again) and the target the host resolved
+(``run.env``; it does not probe hardware). Compiling builds models but never touches the
+dataset: the class count and input shape come from the dataset's registered description, or
+the caller.
 
-``compile_spec(spec)`` is the public convenience: check, resolve ``auto`` on this host, compile.
+``ktg_dsl.compile_spec(spec)`` (``run.data``) is the public convenience: check, resolve
+``auto`` on this host, compile.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from torch import nn
 
 from .components.data import DatasetInfo
 from .contracts import EdgeLoss
-from .engine.program import EdgeSlot, Precision, Program, RuntimeNode
+from .engine.program import EdgeSlot, Precision, Program, RuntimeNode, Target
 from .engine.taps import TapError, tap_shapes
-from .errors import KtgRuntimeError, SpecError
+from .errors import KtgRuntimeError
 from .graph import GraphEdge, GraphReport
 from .registry import OPTIMIZERS, SCHEDULERS
 from .spec.components import build
@@ -35,25 +37,11 @@ __all__ = [
     "RuntimeNode",
     "Target",
     "compile_program",
-    "compile_spec",
     "make_optimizer",
     "node_seed",
 ]
 
 OptimizerImpl = Literal["fused", "loop", "default"]
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where and how a program runs, every ``auto`` already resolved (``run.env`` does that
-    on the host)."""
-
-    device: torch.device
-    precision: Precision
-    channels_last: bool
-    compile: bool = False
-    node_devices: dict[str, torch.device] = field(default_factory=dict)  # nodes.<name>.device
-    remote: frozenset[str] = frozenset()  # trained elsewhere (another rank): built on meta
 
 
 def node_seed(seed: int, position: int) -> int:
@@ -270,33 +258,3 @@ def _attach_training(
     if target.precision == "fp16":
         # One scaler per node, as the original: an overflow skips only that node's step.
         node.scaler = torch.amp.GradScaler(node.device.type)
-
-
-def compile_spec(
-    spec: Spec,
-    *,
-    device: str | torch.device | None = None,
-    precision: str | None = None,
-    steps_per_epoch: int | None = None,
-    data_info: DatasetInfo | None = None,
-) -> Program:
-    """Check a spec, resolve its ``auto`` values on this host and compile it (raises
-    SpecError if the spec has errors)."""
-    from .check import check_spec
-    from .run.env import resolve_target
-
-    report = check_spec(spec)
-    if report.errors or report.graph is None:
-        raise SpecError(report.errors)
-    info = data_info or report.graph.data_info
-    if info is None or info.num_classes is None or info.input_shape is None:
-        raise KtgRuntimeError(
-            "the class count and input shape of the data are unknown; pass "
-            "data_info=DatasetInfo(num_classes, (C, H, W)) to compile_spec"
-        )
-    target = resolve_target(
-        spec.train, device=device, precision=precision, steps_per_epoch=steps_per_epoch
-    )
-    return compile_program(
-        spec, report.graph, target, data_info=info, steps_per_epoch=steps_per_epoch
-    )

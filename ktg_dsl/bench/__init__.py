@@ -26,7 +26,8 @@ from typing import Any
 
 import torch
 
-from ..compiler import Program, compile_spec
+from ..engine.program import Program
+from ..run.data import compile_spec
 from ..components.data import DatasetInfo
 from ..errors import KtgRuntimeError
 from ..graph import data_info

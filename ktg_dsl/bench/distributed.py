@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from ..compiler import compile_program, compile_spec
+from ..compiler import compile_program
+from ..run.data import checked, compile_spec
 from ..components.data import DatasetInfo
 from ..errors import KtgRuntimeError
 from ..graph import GraphReport, data_info
@@ -34,18 +35,13 @@ __all__ = ["format_distributed", "run_bench_distributed"]
 
 
 def _check(spec: Spec) -> tuple[GraphReport, DatasetInfo]:
-    from ..check import check_spec
-    from ..errors import SpecError
-
-    report = check_spec(spec)
-    if report.errors or report.graph is None:
-        raise SpecError(report.errors)
+    graph = checked(spec)
     info = data_info(spec)
     if info is None or info.num_classes is None or info.input_shape is None:
         raise KtgRuntimeError(
             "ktg bench needs a dataset whose shape is known without loading (e.g. synthetic)"
         )
-    return report.graph, info
+    return graph, info
 
 
 def _rank(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..compiler import Precision, Target
+from ..engine.program import Precision, Target
 from ..errors import ArgumentError, KtgRuntimeError
 from ..spec.schema import Spec, TrainConfig
 
