@@ -70,8 +70,8 @@ class Gate(ABC):
         return False
 
     def describe(self) -> str:
-        """How ``ktg render`` names the gate."""
-        return str(getattr(self, "name", type(self).__name__))
+        """How ``ktg render`` names the gate ('': by its reference in the spec)."""
+        return str(getattr(self, "name", ""))
 
 
 class EdgeLoss(ABC):
@@ -87,7 +87,8 @@ class EdgeLoss(ABC):
         """The loss of each sample ``[B]``: ``logits`` (with gradient) against ``target``."""
 
     def describe(self) -> str:
-        return str(getattr(self, "name", type(self).__name__))
+        """How ``ktg render`` names the loss ('': by its reference in the spec)."""
+        return str(getattr(self, "name", ""))
 
     def check_shapes(self, receiver: Shape, sender: Shape) -> str | None:
         """Why the two ends' tap shapes cannot be compared, and what to change; None if they

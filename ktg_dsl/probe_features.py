@@ -78,7 +78,6 @@ def _probe_variants(
     return variants, issues
 
 
-
 def probe_feature_edges(spec: Spec, report: GraphReport) -> list[SpecIssue]:
     """Issues of the taps and of every feature edge's shapes (empty when all fit)."""
     variants, issues = _probe_variants(spec, report)

@@ -243,7 +243,8 @@ def test_the_recipe_refuses_an_engine_it_would_not_run(tmp_path: Path) -> None:
     """On several processes the DistributedEngine runs (it exchanges between ranks): an
     engine= given there was silently replaced; now it is refused by name."""
     nodes = {"a": {"model": {"type": "small_cnn", "width": 4}}}
-    spec = load_spec(write_spec(tmp_path, small_spec("one", nodes, [{"to": "a", "from": "labels"}])))
+    data = small_spec("one", nodes, [{"to": "a", "from": "labels"}])
+    spec = load_spec(write_spec(tmp_path, data))
     recipe = Recipe(spec, tmp_path / "run", engine=Engine, progress=False)
     recipe.cluster = object()  # type: ignore[assignment]  # any mesh: the refusal comes first
     with pytest.raises(KtgRuntimeError, match=r"Recipe\(engine=\.\.\.\) runs on one process"):

@@ -25,9 +25,7 @@ def _param_count(name: str, num_classes: int = NUM_CLASSES, in_channels: int = I
             pytest.fail(f"built-in model '{name}' has no meta['param_count']")
         pytest.skip(f"plugin model '{name}' declares no param_count")
     defaults = component.check({}).model_dump()
-    count = component.meta.param_count(
-        num_classes=num_classes, in_channels=in_channels, **defaults
-    )
+    count = component.meta.param_count(num_classes=num_classes, in_channels=in_channels, **defaults)
     assert isinstance(count, int), f"{name}: param_count returned {count!r}"
     return count
 

@@ -22,10 +22,10 @@ from typing import Any
 import torch
 
 from ..compiler import compile_program
-from ..run.data import checked, compile_spec
 from ..components.data import DatasetInfo
 from ..errors import KtgRuntimeError
 from ..graph import GraphReport, data_info
+from ..run.data import checked, compile_spec
 from ..run.env import device_name
 from ..spec.schema import Spec
 from .measure import _sync_for

@@ -254,7 +254,7 @@ def describe_group(g: EdgeGroup | SingleEdge) -> tuple[str, tuple[tuple[int, int
 
 def _describe(loss: object) -> str:
     describe = getattr(loss, "describe", None)
-    return str(describe()) if callable(describe) else type(loss).__name__
+    return (str(describe()) if callable(describe) else "") or type(loss).__name__
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import networkx as nx
-from pydantic import ValidationError
 
 from ..components.data import DatasetInfo
 from ..errors import Path, SpecIssue, choices_hint, format_path
-from ..registry import DATASETS, UnknownComponentError
 from ..spec.schema import LABELS, Spec
 from .checkpoints import check_checkpoints
+from .data import check_class_counts, check_training_size
 from .placement import check_placement
 from .report import Edge, GraphEdge, GraphReport, end_name, loss_target
 
@@ -325,66 +324,6 @@ def check_reaches_knowledge(g: Linked) -> list[SpecIssue]:
         )
         for name in g.spec.node_names
         if name in lost
-    ]
-
-
-def check_class_counts(g: Linked) -> list[SpecIssue]:
-    """Every node is evaluated on the labels, and a KL edge compares equal class counts."""
-    issues = []
-    classes = g.info.num_classes if g.info else None
-    for name in g.spec.node_names:
-        have = g.spec.nodes[name].num_classes
-        if have and classes and have != classes:
-            issues.append(
-                SpecIssue(
-                    ("nodes", name, "num_classes"),
-                    f"'{name}' has {have} outputs but the dataset has {classes} classes",
-                    hint="every node is evaluated on the labels: remove num_classes",
-                )
-            )
-    for e in g.edges:
-        if e.is_labels or e.closed or e.on_features or loss_target(e.loss_ref) != "logits":
-            continue
-        a, b = g.counts[e.sender], g.counts[e.receiver]
-        if a is not None and b is not None and a != b:
-            issues.append(
-                SpecIssue(
-                    e.path,
-                    f"edge {e.sender} -> {e.receiver} compares {a} classes with {b}",
-                    hint="nodes joined by a KL edge need the same class count",
-                )
-            )
-    return issues
-
-
-def check_training_size(g: Linked) -> list[SpecIssue]:
-    """What a dataset's registration knows of its training part before loading it (its
-    ``train_size`` hook): what its arguments allow with this split, and room for one batch
-    when the last incomplete one is dropped."""
-    data = g.spec.data
-    try:
-        comp = DATASETS.get(data.dataset.type)
-        size_of = comp.meta.train_size
-        args = comp.check(data.dataset.args).model_dump() if size_of else {}
-    except (UnknownComponentError, ValidationError):
-        return []  # the component checks report it
-    if size_of is None:
-        return []
-    try:
-        size = size_of(args, data.split)
-    except ValueError as exc:  # (argument, message, hint), or a plugin's plain message
-        arg, message, hint = exc.args if len(exc.args) == 3 else (None, str(exc), None)
-        where = ("data", "dataset", arg) if isinstance(arg, str) else ("data", "dataset")
-        return [SpecIssue(where, message, hint=hint)]
-    if size is None or not data.drop_last or size >= data.batch_size:
-        return []
-    return [
-        SpecIssue(
-            ("data", "batch_size"),
-            f"batch_size is {data.batch_size}, more than the {size} training images: with "
-            "drop_last (the default) every batch would be dropped",
-            hint="set data.batch_size lower, or data.drop_last: false",
-        )
     ]
 
 

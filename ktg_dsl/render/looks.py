@@ -44,7 +44,7 @@ def look_of(e: GraphEdge) -> str:
 
 
 def gate_text(e: GraphEdge) -> str:
-    return e.gate.describe() if e.gate is not None else str(e.gate_ref)
+    return (e.gate.describe() if e.gate is not None else "") or str(e.gate_ref)
 
 
 def sparkline(values: list[float], top: float) -> str:
@@ -63,7 +63,7 @@ def fmt_weight(w: float) -> str:
 
 def loss_text(e: GraphEdge) -> str:
     """The loss as a label says it, e.g. ``kl T=4`` (the reference when it did not build)."""
-    return e.loss.describe() if e.loss is not None else str(e.loss_ref)
+    return (e.loss.describe() if e.loss is not None else "") or str(e.loss_ref)
 
 
 def usual_loss(e: GraphEdge) -> str:

@@ -139,8 +139,8 @@ def teacher_homes(
     index = {n: i for i, n in enumerate(spec.node_names)}
     readers: dict[str, set[int]] = {}
     tapped: dict[str, set[int]] = {}
-    for e in graph.edges:
-        if e.closed or e.sender not in graph.frozen or index[e.receiver] not in placement:
+    for e in (e for t in graph.frozen for e in graph.readers(t)):  # what a teacher reaches
+        if index[e.receiver] not in placement:
             continue
         readers.setdefault(e.sender, set()).add(placement[index[e.receiver]])
         if e.sender_tap is not None:
