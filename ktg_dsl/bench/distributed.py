@@ -159,7 +159,8 @@ def run_bench_distributed(
     report: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Images/s of the single-process engine and of ``nproc`` ranks, exchange time and bytes."""
-    from ..run.distributed import available_cores, backend_and_device, plan_mesh
+    from ..run.distributed import backend_and_device, plan_mesh
+    from ..run.env import available_cores
     from . import random_batches
 
     graph, info = _check(spec)

@@ -312,7 +312,9 @@ def check_reaches_knowledge(g: Linked) -> list[SpecIssue]:
     ring without labels) only imitates networks that never learn anything: a warning."""
     opens = g.report.opens()
     sources = {LABELS} | g.frozen
-    known = set().union(*(nx.descendants(opens, s) for s in sources)) | sources
+    known = set(sources)
+    for source in sources:
+        known |= nx.descendants(opens, source)
     lost = set(g.spec.node_names) - known - g.broken()
     return [
         SpecIssue(

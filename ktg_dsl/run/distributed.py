@@ -21,7 +21,7 @@ from ..errors import ArgumentError, choices_hint
 from ..graph import GraphReport
 from ..spec.components import build
 from ..spec.schema import Spec
-from .env import SHARE_ENV, apply_threads
+from .env import SHARE_ENV, apply_threads, available_cores
 
 
 def world_size() -> int:
@@ -251,15 +251,6 @@ def start(spec: Spec, graph: GraphReport) -> Cluster:
     os.environ.setdefault(SHARE_ENV, str(max(1, available_cores() // local_world)))
     apply_threads(spec.train.threads)
     return join(spec, graph, rank, world)
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, as a cgroup or taskset limits
-    it), not the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
 
 
 def join(
