@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import nn
@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 OptimizerImpl = Literal["fused", "loop", "default"]
+T = TypeVar("T")
 
 
 def node_seed(seed: int, position: int) -> int:
@@ -50,7 +51,7 @@ def node_seed(seed: int, position: int) -> int:
     return int.from_bytes(digest[:8], "little") >> 1  # 63 bits: what torch.manual_seed takes
 
 
-def _seeded(seed: int, fn: Callable[[], nn.Module]) -> nn.Module:
+def _seeded(seed: int, fn: Callable[[], T]) -> T:
     # fork_rng restores every generator (CPU and CUDA) afterwards: building a program leaves
     # the caller's random state as it was.
     cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []

@@ -26,7 +26,7 @@ from ..components.data import DatasetInfo
 from ..errors import KtgRuntimeError
 from ..graph import GraphReport, data_info
 from ..run.data import checked, compile_spec
-from ..run.env import device_name
+from ..run.env import apply_threads, available_cores, device_name
 from ..spec.schema import Spec
 from .measure import _sync_for
 from .variants import engine_step
@@ -160,29 +160,19 @@ def run_bench_distributed(
 ) -> dict[str, Any]:
     """Images/s of the single-process engine and of ``nproc`` ranks, exchange time and bytes."""
     from ..run.distributed import backend_and_device, plan_mesh
-    from ..run.env import available_cores
     from . import random_batches
 
     graph, info = _check(spec)
     mesh = plan_mesh(spec, graph, 0, nproc)  # ArgumentError (exit 2) when it cannot work
     backend, rank_device = backend_and_device(spec, nproc - 1)
     threads = max(1, available_cores() // nproc) if rank_device.type == "cpu" else 1
-    from ..run.env import apply_threads
-
     apply_threads(spec.train.threads)  # the single process, as ktg train would run it
     single = compile_spec(spec, data_info=info)
     batch = spec.data.batch_size
     batches = random_batches(info, batch, single.device)
     step, sync = engine_step(single), _sync_for(single.device)
     groups = [[spec.node_names[i] for i in mesh.nodes_of(g)] for g in range(mesh.groups)]
-    report(
-        f"ktg bench --nproc {nproc}: {spec.name}: nodes "
-        f"{[n.config.model.type for n in single.nodes.values()]}, batch {batch}, input "
-        f"{info.input_shape}; single process: {single.device} ({device_name(single.device)}), "
-        f"{torch.get_num_threads()} threads, {single.precision}; {nproc} ranks ({backend}): "
-        f"groups {groups} x data_parallel {mesh.replicas}, {threads} thread"
-        f"{'s' if threads > 1 else ''} each"
-    )
+    report(_setup_text(spec, single, info, nproc, backend, mesh, groups, threads))
 
     def run_single() -> float:
         tick = time.perf_counter()
@@ -212,6 +202,27 @@ def run_bench_distributed(
                 f"{100 * exchange / seconds:.1f}% of the step)"
             )
     return _result(spec, single, nproc, mesh, backend, threads, precision, one, ranks, groups)
+
+
+def _setup_text(
+    spec: Spec,
+    single: Any,
+    info: DatasetInfo,
+    nproc: int,
+    backend: str,
+    mesh: Any,
+    groups: list[list[str]],
+    threads: int,
+) -> str:
+    """The first line of the report: what is measured, on what."""
+    return (
+        f"ktg bench --nproc {nproc}: {spec.name}: nodes "
+        f"{[n.config.model.type for n in single.nodes.values()]}, batch {spec.data.batch_size}, "
+        f"input {info.input_shape}; single process: {single.device} "
+        f"({device_name(single.device)}), {torch.get_num_threads()} threads, "
+        f"{single.precision}; {nproc} ranks ({backend}): groups {groups} x data_parallel "
+        f"{mesh.replicas}, {threads} thread{'s' if threads > 1 else ''} each"
+    )
 
 
 def _result(
