@@ -50,7 +50,7 @@ def test_every_registry_has_builtins() -> None:
     assert {"hyperband", "successive_halving", "median", "none"} <= set(PRUNERS.names())
 
 
-def test_unknown_name_suggests_the_close_one() -> None:
+def test_an_unknown_component_suggests_the_close_one() -> None:
     with pytest.raises(UnknownComponentError) as exc:
         GATES.get("positve_linear")
     assert "did you mean 'positive_linear'" in str(exc.value)

@@ -22,7 +22,7 @@ def _param_count(name: str, num_classes: int = NUM_CLASSES, in_channels: int = I
     component = MODELS.get(name)
     if component.meta.param_count is None:
         if component.factory.__module__.startswith("ktg_dsl."):
-            pytest.fail(f"built-in model '{name}' has no meta['param_count']")
+            pytest.fail(f"built-in model '{name}' registers no param_count")
         pytest.skip(f"plugin model '{name}' declares no param_count")
     defaults = component.check({}).model_dump()
     count = component.meta.param_count(num_classes=num_classes, in_channels=in_channels, **defaults)
