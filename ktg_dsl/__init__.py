@@ -32,7 +32,7 @@ __all__ = [
     "validate_spec",
 ]
 
-_LAZY = {"compile_spec": "compiler", "Program": "engine", "Engine": "engine"}
+_LAZY = {"compile_spec": "run.data", "Program": "engine", "Engine": "engine"}
 
 
 def __getattr__(name: str) -> Any:

@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .check_search import check_search, check_search_values
 from .errors import SpecError, SpecIssue
 from .graph import GraphReport, link
 from .registry import load_builtins, load_plugins
-from .search.checks import check_search, check_search_values
 from .spec.components import component_issues, data_component_issues
 from .spec.loader import SourceMap, load_file, load_text
 from .spec.messages import issues_from_validation

@@ -1,10 +1,12 @@
 """(Spec, GraphReport, Target) -> Program: runtime nodes (model, optimizer, scheduler, scaler,
-device) in spec order, and the computed edges. The compiler trusts the graph report it is given
-(it does not validate again) and the target the host resolved (it does not probe hardware).
-Compiling builds models but never touches the dataset: the class count and input shape come
-from the dataset's registered description, or the caller.
+device) in spec order, and the computed edges. The compiler takes a checked graph report (its
+gates and losses already built; it does not check again) and the target the host resolved
+(``run.env``; it does not probe hardware). Compiling builds models but never touches the
+dataset: the class count and input shape come from the dataset's registered description, or
+the caller.
 
-``compile_spec(spec)`` is the public convenience: check, resolve ``auto`` on this host, compile.
+``ktg_dsl.compile_spec(spec)`` (``run.data``) is the public convenience: check, resolve
+``auto`` on this host, compile.
 """
 
 from __future__ import annotations
@@ -13,16 +15,16 @@ import contextlib
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import nn
 
 from .components.data import DatasetInfo
-from .engine.program import EdgeSlot, Precision, Program, RuntimeNode
+from .contracts import EdgeLoss
+from .engine.program import EdgeSlot, Precision, Program, RuntimeNode, Target
 from .engine.taps import TapError, tap_shapes
-from .errors import KtgRuntimeError, SpecError
+from .errors import KtgRuntimeError
 from .graph import GraphEdge, GraphReport
 from .registry import OPTIMIZERS, SCHEDULERS
 from .spec.components import build
@@ -34,25 +36,12 @@ __all__ = [
     "RuntimeNode",
     "Target",
     "compile_program",
-    "compile_spec",
     "make_optimizer",
     "node_seed",
 ]
 
 OptimizerImpl = Literal["fused", "loop", "default"]
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where and how a program runs, every ``auto`` already resolved (``run.env`` does that
-    on the host)."""
-
-    device: torch.device
-    precision: Precision
-    channels_last: bool
-    compile: bool = False
-    node_devices: dict[str, torch.device] = field(default_factory=dict)  # nodes.<name>.device
-    remote: frozenset[str] = frozenset()  # trained elsewhere (another rank): built on meta
+T = TypeVar("T")
 
 
 def node_seed(seed: int, position: int) -> int:
@@ -62,7 +51,7 @@ def node_seed(seed: int, position: int) -> int:
     return int.from_bytes(digest[:8], "little") >> 1  # 63 bits: what torch.manual_seed takes
 
 
-def _seeded(seed: int, fn: Callable[[], nn.Module]) -> nn.Module:
+def _seeded(seed: int, fn: Callable[[], T]) -> T:
     # fork_rng restores every generator (CPU and CUDA) afterwards: building a program leaves
     # the caller's random state as it was.
     cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
@@ -167,13 +156,14 @@ def _edge_slots(
     shapes = _TapShapes(spec, nodes, info)
     edges = []
     for e in live:
-        assert e.gate is not None  # a checked spec's gates all build
+        if e.gate is None or e.loss is None:  # a checked report built every one
+            raise KtgRuntimeError(f"edge {e.key}: its gate or loss did not build (check it)")
         r = index[e.receiver]
         scale = 1.0
         if spec.train.peer_reduction == "mean" and not e.is_labels and not e.on_features:
             scale = 1.0 / peers[e.receiver]
         s = r if e.sender == LABELS else index[e.sender]
-        loss = build(e.loss_ref)
+        loss = e.loss
         adapter = (
             _adapter(spec, e, loss, shapes, nodes[e.receiver], target) if e.on_features else None
         )
@@ -215,7 +205,7 @@ class _TapShapes:
 def _adapter(
     spec: Spec,
     e: GraphEdge,
-    loss: Any,
+    loss: EdgeLoss,
     shapes: _TapShapes,
     receiver: RuntimeNode,
     target: Target,
@@ -224,13 +214,10 @@ def _adapter(
     optimizer trains it and its checkpoint holds it; shapes checked first."""
     assert e.receiver_tap is not None and e.sender_tap is not None
     r, s = shapes.of(e.receiver, e.receiver_tap), shapes.of(e.sender, e.sender_tap)
-    check = getattr(loss, "check_shapes", None)
-    problem = check(r, s) if check is not None else None
+    problem = loss.check_shapes(r, s)
     if problem:
         raise KtgRuntimeError(f"edge {e.sender_end} -> {e.receiver_end}: {problem}")
-    make = getattr(loss, "make_adapter", None)
-    if make is None:
-        return None
+    make = loss.make_adapter
     key = f"{e.sender}_{e.sender_tap}_to_{e.receiver_tap}"
     adapter: nn.Module | None = _seeded(
         node_seed(spec.seed, 10_000 + receiver.index * 1000 + len(receiver.adapters)),
@@ -255,7 +242,7 @@ def _attach_training(
     )
     sched_ref = cfg.scheduler or spec.defaults.scheduler
     sched = SCHEDULERS.get(sched_ref.type)
-    interval = sched.meta.get("interval", "epoch")
+    interval = sched.meta.interval
     if interval == "step" and steps_per_epoch is None:
         raise KtgRuntimeError(
             f"scheduler '{sched_ref.type}' of node '{node.name}' steps every "
@@ -271,33 +258,3 @@ def _attach_training(
     if target.precision == "fp16":
         # One scaler per node, as the original: an overflow skips only that node's step.
         node.scaler = torch.amp.GradScaler(node.device.type)
-
-
-def compile_spec(
-    spec: Spec,
-    *,
-    device: str | torch.device | None = None,
-    precision: str | None = None,
-    steps_per_epoch: int | None = None,
-    data_info: DatasetInfo | None = None,
-) -> Program:
-    """Check a spec, resolve its ``auto`` values on this host and compile it (raises
-    SpecError if the spec has errors)."""
-    from .check import check_spec
-    from .run.env import resolve_target
-
-    report = check_spec(spec)
-    if report.errors or report.graph is None:
-        raise SpecError(report.errors)
-    info = data_info or report.graph.data_info
-    if info is None or info.num_classes is None or info.input_shape is None:
-        raise KtgRuntimeError(
-            "the class count and input shape of the data are unknown; pass "
-            "data_info=DatasetInfo(num_classes, (C, H, W)) to compile_spec"
-        )
-    target = resolve_target(
-        spec.train, device=device, precision=precision, steps_per_epoch=steps_per_epoch
-    )
-    return compile_program(
-        spec, report.graph, target, data_info=info, steps_per_epoch=steps_per_epoch
-    )

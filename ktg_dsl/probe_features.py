@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from .errors import Path, SpecIssue
 from .graph import GraphReport
-from .registry import LOSSES
 from .spec.components import build
 from .spec.schema import ModelRef, Spec
 
@@ -79,14 +78,6 @@ def _probe_variants(
     return variants, issues
 
 
-def probe_taps(spec: Spec, report: GraphReport) -> tuple[Shapes, list[SpecIssue]]:
-    """The shape of every declared tap (node -> tap -> shape) with the spec's models, and the
-    taps that fail (with the spec's models and with every model choice of ``search.models``)."""
-    variants, issues = _probe_variants(spec, report)
-    shapes = {n: v[0].shapes for n, v in variants.items() if v and v[0].where is None}
-    return shapes, issues
-
-
 def probe_feature_edges(spec: Spec, report: GraphReport) -> list[SpecIssue]:
     """Issues of the taps and of every feature edge's shapes (empty when all fit)."""
     variants, issues = _probe_variants(spec, report)
@@ -94,10 +85,9 @@ def probe_feature_edges(spec: Spec, report: GraphReport) -> list[SpecIssue]:
     for index, e in enumerate(report.edges):
         if not e.on_features or e.closed or e.receiver_tap is None or e.sender_tap is None:
             continue
-        loss = LOSSES.get(e.loss_ref.type).build(e.loss_ref.args)
-        check = getattr(loss, "check_shapes", None)
-        if check is None:
-            continue
+        if e.loss is None:
+            continue  # reported by the graph stage
+        check = e.loss.check_shapes
         pairs = itertools.product(variants.get(e.receiver, []), variants.get(e.sender, []))
         for rv, sv in pairs:
             r, s = rv.shapes.get(e.receiver_tap), sv.shapes.get(e.sender_tap)

@@ -4,7 +4,11 @@ A component is a plain function (or class) registered under a name. The argument
 give it are read from its signature before anything is built (confection's idea): each
 parameter the user may set becomes a field of a pydantic model, with the annotation as its type
 and the default as its default. Parameters that ktg supplies itself (a model's ``num_classes``,
-an optimizer's ``params``) are named ``injected`` and cannot be set from a spec.
+an optimizer's ``params``) are named ``injected`` and cannot be set from a spec. What a
+registration tells ktg besides the builder (a loss's target, a dataset's shape without loading
+it) is a typed metadata dataclass per kind (``LossMeta``, ``DatasetMeta``, ...): a misspelt key
+is an error when the component registers, not a value nobody reads. What the builder returns
+is ``contracts``' (one contract per kind).
 
 Registering never imports torch: built-in factories import it inside their bodies, so that
 ``ktg validate`` stays fast and torch-free.
@@ -19,16 +23,19 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from importlib import metadata
-from typing import Annotated, Any, TypeVar, Union
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, create_model
+from pydantic_core import PydanticKnownError
 
+from . import contracts
+from .contracts import require
 from .errors import choices_hint
-from .spec.types import NOT_BOOL, NOT_BOOL_FLOAT
 
 F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M", bound="Meta")
 
 ENTRY_POINT_GROUP = "ktg_dsl.plugins"
 
@@ -44,13 +51,97 @@ class UnknownComponentError(KeyError):
         return f"unknown {self.kind} '{self.name}' ({self.hint})"
 
 
+# pydantic's lax mode takes True for 1 and 1 for True; YAML 1.1 makes booleans of yes/no/on/off,
+# so `epochs: yes` would train one epoch. Numbers refuse booleans (spec keys and component
+# arguments alike), booleans take only booleans.
+def _int_not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticKnownError("int_type")
+    return value
+
+
+def _float_not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticKnownError("float_type")
+    return value
+
+
+# (after the bounds: a validator before them would keep them out of the JSON Schema)
+NOT_BOOL = BeforeValidator(_int_not_bool)
+NOT_BOOL_FLOAT = BeforeValidator(_float_not_bool)
+
+ArgsHook = Callable[[dict[str, Any]], None]
+
+
 @dataclass(frozen=True)
-class Component:
+class Meta:
+    """What any registration may tell: ``check``, a hook given the validated arguments that
+    raises ValueError (or TypeError) with the user's words when they cannot work together."""
+
+    check: ArgsHook | None = None
+
+
+@dataclass(frozen=True)
+class GateMeta(Meta):
+    pass
+
+
+@dataclass(frozen=True)
+class LossMeta(Meta):
+    """``target``: what the loss compares: ``labels`` (the ground truth), ``logits`` (two
+    models' outputs), ``features`` (two taps), ``outputs`` (logits or taps, alike at both
+    ends). The graph checks match it against the edge's ends."""
+
+    target: Literal["labels", "logits", "features", "outputs"] | None = None
+
+
+@dataclass(frozen=True)
+class ModelMeta(Meta):
+    """``param_count(num_classes, in_channels, **args)``: the parameter count without building
+    the model (``ktg render`` shows it; None: render leaves it out)."""
+
+    param_count: Callable[..., int] | None = None
+
+
+@dataclass(frozen=True)
+class DatasetMeta(Meta):
+    """``info(args, root) -> DatasetInfo``: the class count and input shape without loading;
+    ``train_size(args, split) -> int | None``: the training part's size for a split without
+    loading (raises ValueError(argument, message, hint) for arguments the split cannot
+    give)."""
+
+    info: Callable[[dict[str, Any], str], Any] | None = None
+    train_size: Callable[[dict[str, Any], str], int | None] | None = None
+
+
+@dataclass(frozen=True)
+class OptimizerMeta(Meta):
+    torch_name: str | None = None  # the torch.optim class it builds (docs and messages)
+
+
+@dataclass(frozen=True)
+class SchedulerMeta(Meta):
+    interval: Literal["epoch", "step"] = "epoch"  # when it steps: every epoch, or every batch
+
+
+@dataclass(frozen=True)
+class SamplerMeta(Meta):
+    pass
+
+
+@dataclass(frozen=True)
+class PrunerMeta(Meta):
+    pass
+
+
+@dataclass(frozen=True)
+class Component(Generic[M]):
     kind: str
     name: str
     factory: Callable[..., Any]
-    injected: tuple[str, ...] = ()
-    meta: dict[str, Any] = field(default_factory=dict)
+    injected: tuple[str, ...]
+    meta: M
+    returns: type | None = None  # the contract what it builds meets (contracts.py)
 
     @functools.cached_property
     def params(self) -> type[BaseModel]:
@@ -71,7 +162,10 @@ class Component:
 
     def build(self, args: dict[str, Any] | None = None, **injected: Any) -> Any:
         values = self.check(args or {}).model_dump()
-        return self.factory(**injected, **values)
+        built = self.factory(**injected, **values)
+        if self.returns is not None:
+            require(self.kind, self.name, built, self.returns)
+        return built
 
 
 def params_model(
@@ -127,25 +221,45 @@ def _resolved_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     return typing.get_type_hints(target, include_extras=True)
 
 
-class Registry:
-    """Named components of one kind, e.g. ``GATES``. ``register`` is used as a decorator."""
+class Registry(Generic[M]):
+    """Named components of one kind, e.g. ``GATES``. ``register`` is used as a decorator; its
+    keywords are the kind's metadata (``meta``, a dataclass: unknown keys are errors)."""
 
-    def __init__(self, kind: str, injected: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        kind: str,
+        meta: type[M],
+        injected: Iterable[str] = (),
+        returns: type | None = None,
+    ) -> None:
         self.kind = kind
+        self.meta_type, self.returns = meta, returns
         self.injected = tuple(injected)
-        self._items: dict[str, Component] = {}
+        self._items: dict[str, Component[M]] = {}
 
     def register(self, name: str | None = None, **meta: Any) -> Callable[[F], F]:
+        told = self._meta(name, meta)
+
         def deco(fn: F) -> F:
             key = name or fn.__name__
             if key in self._items and self._items[key].factory is not fn:
                 raise ValueError(f"{self.kind} '{key}' is already registered")
-            self._items[key] = Component(self.kind, key, fn, self.injected, dict(meta))
+            self._items[key] = Component(self.kind, key, fn, self.injected, told, self.returns)
             return fn
 
         return deco
 
-    def unregister(self, name: str) -> Component:
+    def _meta(self, name: str | None, meta: dict[str, Any]) -> M:
+        known = [f.name for f in fields(self.meta_type)]
+        for key in meta:
+            if key not in known:
+                raise TypeError(
+                    f"{self.kind} '{name or '?'}' is registered with '{key}', which a "
+                    f"{self.kind} registration does not take ({choices_hint(key, known)})"
+                )
+        return self.meta_type(**meta)
+
+    def unregister(self, name: str) -> Component[M]:
         """Remove a component (a plugin's, a test's); returns it. Unknown names are errors."""
         component = self.get(name)
         del self._items[name]
@@ -154,7 +268,7 @@ class Registry:
     @contextlib.contextmanager
     def registered(
         self, name: str, factory: Callable[..., Any], **meta: Any
-    ) -> Iterator[Component]:
+    ) -> Iterator[Component[M]]:
         """``with GATES.registered("my_gate", fn): ...``: the component exists inside the block
         only (for tests and notebooks)."""
         self.register(name, **meta)(factory)
@@ -163,7 +277,7 @@ class Registry:
         finally:
             self._items.pop(name, None)
 
-    def get(self, name: str) -> Component:
+    def get(self, name: str) -> Component[M]:
         try:
             return self._items[name]
         except (KeyError, TypeError):
@@ -177,23 +291,27 @@ class Registry:
     def __contains__(self, name: object) -> bool:
         return name in self._items
 
-    def __iter__(self) -> Iterator[Component]:
+    def __iter__(self) -> Iterator[Component[M]]:
         return iter(self._items[k] for k in sorted(self._items))
 
     def __len__(self) -> int:
         return len(self._items)
 
 
-MODELS = Registry("model", injected=("num_classes", "in_channels"))
-DATASETS = Registry("dataset", injected=("root", "download", "seed", "split"))
-OPTIMIZERS = Registry("optimizer", injected=("params", "foreach", "fused"))
-SCHEDULERS = Registry("scheduler", injected=("optimizer", "epochs", "steps_per_epoch"))
-GATES = Registry("gate")
-LOSSES = Registry("loss")
-SAMPLERS = Registry("sampler", injected=("seed",))
-PRUNERS = Registry("pruner", injected=("epochs",))
+MODELS = Registry("model", ModelMeta, injected=("num_classes", "in_channels"))
+DATASETS = Registry("dataset", DatasetMeta, injected=("root", "download", "seed", "split"))
+OPTIMIZERS = Registry(
+    "optimizer", OptimizerMeta, ("params", "foreach", "fused"), contracts.Optimizer
+)
+SCHEDULERS = Registry(
+    "scheduler", SchedulerMeta, ("optimizer", "epochs", "steps_per_epoch"), contracts.Scheduler
+)
+GATES = Registry("gate", GateMeta, returns=contracts.Gate)
+LOSSES = Registry("loss", LossMeta, returns=contracts.EdgeLoss)
+SAMPLERS = Registry("sampler", SamplerMeta, injected=("seed",))
+PRUNERS = Registry("pruner", PrunerMeta, injected=("epochs",))
 
-REGISTRIES: dict[str, Registry] = {
+REGISTRIES: dict[str, Registry[Any]] = {
     r.kind: r for r in (MODELS, DATASETS, OPTIMIZERS, SCHEDULERS, GATES, LOSSES, SAMPLERS, PRUNERS)
 }
 

@@ -7,6 +7,7 @@ import inspect
 import pytest
 from pydantic import ValidationError
 
+from ktg_dsl.contracts import ContractError
 from ktg_dsl.registry import (
     DATASETS,
     GATES,
@@ -16,6 +17,8 @@ from ktg_dsl.registry import (
     PRUNERS,
     SAMPLERS,
     SCHEDULERS,
+    LossMeta,
+    Meta,
     PluginError,
     Registry,
     UnknownComponentError,
@@ -47,7 +50,7 @@ def test_every_registry_has_builtins() -> None:
     assert {"hyperband", "successive_halving", "median", "none"} <= set(PRUNERS.names())
 
 
-def test_unknown_name_suggests_the_close_one() -> None:
+def test_an_unknown_component_suggests_the_close_one() -> None:
     with pytest.raises(UnknownComponentError) as exc:
         GATES.get("positve_linear")
     assert "did you mean 'positive_linear'" in str(exc.value)
@@ -76,7 +79,7 @@ def test_optimizer_wrappers_match_torch(name: str) -> None:
     import torch
 
     comp = OPTIMIZERS.get(name)
-    torch_sig = inspect.signature(getattr(torch.optim, comp.meta["torch_name"]))
+    torch_sig = inspect.signature(getattr(torch.optim, comp.meta.torch_name))
     for arg, field in comp.params.model_fields.items():
         assert arg in torch_sig.parameters, f"{name}.{arg} is not an argument of torch"
         default = torch_sig.parameters[arg].default
@@ -98,7 +101,7 @@ def test_schedulers_build_and_step(name: str) -> None:
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(3))], lr=0.1)
     sched = SCHEDULERS.get(name).build({}, optimizer=opt, epochs=10, steps_per_epoch=5)
-    assert SCHEDULERS.get(name).meta["interval"] in ("epoch", "step")
+    assert SCHEDULERS.get(name).meta.interval in ("epoch", "step")
     for _ in range(3):
         opt.step()
         sched.step()
@@ -117,7 +120,7 @@ def test_pruners_build(name: str) -> None:
 
 
 def test_registering_twice_is_refused() -> None:
-    reg = Registry("thing")
+    reg = Registry("thing", Meta)
 
     @reg.register("x")
     def x() -> int:
@@ -128,6 +131,23 @@ def test_registering_twice_is_refused() -> None:
         @reg.register("x")
         def y() -> int:
             return 2
+
+
+def test_a_misspelt_registration_key_is_refused() -> None:
+    """The metadata is a typed dataclass per kind: a key it does not have was silently
+    ignored when it was a dict (a loss registered with 'tagret' had no target)."""
+    with pytest.raises(TypeError, match="'tagret', which a loss registration does not take"):
+        LOSSES.register("spelt", tagret="logits")
+    assert "spelt" not in LOSSES
+    assert LOSSES.get("kl").meta == LossMeta(target="logits", check=LOSSES.get("kl").meta.check)
+
+
+def test_a_builder_that_breaks_its_contract_is_named() -> None:
+    with (
+        GATES.registered("not_a_gate", lambda: object()),
+        pytest.raises(ContractError, match=r"gate 'not_a_gate' returned object.*weight"),
+    ):
+        GATES.get("not_a_gate").build({})
 
 
 def test_plugin_module_registers_a_gate() -> None:

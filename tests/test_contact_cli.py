@@ -198,7 +198,7 @@ def test_the_plugin_example_in_gates_md_works_as_written(
     finally:
         _forget(module, "warm_start")
         if theirs is not None:
-            GATES.register(theirs.name, **theirs.meta)(theirs.factory)
+            GATES.register(theirs.name, **vars(theirs.meta))(theirs.factory)
 
 
 @pytest.mark.parametrize("doc", ["gates.md", "render.md", "train.md", "guide.md"])

@@ -350,7 +350,7 @@ def test_cifar_through_the_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     bundle = component.build(
         {"val_size": 10}, root=str(tmp_path), download=False, seed=0, split="val"
     )
-    info = component.meta["info"]({"val_size": 10}, str(tmp_path))
+    info = component.meta.info({"val_size": 10}, str(tmp_path))
     assert (bundle.num_classes, bundle.input_shape) == (info.num_classes, info.input_shape)
     assert len(bundle.eval) == 10
 
@@ -487,7 +487,7 @@ def test_synthetic_and_digits_through_the_catalog() -> None:
     for name, args in (("synthetic", {"train_size": 30, "val_size": 10}), ("digits", {})):
         component = DATASETS.get(name)
         bundle = component.build(args, root="data", download=False, seed=0, split="val")
-        info = component.meta["info"](args, "data")
+        info = component.meta.info(args, "data")
         assert (bundle.num_classes, bundle.input_shape) == (info.num_classes, info.input_shape)
 
 

@@ -21,6 +21,7 @@ from ktg_dsl.components.data import DatasetInfo
 from ktg_dsl.components.gates import Gate
 from ktg_dsl.components.losses import EdgeLoss
 from ktg_dsl.engine import Engine, NodeOutput, Program, TrainingEngine
+from ktg_dsl.errors import KtgRuntimeError
 from ktg_dsl.registry import GATES, LOSSES
 from ktg_dsl.run.recipe import Recipe
 
@@ -165,11 +166,11 @@ def test_losses_with_a_group_kernel_are_computed_together() -> None:
 
     def counting_kl() -> EdgeLoss:
         """KL, batched."""
-        return CountingKL("counting_kl", "logits", calls=calls)
+        return CountingKL("counting_kl", calls=calls)
 
     def plain_kl() -> EdgeLoss:
         """KL, edge by edge."""
-        return PlainKL("plain_kl", "logits")
+        return PlainKL("plain_kl")
 
     edges = [{"to": "a", "from": "b"}, {"to": "b", "from": "a"}]
     x, y = batch(3)
@@ -236,6 +237,19 @@ def test_the_recipe_runs_any_engine(tmp_path: Path) -> None:
     calls = made[0].calls
     assert calls["train_step"] == 2 * 4 and calls["end_epoch"] == 2
     assert calls["evaluate_metrics"] == 2 and calls["state_dict"] == 2  # last.pt per epoch
+
+
+def test_the_recipe_refuses_an_engine_it_would_not_run(tmp_path: Path) -> None:
+    """On several processes the DistributedEngine runs (it exchanges between ranks): an
+    engine= given there was silently replaced; now it is refused by name."""
+    nodes = {"a": {"model": {"type": "small_cnn", "width": 4}}}
+    data = small_spec("one", nodes, [{"to": "a", "from": "labels"}])
+    spec = load_spec(write_spec(tmp_path, data))
+    recipe = Recipe(spec, tmp_path / "run", engine=Engine, progress=False)
+    recipe.cluster = object()  # type: ignore[assignment]  # any mesh: the refusal comes first
+    with pytest.raises(KtgRuntimeError, match=r"Recipe\(engine=\.\.\.\) runs on one process"):
+        recipe._engine_maker()
+    assert Recipe(spec, tmp_path / "run2")._engine_maker() is Engine
 
 
 def test_a_node_forward_is_a_node_output() -> None:

@@ -127,19 +127,19 @@ def dist_reference(z_s: Tensor, z_t: Tensor, beta=1.0, gamma=1.0, tau=1.0) -> Te
 
 Case = tuple[object, Callable[..., Tensor], tuple[int, ...], tuple[int, ...]]
 CASES: dict[str, Case] = {
-    "attention": (Attention("attention", "features"), at_reference, (6, 8, 4, 4), (6, 16, 4, 4)),
+    "attention": (Attention("attention"), at_reference, (6, 8, 4, 4), (6, 16, 4, 4)),
     "attention pooled": (
-        Attention("attention", "features"),
+        Attention("attention"),
         at_pooled_reference,
         (6, 8, 8, 8),
         (6, 16, 4, 4),
     ),
-    "similarity": (Similarity("similarity", "outputs"), sp_reference, (6, 8, 4, 4), (6, 5, 2, 2)),
-    "rkd": (Relational("rkd", "outputs"), rkd_reference, (7, 12), (7, 20)),
-    "rkd on maps": (Relational("rkd", "outputs"), rkd_reference, (5, 3, 2, 2), (5, 4, 2, 2)),
-    "dist": (Dist("dist", "logits"), dist_reference, (9, 10), (9, 10)),
+    "similarity": (Similarity("similarity"), sp_reference, (6, 8, 4, 4), (6, 5, 2, 2)),
+    "rkd": (Relational("rkd"), rkd_reference, (7, 12), (7, 20)),
+    "rkd on maps": (Relational("rkd"), rkd_reference, (5, 3, 2, 2), (5, 4, 2, 2)),
+    "dist": (Dist("dist"), dist_reference, (9, 10), (9, 10)),
     "dist T=4": (
-        Dist("dist", "logits", beta=2.0, gamma=0.5, temperature=4.0),
+        Dist("dist", beta=2.0, gamma=0.5, temperature=4.0),
         lambda s, t: dist_reference(s, t, beta=2.0, gamma=0.5, tau=4.0),
         (9, 10),
         (9, 10),
@@ -166,7 +166,7 @@ def test_dkd_matches_the_reference_with_its_labels() -> None:
     z_s = fixed(8, 10, seed=3).requires_grad_()
     z_t = fixed(8, 10, seed=4)
     y = torch.randint(0, 10, (8,), generator=torch.Generator().manual_seed(5))
-    loss = DecoupledKD("dkd", "logits")
+    loss = DecoupledKD("dkd")
     mine = loss.per_sample(z_s, z_t, y)
     (grad_mine,) = torch.autograd.grad(mine.mean(), z_s)
     z2 = z_s.detach().clone().requires_grad_()
@@ -178,7 +178,7 @@ def test_dkd_matches_the_reference_with_its_labels() -> None:
 
 
 def test_hint_is_the_mean_squared_error_after_its_regressor() -> None:
-    loss = Hint("hint", "features")
+    loss = Hint("hint")
     r, s = fixed(4, 8, 4, 4, seed=6), fixed(4, 16, 4, 4, seed=7)
     adapter = loss.make_adapter(tuple(r.shape[1:]), tuple(s.shape[1:]))
     assert adapter is not None and sum(p.numel() for p in adapter.parameters()) == 8 * 16 + 2 * 16
@@ -191,10 +191,10 @@ def test_hint_is_the_mean_squared_error_after_its_regressor() -> None:
 @pytest.mark.parametrize(
     ("loss", "receiver", "sender", "words"),
     [
-        (Hint("hint", "features"), (8, 4, 4), (16,), "same kind"),
-        (Hint("hint", "features"), (8, 4, 4), (16, 8, 8), "same resolution"),
-        (Attention("attention", "features"), (8, 6, 6), (16, 4, 4), "do not divide"),
-        (Attention("attention", "features"), (8,), (16, 4, 4), "tap convolutional layers"),
+        (Hint("hint"), (8, 4, 4), (16,), "same kind"),
+        (Hint("hint"), (8, 4, 4), (16, 8, 8), "same resolution"),
+        (Attention("attention"), (8, 6, 6), (16, 4, 4), "do not divide"),
+        (Attention("attention"), (8,), (16, 4, 4), "tap convolutional layers"),
     ],
 )
 def test_shapes_that_cannot_be_compared_say_what_to_change(
@@ -205,5 +205,5 @@ def test_shapes_that_cannot_be_compared_say_what_to_change(
 
 
 def test_shapes_that_fit() -> None:
-    assert Attention("attention", "features").check_shapes((8, 8, 8), (64, 4, 4)) is None
-    assert Hint("hint", "features").check_shapes((8, 4, 4), (16, 4, 4)) is None
+    assert Attention("attention").check_shapes((8, 8, 8), (64, 4, 4)) is None
+    assert Hint("hint").check_shapes((8, 4, 4), (16, 4, 4)) is None

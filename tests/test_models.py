@@ -20,14 +20,12 @@ META_ABOVE_PARAMS = 15_000_000
 
 def _param_count(name: str, num_classes: int = NUM_CLASSES, in_channels: int = IN_CHANNELS) -> int:
     component = MODELS.get(name)
-    if "param_count" not in component.meta:
+    if component.meta.param_count is None:
         if component.factory.__module__.startswith("ktg_dsl."):
-            pytest.fail(f"built-in model '{name}' has no meta['param_count']")
+            pytest.fail(f"built-in model '{name}' registers no param_count")
         pytest.skip(f"plugin model '{name}' declares no param_count")
     defaults = component.check({}).model_dump()
-    count = component.meta["param_count"](
-        num_classes=num_classes, in_channels=in_channels, **defaults
-    )
+    count = component.meta.param_count(num_classes=num_classes, in_channels=in_channels, **defaults)
     assert isinstance(count, int), f"{name}: param_count returned {count!r}"
     return count
 
@@ -47,7 +45,7 @@ def _n_params(model: torch.nn.Module) -> int:
 
 def _is_big(name: str) -> bool:
     component = MODELS.get(name)
-    if "param_count" not in component.meta:  # a plugin that did not say: try it for real
+    if component.meta.param_count is None:  # a plugin that did not say: try it for real
         return False
     return _param_count(name) > META_ABOVE_PARAMS
 

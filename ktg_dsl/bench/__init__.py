@@ -26,10 +26,11 @@ from typing import Any
 
 import torch
 
-from ..compiler import Program, compile_spec
 from ..components.data import DatasetInfo
+from ..engine.program import Program
 from ..errors import KtgRuntimeError
 from ..graph import data_info
+from ..run.data import compile_spec
 from ..run.env import device_name, thread_record, thread_text
 from ..spec.schema import Spec
 from .features import feature_programs, feature_ratios

@@ -21,12 +21,12 @@ from typing import Any
 
 import torch
 
-from ..compiler import Program, compile_program, compile_spec
+from ..compiler import compile_program
 from ..components.data import DatasetInfo
-from ..engine.mesh import Mesh
 from ..errors import KtgRuntimeError
 from ..graph import GraphReport, data_info
-from ..run.env import device_name
+from ..run.data import checked, compile_spec
+from ..run.env import apply_threads, available_cores, device_name, thread_text
 from ..spec.schema import Spec
 from .measure import _sync_for
 from .variants import engine_step
@@ -35,18 +35,13 @@ __all__ = ["format_distributed", "run_bench_distributed"]
 
 
 def _check(spec: Spec) -> tuple[GraphReport, DatasetInfo]:
-    from ..check import check_spec
-    from ..errors import SpecError
-
-    report = check_spec(spec)
-    if report.errors or report.graph is None:
-        raise SpecError(report.errors)
+    graph = checked(spec)
     info = data_info(spec)
     if info is None or info.num_classes is None or info.input_shape is None:
         raise KtgRuntimeError(
             "ktg bench needs a dataset whose shape is known without loading (e.g. synthetic)"
         )
-    return report.graph, info
+    return graph, info
 
 
 def _rank(
@@ -153,31 +148,6 @@ def _ranks(
                     p.kill()
 
 
-def _describe(
-    spec: Spec,
-    nproc: int,
-    single: Program,
-    info: DatasetInfo,
-    mesh: Mesh,
-    backend: str,
-    threads: int,
-    report: Callable[[str], None],
-) -> list[list[str]]:
-    """Say what is measured; the nodes of each graph group."""
-    from ..run.env import thread_text
-
-    groups = [[spec.node_names[i] for i in mesh.nodes_of(g)] for g in range(mesh.groups)]
-    report(
-        f"ktg bench --nproc {nproc}: {spec.name}: nodes "
-        f"{[n.config.model.type for n in single.nodes.values()]}, batch {spec.data.batch_size}, "
-        f"input {info.input_shape}; single process: {single.device} "
-        f"({device_name(single.device)}), {thread_text()}, {single.precision}; {nproc} ranks "
-        f"({backend}): groups {groups} x data_parallel {mesh.replicas}, {threads} thread"
-        f"{'s' if threads > 1 else ''} each"
-    )
-    return groups
-
-
 def run_bench_distributed(
     spec: Spec,
     nproc: int,
@@ -189,8 +159,7 @@ def run_bench_distributed(
     report: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Images/s of the single-process engine and of ``nproc`` ranks, exchange time and bytes."""
-    from ..run.distributed import available_cores, backend_and_device, plan_mesh
-    from ..run.env import apply_threads
+    from ..run.distributed import backend_and_device, plan_mesh
     from . import random_batches
 
     graph, info = _check(spec)
@@ -202,7 +171,8 @@ def run_bench_distributed(
     batch = spec.data.batch_size
     batches = random_batches(info, batch, single.device)
     step, sync = engine_step(single), _sync_for(single.device)
-    groups = _describe(spec, nproc, single, info, mesh, backend, threads, report)
+    groups = [[spec.node_names[i] for i in mesh.nodes_of(g)] for g in range(mesh.groups)]
+    report(_setup_text(spec, single, info, nproc, backend, mesh, groups, threads))
 
     def run_single() -> float:
         tick = time.perf_counter()
@@ -232,6 +202,27 @@ def run_bench_distributed(
                 f"{100 * exchange / seconds:.1f}% of the step)"
             )
     return _result(spec, single, nproc, mesh, backend, threads, precision, one, ranks, groups)
+
+
+def _setup_text(
+    spec: Spec,
+    single: Any,
+    info: DatasetInfo,
+    nproc: int,
+    backend: str,
+    mesh: Any,
+    groups: list[list[str]],
+    threads: int,
+) -> str:
+    """The first line of the report: what is measured, on what."""
+    return (
+        f"ktg bench --nproc {nproc}: {spec.name}: nodes "
+        f"{[n.config.model.type for n in single.nodes.values()]}, batch {spec.data.batch_size}, "
+        f"input {info.input_shape}; single process: {single.device} "
+        f"({device_name(single.device)}), {thread_text()}, "
+        f"{single.precision}; {nproc} ranks ({backend}): groups {groups} x data_parallel "
+        f"{mesh.replicas}, {threads} thread{'s' if threads > 1 else ''} each"
+    )
 
 
 def _result(

@@ -43,7 +43,7 @@ def feature_programs(spec: Spec, info: DatasetInfo) -> dict[str, Any]:
     """The two comparison programs, by variant name (empty without feature edges)."""
     if not has_feature_edges(spec):
         return {}
-    from ..compiler import compile_spec
+    from ..run.data import compile_spec
 
     return {
         "engine(logits edges)": compile_spec(without_features(spec, True), data_info=info),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
+from .. import contracts
 from ..registry import GATES
 
 if TYPE_CHECKING:
@@ -34,16 +35,9 @@ def progress(t: int, T: int) -> float:
     return min(max(t / (T - 1), 0.0), 1.0)
 
 
-def spread(n: int, k: int) -> list[int]:
-    """At most ``k`` evenly spaced indices of ``range(n)``, the first and last included."""
-    if n <= k:
-        return list(range(n))
-    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
-
-
 @dataclass(frozen=True)
-class Gate:
-    """A gate instance. ``shape`` describes w(p) for p in [0, 1]; subclasses override it."""
+class Gate(contracts.Gate):
+    """A built-in gate: ``shape`` describes w(p) for p in [0, 1]; subclasses override it."""
 
     name: str
     style: Style
@@ -54,16 +48,6 @@ class Gate:
 
     def weight(self, t: int, T: int) -> float:
         return float(self.shape(progress(t, T)))
-
-    def sample_mask(self, sender_logits: Tensor, labels: Tensor) -> Tensor | None:
-        """Per-sample weights ``[B]`` for a per-sample gate; None for gates of time only."""
-        return None
-
-    def can_open(self, T: int) -> bool:
-        """Whether the weight is ever above zero within T time indices."""
-        if self.per_sample:
-            return True
-        return any(self.weight(t, T) > 0.0 for t in spread(T, 4096))
 
     @property
     def never_open(self) -> bool:

@@ -1,13 +1,16 @@
-"""What the engine asks of the components it runs. Gates and losses are duck-typed: any object
-with these methods plugs in (the built-ins live in ``ktg_dsl.components``, registered by name;
-the engine never imports them, nor the registry).
+"""What the engine asks of the components it runs. The gate and edge-loss contracts are
+``ktg_dsl.contracts``' (every stage reads the same ones; the built-ins live in
+``ktg_dsl.components``, registered by name, and the engine never imports them, nor the
+registry); here are the engine's own: the optional group kernel of a loss, and a node's
+forward output.
 
 * a **gate** gives an edge's weight at time ``t`` of ``T``; a per-sample gate
   (``per_sample = True``) also gives a mask over the batch, computed from the sender's
   (detached) logits and the labels, every step;
 * an **edge loss** gives a per-sample loss ``[B]`` of a receiver's output against a target
-  (the labels, or a sender's detached output); it may also offer a **group kernel** that
-  computes many edges of the same kind at once;
+  (the labels, or a sender's detached output; with ``needs_labels`` the labels as a third
+  argument too); it may also offer a **group kernel** that computes many edges of the same
+  kind at once;
 * a node's forward gives a :class:`NodeOutput`: its logits, plus named features when asked.
 """
 
@@ -19,30 +22,9 @@ from typing import Protocol, runtime_checkable
 
 from torch import Tensor
 
+from ..contracts import EdgeLoss, Gate
 
-class Gate(Protocol):
-    @property
-    def per_sample(self) -> bool:
-        """Whether the gate also weights each sample (``sample_mask``)."""
-        ...
-
-    def weight(self, t: int, T: int) -> float:
-        """The edge's weight at time index ``t`` of ``T`` (host side, no tensors)."""
-        ...
-
-    def sample_mask(self, sender_logits: Tensor, labels: Tensor) -> Tensor | None:
-        """Per-sample weights ``[B]`` (float) for a per-sample gate, else None. On a labels
-        edge the sender is the receiving node itself."""
-        ...
-
-
-class EdgeLoss(Protocol):
-    name: str
-
-    def per_sample(self, receiver: Tensor, target: Tensor) -> Tensor:
-        """The loss of each sample ``[B]``: ``receiver`` (with gradient) against ``target``,
-        the labels or a sender's detached output."""
-        ...
+__all__ = ["EdgeLoss", "Gate", "GroupKernel", "NodeOutput"]
 
 
 @runtime_checkable

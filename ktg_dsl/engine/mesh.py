@@ -10,7 +10,6 @@ agreeing to stop, waiting for each other); ``Solo`` is the single-process one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -119,7 +118,3 @@ def loads(placement: dict[int, int], costs: dict[int, float], groups: int) -> li
     for node, g in placement.items():
         out[g] += costs.get(node, 0.0)
     return out
-
-
-def ranks_text(ranks: Iterable[int]) -> str:
-    return ", ".join(map(str, ranks))

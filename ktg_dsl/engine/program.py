@@ -17,6 +17,19 @@ from .contracts import EdgeLoss, Gate
 Precision = Literal["fp32", "bf16", "fp16"]
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where and how a program runs, every ``auto`` already resolved (``run.env`` does that
+    on the host)."""
+
+    device: torch.device
+    precision: Precision
+    channels_last: bool
+    compile: bool = False
+    node_devices: dict[str, torch.device] = field(default_factory=dict)  # nodes.<name>.device
+    remote: frozenset[str] = frozenset()  # trained elsewhere (another rank): built on meta
+
+
 @dataclass
 class RuntimeNode:
     """One model and everything that trains it. ``config`` is the node's section of the spec,

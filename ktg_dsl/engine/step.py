@@ -239,7 +239,7 @@ def single_loss(e: EdgeSlot, plan: StepPlan, z: Tensor, y: Tensor, features: Fea
         target = features[(e.sender, e.sender_tap)].detach().float()
     if e.adapter is not None:
         receiver = e.adapter(receiver).float()
-    if getattr(e.loss, "needs_labels", False):
+    if e.loss.needs_labels:
         return e.loss.per_sample(receiver, target, y)  # type: ignore[call-arg]
     return e.loss.per_sample(receiver, target)
 
@@ -254,7 +254,7 @@ def describe_group(g: EdgeGroup | SingleEdge) -> tuple[str, tuple[tuple[int, int
 
 def _describe(loss: object) -> str:
     describe = getattr(loss, "describe", None)
-    return str(describe()) if callable(describe) else type(loss).__name__
+    return (str(describe()) if callable(describe) else "") or type(loss).__name__
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,22 @@
 """The spec as a graph: ``link(spec)`` turns the written edges into typed
-:class:`GraphEdge`s (gates built, open/closed known), finds the frozen teachers and the class
-counts, and runs every check that needs the whole graph (``checks.CHECKS``). Later stages read
-the :class:`GraphReport` only; networkx stays inside this package.
+:class:`GraphEdge`s (gates and losses built once, open/closed known), holds them in a networkx
+DiGraph, finds the frozen teachers and the class counts, and runs every check that needs the
+whole graph (``checks.CHECKS``), asking networkx the graph questions. Later stages read the
+:class:`GraphReport` only.
 
 Edges point from sender to receiver; the ground truth is a source named ``labels``.
 """
 
 from __future__ import annotations
 
-from ..spec.schema import Spec
+from typing import Any
+
+import networkx as nx
+
+from ..contracts import ContractError, EdgeLoss, Gate
+from ..errors import Path, SpecIssue
+from ..spec.components import check_ref, lookup
+from ..spec.schema import ComponentRef, Spec
 from .checks import CHECKS, Linked, ends_exist
 from .edges import spec_edges
 from .report import (
@@ -19,7 +27,6 @@ from .report import (
     data_info,
     end_name,
     gate_horizon,
-    gate_of,
     loss_target,
     split_end,
 )
@@ -33,7 +40,6 @@ __all__ = [
     "data_info",
     "end_name",
     "gate_horizon",
-    "gate_of",
     "link",
     "loss_target",
     "spec_edges",
@@ -41,8 +47,33 @@ __all__ = [
 ]
 
 
-def _link_edge(e: Edge, horizon: int) -> GraphEdge:
-    gate = gate_of(e.gate)
+def _built(ref: ComponentRef, where: Path, issues: list[SpecIssue]) -> Any:
+    """The component a reference names, built once, here; None when the reference is invalid
+    (the component checks report that) or the builder failed: a builder that raises, or
+    returns what breaks its kind's contract, is an issue at ``where``."""
+    if check_ref(ref, where):
+        return None
+    try:
+        return lookup(ref).build(ref.args)
+    except ContractError as exc:
+        problem = str(exc)
+    except Exception as exc:  # a plugin's builder: anything it raises is the user's to fix
+        problem = f"{ref.kind} '{ref.type}' failed to build: {type(exc).__name__}: {exc}"
+    issues.append(SpecIssue(where, problem, hint=f"fix the {ref.kind}'s builder (a plugin?)"))
+    return None
+
+
+def _link_edge(e: Edge, horizon: int, issues: list[SpecIssue]) -> GraphEdge:
+    gate: Gate | None = _built(e.gate, e.gate_path, issues)
+    loss: EdgeLoss | None = _built(e.loss, e.loss_path, issues)
+    can_open, closed = True, False
+    try:
+        if gate is not None:
+            can_open, closed = gate.can_open(horizon), gate.never_open
+    except Exception as exc:
+        gate = None
+        where, kind = e.gate_path, type(exc).__name__
+        issues.append(SpecIssue(where, f"gate '{e.gate.type}' raised {kind}: {exc}"))
     return GraphEdge(
         e.receiver,
         e.sender,
@@ -50,10 +81,11 @@ def _link_edge(e: Edge, horizon: int) -> GraphEdge:
         e.loss,
         e.path,
         gate,
-        can_open=gate is None or gate.can_open(horizon),
-        closed=gate is not None and gate.never_open,
+        can_open=can_open,
+        closed=closed,
         receiver_tap=e.receiver_tap,
         sender_tap=e.sender_tap,
+        loss=loss,
     )
 
 
@@ -71,21 +103,20 @@ def _valid(spec: Spec, written: list[Edge]) -> list[Edge]:
     return valid
 
 
-def _frozen(spec: Spec, edges: list[GraphEdge]) -> set[str]:
-    """Declared teachers, and nodes none of whose incoming edges can ever open."""
-    learns = {e.receiver for e in edges if e.can_open}
-    return {name for name, node in spec.nodes.items() if node.frozen or name not in learns}
-
-
 def link(spec: Spec) -> GraphReport:
-    """Link the spec's edges and run every graph check."""
+    """Link the spec's edges (building each gate and loss once) and run every graph check."""
     written, issues = spec_edges(spec)
     horizon = gate_horizon(spec)
-    edges = [_link_edge(e, horizon) for e in _valid(spec, written)]
+    edges = [_link_edge(e, horizon, issues) for e in _valid(spec, written)]
     info = data_info(spec)
     classes = info.num_classes if info else None
     counts = {n: spec.nodes[n].num_classes or classes for n in spec.node_names}
-    linked = Linked(spec, written, edges, _frozen(spec, edges), counts, info)
+    report = GraphReport(spec.node_names, edges, set(), counts, info, issues)
+    # frozen: declared teachers, and nodes none of whose incoming edges can ever open
+    opens = report.opens()
+    report.frozen = {n for n, c in spec.nodes.items() if c.frozen or opens.in_degree(n) == 0}
+    nx.set_node_attributes(report.graph, {n: n in report.frozen for n in spec.nodes}, "frozen")
+    linked = Linked(spec, written, report)
     for check in CHECKS:
         issues.extend(check(linked))
-    return GraphReport(spec.node_names, edges, linked.frozen, counts, info, issues)
+    return report

@@ -8,30 +8,41 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydantic import ValidationError
+import networkx as nx
 
 from ..components.data import DatasetInfo
 from ..errors import Path, SpecIssue, choices_hint, format_path
-from ..registry import DATASETS, UnknownComponentError
 from ..spec.schema import LABELS, Spec
 from .checkpoints import check_checkpoints
+from .data import check_class_counts, check_training_size
 from .placement import check_placement
-from .report import Edge, GraphEdge, end_name, loss_target
+from .report import Edge, GraphEdge, GraphReport, end_name, loss_target
 
 
 @dataclass
 class Linked:
-    """Everything the checks read: the spec, its written edges, the linked (valid) ones."""
+    """Everything the checks read: the spec, its written edges, the linked (valid) ones in
+    the report (and its graph)."""
 
     spec: Spec
     written: list[Edge]
-    edges: list[GraphEdge]
-    frozen: set[str]
-    counts: dict[str, int | None]
-    info: DatasetInfo | None
+    report: GraphReport
 
-    def incoming(self, name: str) -> list[GraphEdge]:
-        return [e for e in self.edges if e.receiver == name]
+    @property
+    def edges(self) -> list[GraphEdge]:
+        return self.report.edges
+
+    @property
+    def frozen(self) -> set[str]:
+        return self.report.frozen
+
+    @property
+    def counts(self) -> dict[str, int | None]:
+        return self.report.class_counts
+
+    @property
+    def info(self) -> DatasetInfo | None:
+        return self.report.data_info
 
     def broken(self) -> set[str]:
         """Nodes whose edges are not all known because of an error elsewhere: an end of a
@@ -243,8 +254,9 @@ def check_frozen(g: Linked) -> list[SpecIssue]:
     """Frozen teachers: declared ones must not learn, and every one needs weights."""
     issues = []
     broken = g.broken()
+    opens = g.report.opens()
     for name, node in g.spec.nodes.items():
-        can_learn = any(e.can_open for e in g.incoming(name))
+        can_learn = opens.in_degree(name) > 0
         where: Path = ("nodes", name)
         if node.frozen and can_learn:
             issues.append(
@@ -277,85 +289,43 @@ def check_frozen(g: Linked) -> list[SpecIssue]:
 
 
 def check_isolated(g: Linked) -> list[SpecIssue]:
-    """A node that neither teaches nor learns from another node trains alone: a warning."""
+    """A node that neither teaches nor learns from another node trains alone: a warning.
+    (Isolated in the graph of the models joined by edges that can open, labels left out.)"""
     if len(g.spec.nodes) < 2:
         return []
-    issues = []
-    broken = g.broken()
-    for name in g.spec.node_names:
-        if name in broken:
-            continue
-        gives = any(e.can_open for e in g.edges if e.sender == name)
-        takes = any(e.can_open and not e.is_labels for e in g.incoming(name))
-        if not gives and not takes:
-            issues.append(
-                SpecIssue(
-                    ("nodes", name),
-                    f"'{name}' neither teaches nor learns from another node: it trains alone",
-                    severity="warning",
-                    hint="add an edge to or from it",
-                )
-            )
-    return issues
-
-
-def check_class_counts(g: Linked) -> list[SpecIssue]:
-    """Every node is evaluated on the labels, and a KL edge compares equal class counts."""
-    issues = []
-    classes = g.info.num_classes if g.info else None
-    for name in g.spec.node_names:
-        have = g.spec.nodes[name].num_classes
-        if have and classes and have != classes:
-            issues.append(
-                SpecIssue(
-                    ("nodes", name, "num_classes"),
-                    f"'{name}' has {have} outputs but the dataset has {classes} classes",
-                    hint="every node is evaluated on the labels: remove num_classes",
-                )
-            )
-    for e in g.edges:
-        if e.is_labels or e.closed or e.on_features or loss_target(e.loss_ref) != "logits":
-            continue
-        a, b = g.counts[e.sender], g.counts[e.receiver]
-        if a is not None and b is not None and a != b:
-            issues.append(
-                SpecIssue(
-                    e.path,
-                    f"edge {e.sender} -> {e.receiver} compares {a} classes with {b}",
-                    hint="nodes joined by a KL edge need the same class count",
-                )
-            )
-    return issues
-
-
-def check_training_size(g: Linked) -> list[SpecIssue]:
-    """What a dataset's registration knows of its training part before loading it (its
-    ``train_size`` hook): what its arguments allow with this split, and room for one batch
-    when the last incomplete one is dropped."""
-    data = g.spec.data
-    try:
-        comp = DATASETS.get(data.dataset.type)
-        size_of = comp.meta.get("train_size")
-        args = comp.check(data.dataset.args).model_dump() if size_of else {}
-    except (UnknownComponentError, ValidationError):
-        return []  # the component checks report it
-    if size_of is None:
-        return []
-    try:
-        size = size_of(args, data.split)
-    except ValueError as exc:  # (argument, message, hint), or a plugin's plain message
-        arg, message, hint = exc.args if len(exc.args) == 3 else (None, str(exc), None)
-        where = ("data", "dataset", arg) if isinstance(arg, str) else ("data", "dataset")
-        return [SpecIssue(where, message, hint=hint)]
-    if size is None or not data.drop_last or size >= data.batch_size:
-        return []
+    alone = set(nx.isolates(g.report.opens().subgraph(g.spec.node_names))) - g.broken()
     return [
         SpecIssue(
-            ("data", "batch_size"),
-            f"batch_size is {data.batch_size}, more than the {size} training images: with "
-            "drop_last (the default) every batch would be dropped",
-            hint="set data.batch_size lower, or data.drop_last: false",
+            ("nodes", name),
+            f"'{name}' neither teaches nor learns from another node: it trains alone",
+            severity="warning",
+            hint="add an edge to or from it",
         )
+        for name in g.spec.node_names
+        if name in alone
+    ]
+
+
+def check_reaches_knowledge(g: Linked) -> list[SpecIssue]:
+    """A node that trains learns, at the end of every path into it, from the labels or a
+    frozen teacher's weights; a node reached by neither (models teaching each other in a
+    ring without labels) only imitates networks that never learn anything: a warning."""
+    opens = g.report.opens()
+    sources = {LABELS} | g.frozen
+    known = set(sources)
+    for source in sources:
+        known |= nx.descendants(opens, source)
+    lost = set(g.spec.node_names) - known - g.broken()
+    return [
+        SpecIssue(
+            ("nodes", name),
+            f"'{name}' trains, but neither the labels nor a frozen teacher reach it through "
+            "edges that open: it only learns from models that learn nothing",
+            severity="warning",
+            hint=f"add a labels edge into '{name}' or into a node that teaches it",
+        )
+        for name in g.spec.node_names
+        if name in lost
     ]
 
 
@@ -365,6 +335,7 @@ CHECKS: list[Callable[[Linked], list[SpecIssue]]] = [
     check_losses_fit_edges,
     check_frozen,
     check_isolated,
+    check_reaches_knowledge,
     check_checkpoints,
     check_class_counts,
     check_training_size,

@@ -44,15 +44,29 @@ def spec_edges(spec: Spec) -> tuple[list[Edge], list[SpecIssue]]:
         )
     edges = []
     for to, frm, gate, loss, path in raw:
-        node = spec.nodes.get(split_end(to)[0])
-        if loss is None and frm == LABELS:
-            loss = (node.labels_loss if node else None) or spec.defaults.labels_loss
-        elif loss is None:
-            loss = (node.loss if node else None) or spec.defaults.loss
         receiver, receiver_tap = split_end(to)
         sender, sender_tap = split_end(frm)
-        edges.append(Edge(receiver, sender, gate, loss, path, receiver_tap, sender_tap))
+        resolved, loss_path = _loss_of(spec, receiver, frm == LABELS, loss, path)
+        edges.append(
+            Edge(receiver, sender, gate, resolved, path, receiver_tap, sender_tap, loss_path)
+        )
     return edges, issues
+
+
+def _loss_of(
+    spec: Spec, receiver: str, labels: bool, loss: LossRef | None, path: Path
+) -> tuple[LossRef, Path]:
+    """The edge's loss and where it is written: the edge's own, the receiver's, the
+    defaults'."""
+    if loss is not None:
+        return loss, (*path, "loss")
+    key = "labels_loss" if labels else "loss"
+    node = spec.nodes.get(receiver)
+    own: LossRef | None = getattr(node, key) if node else None
+    if own is not None:
+        return own, ("nodes", receiver, key)
+    default: LossRef = getattr(spec.defaults, key)
+    return default, ("defaults", key)
 
 
 RawEdge = tuple[str, str, GateRef, LossRef | None, Path]

@@ -1,17 +1,20 @@
 """The graph stage's output: the edges as written (:class:`Edge`), the linked edges
-(:class:`GraphEdge`: gate built, open/closed known) and the :class:`GraphReport` later stages
-read. No networkx outside this package."""
+(:class:`GraphEdge`: gate and loss built, open/closed known) and the :class:`GraphReport`
+later stages read. The report holds the graph as a networkx DiGraph and answers the graph
+questions (who learns, who reads a teacher) from it; later stages read its answers and
+:class:`GraphEdge` fields, not networkx attributes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import networkx as nx
 
 from ..components.data import DatasetInfo
-from ..components.gates import Gate
+from ..contracts import EdgeLoss, Gate
 from ..errors import Path, SpecIssue
-from ..registry import DATASETS, GATES, LOSSES, UnknownComponentError
+from ..registry import DATASETS, LOSSES, UnknownComponentError
 from ..spec.schema import LABELS, GateRef, LossRef, Spec
 
 STEPS_GUESS = 1000  # steps per epoch assumed when gates run per step and the data is unknown
@@ -28,10 +31,16 @@ class Edge:
     path: Path  # where the edge is written in the spec
     receiver_tap: str | None = None  # a feature edge's ends name taps (to: a.f3)
     sender_tap: str | None = None
+    loss_path: Path = ()  # where its loss is written: the edge, its receiver, or the defaults
 
     @property
     def is_labels(self) -> bool:
         return self.sender == LABELS
+
+    @property
+    def gate_path(self) -> Path:
+        """Where its gate is written: a gate matrix cell, or the edge's ``gate`` key."""
+        return self.path if self.path[:1] == ("gate_matrix",) else (*self.path, "gate")
 
     @property
     def pair(self) -> tuple[str, str | None, str, str | None]:
@@ -41,9 +50,10 @@ class Edge:
 
 @dataclass(frozen=True)
 class GraphEdge:
-    """A linked edge: both ends exist, written once. ``gate`` is the built gate (None when
-    its reference is invalid, which the component checks report); ``closed`` edges are cut
-    off (never computed); ``can_open`` edges have a weight above 0 at some time of the run."""
+    """A linked edge: both ends exist, written once. ``gate`` and ``loss`` are built once,
+    here (None when their reference is invalid or their builder failed: both are issues of
+    the report, so a checked report has every one); ``closed`` edges are cut off (never
+    computed); ``can_open`` edges have a weight above 0 at some time of the run."""
 
     receiver: str
     sender: str
@@ -55,6 +65,7 @@ class GraphEdge:
     closed: bool
     receiver_tap: str | None = None
     sender_tap: str | None = None
+    loss: EdgeLoss | None = None
 
     @property
     def is_labels(self) -> bool:
@@ -81,8 +92,10 @@ class GraphEdge:
 @dataclass
 class GraphReport:
     """What the graph stage found: the linked edges in written order, the frozen teachers,
-    each node's class count (None until the data is loaded), the dataset's description and
-    every graph issue."""
+    each node's class count (None until the data is loaded), the dataset's description,
+    every graph issue, and the graph itself (networkx: nodes ``labels`` and the models, an
+    edge from each sender to each receiver it teaches, holding the linked edges between them
+    as attribute ``edges``: a logits edge and feature edges may join one pair)."""
 
     nodes: list[str]
     edges: list[GraphEdge]
@@ -90,6 +103,29 @@ class GraphReport:
     class_counts: dict[str, int | None] = field(default_factory=dict)
     data_info: DatasetInfo | None = None
     issues: list[SpecIssue] = field(default_factory=list)
+    graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+
+    def __post_init__(self) -> None:
+        if not self.graph:
+            self.graph = as_digraph(self.nodes, self.edges, self.frozen)
+
+    def opens(self) -> nx.DiGraph:
+        """The pairs joined by an edge whose weight is above 0 at some time (a view)."""
+        return self._where(lambda e: e.can_open)
+
+    def computed(self) -> nx.DiGraph:
+        """The pairs joined by an edge that is computed, not cut off (a view)."""
+        return self._where(lambda e: not e.closed)
+
+    def _where(self, keep: Callable[[GraphEdge], bool]) -> nx.DiGraph:
+        g = self.graph
+        return nx.subgraph_view(g, filter_edge=lambda u, v: any(map(keep, g.edges[u, v]["edges"])))
+
+    def readers(self, node: str) -> list[GraphEdge]:
+        """The computed edges out of ``node``: what its outputs reach, receiver by receiver."""
+        g = self.graph
+        out = (e for _, _, es in g.out_edges(node, data="edges") for e in es)
+        return [e for e in out if not e.closed]
 
     @property
     def open_edges(self) -> list[GraphEdge]:
@@ -109,19 +145,21 @@ class GraphReport:
         return table
 
     def to_networkx(self) -> nx.DiGraph:
-        """The graph as a networkx DiGraph: nodes ``labels`` and the models, an edge from each
-        sender to each receiver it teaches, with the linked edges between them (a logits edge
-        and feature edges may join one pair) as attribute ``edges``."""
-        g = nx.DiGraph()
-        g.add_node(LABELS, kind="labels")
-        for name in self.nodes:
-            g.add_node(name, kind="model", frozen=name in self.frozen)
-        for e in self.edges:
-            if g.has_edge(e.sender, e.receiver):
-                g.edges[e.sender, e.receiver]["edges"].append(e)
-            else:
-                g.add_edge(e.sender, e.receiver, edges=[e])
-        return g
+        """A copy of the graph (see the class), for a user's own questions."""
+        return self.graph.copy()
+
+
+def as_digraph(nodes: list[str], edges: list[GraphEdge], frozen: set[str]) -> nx.DiGraph:
+    g = nx.DiGraph()
+    g.add_node(LABELS, kind="labels")
+    g.add_nodes_from(nodes, kind="model")
+    nx.set_node_attributes(g, {n: n in frozen for n in nodes}, "frozen")
+    for e in edges:
+        if g.has_edge(e.sender, e.receiver):
+            g.edges[e.sender, e.receiver]["edges"].append(e)
+        else:
+            g.add_edge(e.sender, e.receiver, edges=[e])
+    return g
 
 
 def end_name(node: str, tap: str | None) -> str:
@@ -136,21 +174,12 @@ def split_end(text: str) -> tuple[str, str | None]:
     return node, tap if dot else None
 
 
-def gate_of(ref: GateRef) -> Gate | None:
-    """The gate instance, or None when the reference is invalid (reported elsewhere)."""
-    try:
-        gate: Gate = GATES.get(ref.type).build(ref.args)
-        return gate
-    except Exception:
-        return None
-
-
 def loss_target(ref: LossRef) -> str | None:
     """What a loss compares: ``labels`` (the ground truth), ``logits`` (two models' outputs),
     ``features`` (two taps) or ``outputs`` (logits or taps, alike at both ends); None if the
     loss is unknown."""
     try:
-        target: str | None = LOSSES.get(ref.type).meta.get("target")
+        target: str | None = LOSSES.get(ref.type).meta.target
         return target
     except UnknownComponentError:
         return None
@@ -169,7 +198,7 @@ def data_info(spec: Spec) -> DatasetInfo | None:
         comp = DATASETS.get(spec.data.dataset.type)
     except UnknownComponentError:
         return None
-    info = comp.meta.get("info")
+    info = comp.meta.info
     if info is None:
         return None
     try:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..components.gates import spread
+from ..contracts import spread
 from ..graph import GraphEdge
-from ..registry import LOSSES
 
 FONT = "Helvetica,Arial,sans-serif"
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -45,7 +44,7 @@ def look_of(e: GraphEdge) -> str:
 
 
 def gate_text(e: GraphEdge) -> str:
-    return e.gate.describe() if e.gate is not None else str(e.gate_ref)
+    return (e.gate.describe() if e.gate is not None else "") or str(e.gate_ref)
 
 
 def sparkline(values: list[float], top: float) -> str:
@@ -63,11 +62,8 @@ def fmt_weight(w: float) -> str:
 
 
 def loss_text(e: GraphEdge) -> str:
-    """The loss as a label says it, e.g. ``kl T=4`` (the reference when it does not build)."""
-    try:
-        return str(LOSSES.get(e.loss_ref.type).build(e.loss_ref.args).describe())
-    except Exception:
-        return str(e.loss_ref)
+    """The loss as a label says it, e.g. ``kl T=4`` (the reference when it did not build)."""
+    return (e.loss.describe() if e.loss is not None else "") or str(e.loss_ref)
 
 
 def usual_loss(e: GraphEdge) -> str:

@@ -35,7 +35,7 @@ def params(spec: Spec, report: GraphReport, name: str) -> str | None:
     in_channels = shape[0] if shape else None
     classes = report.class_counts.get(name)
     try:
-        count = MODELS.get(ref.type).meta.get("param_count")
+        count = MODELS.get(ref.type).meta.param_count
         if count is None or in_channels is None or classes is None:
             return None
         n = int(count(num_classes=classes, in_channels=in_channels, **resolved_args(ref)))

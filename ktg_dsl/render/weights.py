@@ -3,7 +3,7 @@ epoch's first step), sampled when a run has more epochs than a picture can show.
 
 from __future__ import annotations
 
-from ..components.gates import Gate, spread
+from ..contracts import Gate, spread
 from ..graph import GraphEdge, gate_horizon
 from ..spec.schema import Spec
 

@@ -8,6 +8,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import torch
+
+from ..check import check_spec
 from ..compiler import compile_program
 from ..components.data import DatasetInfo
 from ..components.data.bundle import DataBundle
@@ -48,12 +51,7 @@ def program_for(
     None checks the spec first); on a mesh, this rank's nodes for real and the others' on
     the meta device."""
     if graph is None:
-        from ..check import check_spec
-
-        report = check_spec(spec)
-        if report.errors or report.graph is None:
-            raise SpecError(report.errors)
-        graph = report.graph
+        graph = checked(spec)
     steps = steps_per_epoch(spec, bundle)
     placed = {name: node.device for name, node in spec.nodes.items() if node.device}
     target = resolve_target(
@@ -137,3 +135,34 @@ def make_batches(
             shard=shard,
         ),
     )
+
+
+def compile_spec(
+    spec: Spec,
+    *,
+    device: str | torch.device | None = None,
+    precision: str | None = None,
+    steps_per_epoch: int | None = None,
+    data_info: DatasetInfo | None = None,
+) -> Program:
+    """Check a spec, resolve its ``auto`` values on this host and compile it (raises
+    SpecError if the spec has errors)."""
+    graph = checked(spec)
+    info = data_info or graph.data_info
+    if info is None or info.num_classes is None or info.input_shape is None:
+        raise KtgRuntimeError(
+            "the class count and input shape of the data are unknown; pass "
+            "data_info=DatasetInfo(num_classes, (C, H, W)) to compile_spec"
+        )
+    target = resolve_target(
+        spec.train, device=device, precision=precision, steps_per_epoch=steps_per_epoch
+    )
+    return compile_program(spec, graph, target, data_info=info, steps_per_epoch=steps_per_epoch)
+
+
+def checked(spec: Spec) -> GraphReport:
+    """The spec's checked graph (raises SpecError with every error)."""
+    report = check_spec(spec)
+    if report.errors or report.graph is None:
+        raise SpecError(report.errors)
+    return report.graph

@@ -21,7 +21,7 @@ from ..errors import ArgumentError, choices_hint
 from ..graph import GraphReport
 from ..spec.components import build
 from ..spec.schema import Spec
-from .env import SHARE_ENV, apply_threads
+from .env import SHARE_ENV, apply_threads, available_cores
 
 
 def world_size() -> int:
@@ -139,8 +139,8 @@ def teacher_homes(
     index = {n: i for i, n in enumerate(spec.node_names)}
     readers: dict[str, set[int]] = {}
     tapped: dict[str, set[int]] = {}
-    for e in graph.edges:
-        if e.closed or e.sender not in graph.frozen or index[e.receiver] not in placement:
+    for e in (e for t in graph.frozen for e in graph.readers(t)):  # what a teacher reaches
+        if index[e.receiver] not in placement:
             continue
         readers.setdefault(e.sender, set()).add(placement[index[e.receiver]])
         if e.sender_tap is not None:
@@ -251,15 +251,6 @@ def start(spec: Spec, graph: GraphReport) -> Cluster:
     os.environ.setdefault(SHARE_ENV, str(max(1, available_cores() // local_world)))
     apply_threads(spec.train.threads)
     return join(spec, graph, rank, world)
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, as a cgroup or taskset limits
-    it), not the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
 
 
 def join(

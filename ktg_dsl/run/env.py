@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..compiler import Precision, Target
+from ..engine.program import Precision, Target
 from ..errors import ArgumentError, KtgRuntimeError
 from ..spec.schema import Spec, TrainConfig
 
@@ -143,6 +143,20 @@ def fits_on_device(nbytes: int, device: torch.device) -> bool:
         return False
     free, _ = torch.cuda.mem_get_info(device)
     return nbytes < 0.25 * free
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a cgroup or taskset limits
+    it), not the machine's count."""
+    return _affinity()
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them."""
+    named = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if named is not None:
+        return [d.strip() for d in named.split(",") if d.strip()]
+    return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
 
 
 def set_determinism(on: bool) -> None:

@@ -1,8 +1,9 @@
 """A training run, as torchtune's recipe protocol: ``setup()`` builds everything (or restores it
 from ``last.pt``), ``train()`` runs the epochs, ``save()`` writes ``last.pt``, ``cleanup()``
 closes the logs. ``ktg train`` and ``ktg search`` both drive a KTG through it; epoch hooks
-(``hooks``) see each epoch's rows (a search prunes there). The engine is any
-:class:`~ktg_dsl.engine.TrainingEngine`; the recipe knows nothing of the command line.
+(``hooks``) see each epoch's rows (a search prunes there). On one process the engine is any
+:class:`~ktg_dsl.engine.TrainingEngine` (``engine=``); on several, the DistributedEngine. The
+recipe knows nothing of the command line.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Recipe:
         progress: bool = True,
         hooks: Iterable[EpochHook] = (),
         tensorboard: bool = True,
-        engine: Callable[[Program], TrainingEngine] = Engine,
+        engine: Callable[[Program], TrainingEngine] | None = None,
         bundle: DataBundle | None = None,
         cluster: Cluster | None = None,
         approximate: bool = False,
@@ -57,6 +58,19 @@ class Recipe:
         self._bundle = bundle  # the data, when the caller loaded it already
         self.cluster, self.approximate = cluster, approximate  # a mesh of processes, or None
 
+    def _engine_maker(self) -> Callable[[Program], TrainingEngine]:
+        """``engine=`` on one process (the single-process Engine by default); on a mesh of
+        processes the DistributedEngine, the one engine that exchanges between ranks: an
+        ``engine=`` there is refused, not silently replaced."""
+        if self.cluster is None:
+            return self.make_engine or Engine
+        if self.make_engine is not None:
+            raise KtgRuntimeError(
+                "Recipe(engine=...) runs on one process; on several processes ktg runs its "
+                "DistributedEngine: leave engine= out, or run on one process"
+            )
+        return self.cluster.engine
+
     def setup(self) -> None:
         spec = self.spec
         self.threads = apply_threads(spec.train.threads)
@@ -64,7 +78,7 @@ class Recipe:
         self.bundle = self._bundle if self._bundle is not None else load_bundle(spec)
         self.program = program_for(spec, self.graph, self.bundle, self.cluster)
         self.batches = make_batches(spec, self.bundle, self.program, self.cluster)
-        self.engine = (self.cluster.engine if self.cluster else self.make_engine)(self.program)
+        self.engine = self._engine_maker()(self.program)
         self.governor = ThreadGovernor(self.threads, self.program.device.type)
         writer = self.engine.coordinator.is_writer()
         self.progress.keep_if(writer)  # rank 0 shows progress (bars on a terminal only)

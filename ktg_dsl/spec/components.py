@@ -15,21 +15,6 @@ from .messages import _unwrap, issues_from_validation
 from .schema import ComponentRef, Spec
 
 
-def iter_refs(value: Any, path: Path = ()) -> Iterator[tuple[Path, ComponentRef]]:
-    """Every component reference in a spec (or part of one), with its key path."""
-    if isinstance(value, ComponentRef):
-        yield path, value
-    elif isinstance(value, BaseModel):
-        for name, field in type(value).model_fields.items():
-            yield from iter_refs(getattr(value, name), (*path, field.alias or name))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from iter_refs(item, (*path, i))
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from iter_refs(item, (*path, key))
-
-
 def lookup(ref: ComponentRef) -> Component:
     return REGISTRIES[ref.kind].get(ref.type)
 
@@ -45,7 +30,7 @@ def check_ref(ref: ComponentRef, path: Path, by_name: bool = False) -> list[Spec
         values = comp.check(ref.args)
     except ValidationError as exc:
         return issues_from_validation(exc, comp.params, prefix=path)
-    check = comp.meta.get("check")
+    check = comp.meta.check
     if check is not None:
         try:
             check(values.model_dump())

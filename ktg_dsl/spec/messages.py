@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import Path, SpecIssue, choices_hint, did_you_mean
+from ..errors import Path, SpecIssue, did_you_mean
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -367,7 +367,3 @@ def issues_from_validation(
             seen.add(key)
             out.append(issue)
     return out
-
-
-def unknown_name(kind: str, name: str, path: Path, known: list[str]) -> SpecIssue:
-    return SpecIssue(path, f"unknown {kind} '{name}'", hint=choices_hint(name, known))

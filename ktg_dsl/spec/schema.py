@@ -16,10 +16,9 @@ from pydantic import (
     PrivateAttr,
 )
 
+from ..registry import NOT_BOOL, NOT_BOOL_FLOAT
 from .types import (
     LABELS,
-    NOT_BOOL,
-    NOT_BOOL_FLOAT,
     Bool,
     ComponentRef,
     DatasetRef,

@@ -20,28 +20,14 @@ from pydantic import (
 from pydantic.json_schema import WithJsonSchema
 from pydantic_core import PydanticCustomError, PydanticKnownError
 
+from ..registry import NOT_BOOL
 from .messages import describe_odd, plain_spelling, shorten
 
 LABELS = "labels"  # the name of the ground-truth source in edges (`from: labels`)
 
 
-# pydantic's lax mode takes True for 1 and 1 for True; YAML 1.1 makes booleans of yes/no/on/off,
-# so `epochs: yes` would train one epoch. Numbers refuse booleans, booleans take only booleans.
-def _int_not_bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise PydanticKnownError("int_type")
-    return value
-
-
-def _float_not_bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise PydanticKnownError("float_type")
-    return value
-
-
-# (after the bounds: a validator before them would keep them out of the JSON Schema)
-NOT_BOOL = BeforeValidator(_int_not_bool)
-NOT_BOOL_FLOAT = BeforeValidator(_float_not_bool)
+# numbers refuse booleans (the validators live with the registry, which gives every
+# component argument the same check), booleans take only booleans
 Int = Annotated[int, NOT_BOOL]
 Bool = Annotated[bool, Strict()]
 PosInt = Annotated[int, Field(ge=1), NOT_BOOL]

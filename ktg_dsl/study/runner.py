@@ -118,16 +118,6 @@ def cores() -> int:
     return usable_cores(os.environ)[0]
 
 
-def visible_gpus() -> list[str]:
-    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them."""
-    named = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if named is not None:
-        return [d.strip() for d in named.split(",") if d.strip()]
-    import torch
-
-    return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
-
-
 def worker_command(job: Job) -> list[str]:
     from ..run.workers import worker_command as command
 
@@ -142,6 +132,8 @@ class _Pool:
     def __init__(self, processes: int) -> None:
         self.processes = processes
         self.threads = max(1, cores() // processes)
+        from ..run.env import visible_gpus  # torch: when a study runs
+
         self.gpus = visible_gpus()
         self.running: dict[int, tuple[subprocess.Popen[bytes], Job, IO[bytes]]] = {}
 

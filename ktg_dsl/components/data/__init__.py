@@ -2,9 +2,9 @@
 
 A builder takes ``root``, ``download``, ``seed`` and ``split`` from the spec's ``data:`` section
 (plus its own arguments) and returns a :class:`ktg_dsl.components.data.bundle.DataBundle`.
-``meta["info"]`` tells the class count and input shape *without* loading anything, so that
-``ktg validate`` can check a graph against the data. A builder that would share its name with a
-submodule (``digits``) is registered under an explicit name, so that it never shadows the
+``info=`` (``DatasetMeta``) tells the class count and input shape *without* loading anything, so
+that ``ktg validate`` can check a graph against the data. A builder that would share its name
+with a submodule (``digits``) is registered under an explicit name, so that it never shadows the
 submodule.
 """
 

@@ -47,40 +47,40 @@ def _temperature_fits(values: dict[str, object]) -> None:
 @LOSSES.register(target="labels")
 def ce(label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0) -> EdgeLoss:
     """Cross-entropy with the ground-truth labels (the labels edge)."""
-    return CrossEntropy("ce", "labels", label_smoothing=label_smoothing)
+    return CrossEntropy("ce", label_smoothing=label_smoothing)
 
 
 @LOSSES.register(target="logits", check=_temperature_fits)
 def kl(temperature: Temperature = 1.0) -> EdgeLoss:
     """KL(p_sender || p_receiver), p = softmax(z / T), sender detached, times T^2."""
-    return KL("kl", "logits", temperature=temperature)
+    return KL("kl", temperature=temperature)
 
 
 @LOSSES.register(target="logits")
 def mse() -> EdgeLoss:
     """Mean squared difference of the logits (sender detached)."""
-    return MSE("mse", "logits")
+    return MSE("mse")
 
 
 @LOSSES.register(target="logits", check=_temperature_fits)
 def dkd(alpha: Weight = 1.0, beta: Weight = 8.0, temperature: Temperature = 4.0) -> EdgeLoss:
     """Decoupled KD (Zhao et al. 2022): alpha x target-class KD + beta x non-target-class KD,
     at temperature T (CIFAR-100 defaults; warm it up with a rising gate)."""
-    return DecoupledKD("dkd", "logits", alpha=alpha, beta=beta, temperature=temperature)
+    return DecoupledKD("dkd", alpha=alpha, beta=beta, temperature=temperature)
 
 
 @LOSSES.register(target="logits", check=_temperature_fits)
 def dist(beta: Weight = 1.0, gamma: Weight = 1.0, temperature: Temperature = 1.0) -> EdgeLoss:
     """DIST (Huang et al. 2022): inter-class (beta) and intra-class (gamma) Pearson
     relations of the two models' class probabilities."""
-    return Dist("dist", "logits", beta=beta, gamma=gamma, temperature=temperature)
+    return Dist("dist", beta=beta, gamma=gamma, temperature=temperature)
 
 
 @LOSSES.register(target="features")
 def hint(weight: Weight = 100.0) -> EdgeLoss:
     """FitNet hints (Romero et al. 2015): a learnable 1x1 conv + BN regressor from the
     receiver's tap to the sender's, then the mean squared difference."""
-    return Hint("hint", "features", weight=weight)
+    return Hint("hint", weight=weight)
 
 
 @LOSSES.register(target="features")
@@ -89,18 +89,18 @@ def attention(
 ) -> EdgeLoss:
     """Attention transfer (Zagoruyko & Komodakis 2017): the distance between the two taps'
     normalised spatial attention maps (channel mean of |F|^p)."""
-    return Attention("attention", "features", p=p, weight=weight)
+    return Attention("attention", p=p, weight=weight)
 
 
 @LOSSES.register(target="outputs")
 def similarity(weight: Weight = 3000.0) -> EdgeLoss:
     """Similarity-preserving KD (Tung & Mori 2019): the distance between the two outputs'
     normalised batch similarity matrices (taps or logits)."""
-    return Similarity("similarity", "outputs", weight=weight)
+    return Similarity("similarity", weight=weight)
 
 
 @LOSSES.register(target="outputs")
 def rkd(distance: Weight = 25.0, angle: Weight = 50.0, weight: Weight = 1.0) -> EdgeLoss:
     """Relational KD (Park et al. 2019): Huber distances between the two outputs' normalised
     pairwise distances and between their triplet angles (taps or logits, as vectors)."""
-    return Relational("rkd", "outputs", distance=distance, angle=angle, weight=weight)
+    return Relational("rkd", distance=distance, angle=angle, weight=weight)

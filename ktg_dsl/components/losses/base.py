@@ -1,44 +1,31 @@
-"""What every edge loss is: a name, what it compares (its ``target``), and a per-sample value
-``[B]`` of a receiver's output against a target. The engine multiplies it by the gate (and a
-per-sample gate's mask) and averages over the batch. Optional capabilities, used where a loss
-has them (``ktg_dsl.engine.contracts``): a group kernel (``group_key``, ``group_per_sample``)
-that computes every edge of its kind at once; ``needs_labels`` (the per-sample value also gets
-the labels); an edge-owned adapter (``make_adapter``) trained with the receiver; a shape check
-(``check_shapes``) run before training.
+"""The built-in edge losses' base: a name, and the contract's defaults
+(``ktg_dsl.contracts.EdgeLoss``: a per-sample value ``[B]`` of a receiver's output against a
+target; ``needs_labels``, an edge-owned adapter ``make_adapter``, a shape check
+``check_shapes``). What a loss compares (labels, logits, features, outputs) is its
+registration's ``target`` (``registry.LossMeta``). Optional, used where a loss has it: a group
+kernel (``group_key``, ``group_per_sample``, ``ktg_dsl.engine.contracts.GroupKernel``) that
+computes every edge of its kind at once.
 
-Torch is imported inside the methods: building a loss (``ktg render`` describes them) stays
-torch-free.
+Torch is imported inside the methods: building a loss (the check stage builds every edge's
+loss once) stays torch-free.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-if TYPE_CHECKING:
-    from torch import Tensor, nn
+from ... import contracts
+from ...contracts import Shape
 
 Target = Literal["labels", "logits", "features", "outputs"]
-Shape = tuple[int, ...]  # a tap's shape without the batch dimension
+
+__all__ = ["EdgeLoss", "Shape", "Target"]
 
 
 @dataclass(frozen=True)
-class EdgeLoss:
+class EdgeLoss(contracts.EdgeLoss):
     name: str
-    target: Target
-
-    def per_sample(self, logits: Tensor, target: Tensor) -> Tensor:
-        raise NotImplementedError
 
     def describe(self) -> str:
         return self.name
-
-    def check_shapes(self, receiver: Shape, sender: Shape) -> str | None:
-        """Why the two ends' shapes cannot be compared, and what to change; None if they
-        can."""
-        return None
-
-    def make_adapter(self, receiver: Shape, sender: Shape) -> nn.Module | None:
-        """A module owned by the edge and trained with the receiver, applied to the
-        receiver's output before the loss; None for most losses."""
-        return None

@@ -2,9 +2,10 @@
 
 Every builder takes ``num_classes`` and ``in_channels`` (supplied by ktg from the dataset) and
 returns an ``nn.Module`` mapping ``[B, in_channels, H, W]`` to logits ``[B, num_classes]``.
-``meta["param_count"]`` counts parameters without building (used by ``ktg render``). Builders
-that share a name with a submodule are registered under an explicit name (``small_cnn_model``
-as ``small_cnn``): importing the submodule would otherwise replace the package attribute.
+``param_count=`` (``ModelMeta``) counts parameters without building (used by ``ktg render``).
+Builders that share a name with a submodule are registered under an explicit name
+(``small_cnn_model`` as ``small_cnn``): importing the submodule would otherwise replace the
+package attribute.
 """
 
 from __future__ import annotations

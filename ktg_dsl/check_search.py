@@ -9,12 +9,12 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from ..errors import Path, SpecIssue, choices_hint
-from ..graph import loss_target
-from ..spec.components import component_issues
-from ..spec.messages import issues_from_validation
-from ..spec.overrides import parse_path, set_path, spec_default
-from ..spec.schema import LABELS, ComponentRef, EdgeChoice, NumericRange, SearchConfig, Spec
+from .errors import Path, SpecIssue, choices_hint
+from .graph import loss_target
+from .spec.components import component_issues
+from .spec.messages import issues_from_validation
+from .spec.overrides import parse_path, set_path, spec_default
+from .spec.schema import LABELS, ComponentRef, EdgeChoice, NumericRange, SearchConfig, Spec
 
 
 def check_search(spec: Spec) -> list[SpecIssue]:
