@@ -16,6 +16,7 @@ import yaml
 from ..atomic import write_text_atomic
 from ..errors import KtgRuntimeError
 from ..spec.schema import Spec
+from .key import check_study_key
 from .objective import Objective, TrialFailed
 from .space import SearchSpace, check_sampled, error_lines
 from .storage import open_study, reap_dead_trials
@@ -32,10 +33,13 @@ class TrialPlan:
     reaped: list[int]  # trials a dead worker had left running, queued again
 
 
-def plan_trials(spec: Spec, storage: Any, name: str, requested: int | None) -> TrialPlan:
+def plan_trials(
+    spec: Spec, storage: Any, name: str, requested: int | None, url: str = "the storage"
+) -> TrialPlan:
     """Open (or create) the study, reap dead workers' trials, and count what is left."""
     assert spec.search is not None
     probe = open_study(spec, storage, name, seed=None)
+    check_study_key(probe, spec, name, url)  # another spec's trials are not ranked with these
     reaped = reap_dead_trials(probe)
     total = spec.search.trials
     done = len(counted_trials(probe))

@@ -13,7 +13,7 @@ torch-free.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -26,6 +26,9 @@ Shape = tuple[int, ...]  # a tap's shape without the batch dimension
 class EdgeLoss:
     name: str
     target: Target
+    # the fewest samples per step the loss can be computed on (a loss comparing the samples of
+    # a batch with each other needs more than one); checked before training (run/batch_need.py)
+    min_batch: ClassVar[int] = 1
 
     def per_sample(self, logits: Tensor, target: Tensor) -> Tensor:
         raise NotImplementedError
