@@ -53,7 +53,7 @@ def test_item1_a_hint_between_vector_taps_on_a_last_batch_of_one(tmp_path: Path,
     _no_traceback(err)
     assert "the last training batch holds 1 sample(s) (17 in batches of 16)" in err
     assert "the hint adapter of edge b -> a has a BatchNorm" in err
-    assert "needs at least 2 per step" in err and "data.drop_last: true" in err
+    assert "needs at least 2 a step" in err and "data.drop_last: true" in err
     assert not run.exists()  # refused before training: nothing left behind
 
 
@@ -110,7 +110,7 @@ def test_item2_rkd_on_a_batch_of_one_says_so(tmp_path: Path, cli: Any) -> None:
     assert code == 1, err
     _no_traceback(err)
     assert "the rkd loss of edge b -> a compares samples" in err
-    assert "needs at least 2 per step" in err
+    assert "needs at least 2 a step" in err
     assert "NaN" not in err and "learning rate" not in err
 
 
@@ -206,7 +206,7 @@ def _malformed() -> dict[str, tuple[Any, str]]:
         "node-without-state": ({"format": "ktg-node"}, "'state_dict' is missing"),
         "node-state-a-number": (
             {"format": "ktg-node", "state_dict": 3},
-            "'state_dict' is a int, not a state_dict of weights",
+            "'state_dict' is int '3', not a state_dict of weights",
         ),
         "run-entry-without-model": (
             {"format": "ktg-run", "engine": {"t": {"optimizer": {}}}},
@@ -331,6 +331,20 @@ def test_item8_a_huge_study_manifest_is_refused_unread(tmp_path: Path, cli: Any)
     assert code == 2, err
     _no_traceback(err)
     assert "the study manifest" in err and "is 6.0 GiB, more than the 64.0 MiB" in err
+
+
+def test_item8_a_huge_run_log_is_left_out_of_a_study_summary(tmp_path: Path, cli: Any) -> None:
+    """A run's metrics.jsonl is read through the same bounded reader (ktg study, ktg plot)."""
+    from .test_hunt_study import RUN
+    from .test_study import fake_study
+
+    study = fake_study(tmp_path / "study")
+    _sparse(study / RUN / "metrics.jsonl", 6 * GIB)
+    code, _, err = cli("study", "--summary", study)
+    assert code == 0, err
+    _no_traceback(err)
+    assert f"warning: run {RUN} is left out" in err
+    assert "the metrics log" in err and "is 6.0 GiB, more than the 2.0 GiB" in err
 
 
 def test_item8_a_huge_search_journal_is_refused_unread(tmp_path: Path, cli: Any) -> None:

@@ -38,7 +38,11 @@ def check_batches(program: Program, size: int, batch: int, drop_last: bool, repl
     """Refuse (KtgRuntimeError) a run whose smallest training step is smaller than what one
     of its losses or normalisation layers needs."""
     share, where = smallest_share(size, batch, drop_last, replicas)
-    fix = "Set data.drop_last: true, or a batch_size that leaves a larger last batch"
+    if not drop_last and size % batch:
+        fix = "Set data.drop_last: true, or a batch_size that leaves a larger last batch"
+    else:
+        fix = "Raise data.batch_size"
+    fix += " (or lower train.distributed.data_parallel)" if replicas > 1 else ""
     if share < 1:
         raise KtgRuntimeError(
             f"{where}: fewer than the {replicas} replicas of train.distributed.data_parallel, "
@@ -46,10 +50,7 @@ def check_batches(program: Program, size: int, batch: int, drop_last: bool, repl
         )
     for need, why in batch_needs(program):
         if share < need:
-            raise KtgRuntimeError(
-                f"{where}, but {why}, so it needs at least {need} per step. {fix}, or a "
-                "larger batch_size (or fewer data_parallel replicas)"
-            )
+            raise KtgRuntimeError(f"{where}, but {why}, so it needs at least {need} a step. {fix}")
 
 
 def batch_needs(program: Program) -> list[tuple[int, str]]:

@@ -159,7 +159,7 @@ def _run_entry(obj: dict[str, Any], node: str, path: Path) -> dict[str, Any]:
 def _weights_at(value: Any, where: str) -> dict[str, Any]:
     """``value`` if it is a state_dict (names to tensors), else a KtgRuntimeError."""
     if not isinstance(value, dict):
-        what = "missing" if value is None else f"a {type(value).__name__}"
+        what = "missing" if value is None else f"{type(value).__name__} {str(value)[:40]!r}"
         raise KtgRuntimeError(f"{where} is {what}, not a state_dict of weights")
     odd = [k for k in value if not isinstance(k, str)]
     if odd:

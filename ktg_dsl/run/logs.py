@@ -170,9 +170,11 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         if not stat.S_ISREG(mode):
             kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
             raise DamagedLog(f"{path} is {kind}, not a run's metrics log")
-        data = path.read_bytes()
+        data = read_bytes_capped(path, LOG_LIMIT, "the metrics log")
     except OSError as exc:
         raise DamagedLog(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ReadRefused as exc:  # a huge (or sparse) file: refused by its size, not read
+        raise DamagedLog(str(exc)) from None
     lines = data.split(b"\n")
     tail = lines.pop()  # after the last line end: b"" unless the last row was cut
     rows = [_checked_row(line, path, n) for n, line in enumerate(lines, 1) if line.strip()]
