@@ -85,7 +85,9 @@ def single_value_norm(module: nn.Module, shape: tuple[int, ...]) -> str | None:
     samples in eval mode (nothing learns, no random draw), on the module's own device (the meta
     device for a node of another rank)."""
     kind = nn.modules.batchnorm._BatchNorm
-    norms = {m: name for name, m in module.named_modules() if isinstance(m, kind)}
+    norms: dict[nn.Module, str] = {
+        m: name for name, m in module.named_modules() if isinstance(m, kind)
+    }
     if not norms:
         return None
     seen: list[tuple[str, tuple[int, ...]]] = []
