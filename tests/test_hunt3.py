@@ -439,3 +439,14 @@ def test_item10_a_cut_row_of_an_epoch_trained_again_says_so(
     RunLog(run, ["a", "b"], start_epoch=1, tensorboard=False).close()
     assert run.metrics.read_bytes() == row(0) + row(0, "b")
     assert capsys.readouterr().err.endswith("(9 bytes); that epoch is trained again\n")
+
+
+def test_item4_a_huge_or_odd_value_is_shown_short_and_escaped(
+    tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hunt of this round, on what it built: the value is quoted, cut, and escaped."""
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "\x1b[31m" + "9" * 5000)
+    code, _, err = cli("train", write_spec(tmp_path, _rkd(4)), "--no-progress")
+    assert code == 2 and "WORLD_SIZE='\\x1b[31m999" in err and "\x1b" not in err
+    assert len(err) < 400

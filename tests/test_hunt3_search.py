@@ -108,3 +108,12 @@ def test_item11_a_study_of_an_older_ktg_is_keyed_with_a_warning(
     check_study_key(study, _spec(tmp_path), "s", "mem")
     assert "does not record the spec its 1 trials" in capsys.readouterr().err
     assert KEY_ATTR in study.user_attrs
+
+
+def test_item11_a_damaged_record_of_the_key_is_refused_in_words(tmp_path: Path) -> None:
+    """The hunt of this round, on what it built: a study whose recorded spec is not JSON."""
+    study = _study()
+    study.set_user_attr(KEY_ATTR, "0" * 16)
+    study.set_user_attr(SPEC_ATTR, "{not json")
+    with pytest.raises(KtgRuntimeError, match="the recorded spec is unreadable"):
+        check_study_key(study, _spec(tmp_path), "s", "mem")

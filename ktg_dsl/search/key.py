@@ -60,7 +60,8 @@ def check_study_key(study: Any, spec: Spec, name: str, url: str) -> None:
         study.set_user_attr(KEY_ATTR, key)
         study.set_user_attr(SPEC_ATTR, json.dumps(data, sort_keys=True))
         return
-    changes = differences(_recorded(study.user_attrs.get(SPEC_ATTR)), data)
+    recorded = _recorded(study.user_attrs.get(SPEC_ATTR))
+    changes = differences(recorded, data) if recorded else []
     shown = "; ".join(changes[:4]) + (f"; and {len(changes) - 4} more" if len(changes) > 4 else "")
     raise KtgRuntimeError(
         f"study '{name}' in {url} was started with another spec: its trials trained something "
