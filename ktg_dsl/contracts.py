@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -81,6 +81,9 @@ class EdgeLoss(ABC):
 
     name: str
     needs_labels: bool = False  # per_sample also gets labels=
+    # the fewest samples per step the loss can be computed on (a loss comparing the samples of
+    # a batch with each other needs more than one); checked before training (run/batch_need.py)
+    min_batch: ClassVar[int] = 1
 
     @abstractmethod
     def per_sample(self, logits: Tensor, target: Tensor) -> Tensor:

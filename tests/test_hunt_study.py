@@ -102,7 +102,7 @@ def test_a_manifest_that_is_not_a_file_is_refused_at_once(tmp_path: Path, cli: A
     (study / "study.json").unlink()
     os.mkfifo(study / "study.json")
     code, _, err = cli("study", "--summary", study)
-    assert code == 2 and "is not a file, so not a study manifest" in err
+    assert code == 2 and "is not a regular file" in err and "study manifest" in err
 
 
 def test_a_baseline_the_manifest_does_not_hold_falls_back_to_the_first(

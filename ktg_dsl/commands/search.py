@@ -98,7 +98,7 @@ def _optimize(spec: Spec, storage: Any, url: str, name: str, args: argparse.Name
     from ..search.optimize import plan_trials, run_trials
     from ..search.summary import format_summary, ranked
 
-    plan = plan_trials(spec, storage, name, args.trials)
+    plan = plan_trials(spec, storage, name, args.trials, url)
     if plan.reaped:
         say(
             f"trials {plan.reaped} were left running by a worker that died: marked failed "
@@ -148,13 +148,11 @@ def _optimize(spec: Spec, storage: Any, url: str, name: str, args: argparse.Name
 def _spawn_workers(
     args: argparse.Namespace, url: str, name: str, count: int, share: int | None
 ) -> list[subprocess.Popen[bytes]]:
-    argv = ["search", str(args.spec), "--storage", url, "--study", name]
-    if share is not None:
-        argv += ["--trials", str(share)]
-    for p in args.plugin:
-        argv += ["--plugin", p]
-    for s in args.set:
-        argv += ["--set", s]
+    # values joined to their options and the spec after `--`: a leading dash stays a name
+    argv = ["search", f"--storage={url}", f"--study={name}"]
+    argv += [f"--trials={share}"] * (share is not None)
+    argv += [f"--plugin={p}" for p in args.plugin] + [f"--set={s}" for s in args.set]
+    argv += ["--", str(args.spec)]
     cmd = worker_command(argv, args.plugin)
     from ..run.env import SHARE_ENV, usable_cores
 

@@ -141,6 +141,7 @@ def _report(spec: Spec, run: RunDir, result: RunResult | None, again: str | None
 
 def _rank(args: argparse.Namespace) -> int:
     """One rank of a torchrun world (started by torchrun, or by --nproc below)."""
+    from ..run.distributed import world_size
     from ..run.ranks import lost_peer, train_ranks
 
     if args.resume:
@@ -168,7 +169,7 @@ def _rank(args: argparse.Namespace) -> int:
         ) from None
     if not writer:
         return EXIT_INTERRUPTED if result is not None and result.interrupted else EXIT_OK
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = world_size()
     if os.environ.get(LAUNCHED) == "1":  # by --nproc below: the same command continues it
         again = f"ktg train --resume {run.path} --nproc {world}{_distributed_args(args)}"
     else:
@@ -192,17 +193,18 @@ def _launch(args: argparse.Namespace) -> int:
     from ..run.ranks import launch, new_run_id
     from ..run.rundir import check_new
 
+    # every value joined to its option, the spec after `--`: a name starting with a dash
+    # reaches the ranks as the name it is
+    argv = ["train", *(f"--set={s}" for s in args.set), *(f"--plugin={p}" for p in args.plugin)]
+    argv += ["--no-progress"] * args.no_progress + ["--approximate"] * args.approximate
     if args.resume:
         _check_resumable(args.resume)
         spec, graph = _resumed_spec(Path(args.resume) / "spec.resolved.yaml", args.set)
-        argv = ["train", "--resume", args.resume, *(f"--set={s}" for s in args.set)]
+        argv += [f"--resume={args.resume}"]
     else:
         spec, graph = checked(args.spec, args.set)
         check_new(args.run_dir)  # a folder that holds something is refused before any rank starts
-        argv = ["train", args.spec, *(f"--set={s}" for s in args.set)]
-        argv += ["--run-dir", args.run_dir] if args.run_dir else []
-    argv += ["--no-progress"] * args.no_progress + ["--approximate"] * args.approximate
-    argv += [f"--plugin={p}" for p in args.plugin]
+        argv += [f"--run-dir={args.run_dir}"] * bool(args.run_dir) + ["--", args.spec]
     plan_mesh(spec, graph, 0, args.nproc)  # what cannot work is said before anything starts
     backend_and_device(spec, args.nproc - 1)  # the last rank's GPU exists (nccl)
     say(f"starting {args.nproc} processes (torch.distributed elastic agent)")

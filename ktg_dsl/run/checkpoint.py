@@ -20,26 +20,31 @@ from typing import Any
 import torch
 
 from ..atomic import write_with
+from ..bounded import GIB, MIB, check_regular
 from ..engine.program import Program, RuntimeNode
 from ..errors import KtgRuntimeError
 
 RUN_FORMAT = "ktg-run"
 NODE_FORMAT = "ktg-node"
 VERSION = 1
+MANIFEST_LIMIT = 256 * MIB  # last.pt: positions, metric sums, RNG states (weights are apart)
+WEIGHTS_LIMIT = 64 * GIB  # a model's weights: past this, no machine ktg runs on holds them
 
 
 def save(obj: dict[str, Any], path: Path) -> None:
     write_with(path, lambda f: torch.save(obj, f))
 
 
-def load(path: Path, what: str = "checkpoint") -> dict[str, Any]:
-    """Read a checkpoint safely; any problem becomes a clear KtgRuntimeError."""
+def load(path: Path, what: str = "checkpoint", limit: int = WEIGHTS_LIMIT) -> dict[str, Any]:
+    """Read a checkpoint safely; any problem becomes a clear KtgRuntimeError. ``limit``: the
+    largest file read (a manifest is small; weights may be large, not past memory)."""
     if not path.exists():
         raise KtgRuntimeError(f"{what} {path} does not exist")
     if path.is_dir():
         raise KtgRuntimeError(f"{what} {path} is a folder, not a checkpoint file")
     if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read below forever
         raise KtgRuntimeError(f"{what} {path} is not a regular file, not a checkpoint file")
+    check_regular(path, limit, what)
     with path.open("rb") as f:
         head = f.read(2)
     if head[:2] != b"PK" and head[:1] != b"\x80":  # torch's zip format, or a legacy pickle
@@ -109,26 +114,15 @@ def node_checkpoint(
 
 def _extract_state(obj: dict[str, Any], node: str, path: Path) -> dict[str, Any]:
     """The model weights in a checkpoint: a ktg node file, a ktg run file (by node name, or
-    its only node), or a plain state_dict."""
+    its only node), or a plain state_dict. Each form is checked for what it must hold (a file
+    that loads safely may still be malformed)."""
     fmt = obj.get("format")
     if fmt == NODE_FORMAT:
-        state: dict[str, Any] = obj["state_dict"]
-        return state
+        return _weights_at(obj.get("state_dict"), f"{path} (a ktg node file) 'state_dict'")
     if fmt == RUN_FORMAT:
-        nodes = obj.get("nodes", obj.get("engine", {}))  # version 2 names files; 1 holds states
-        name = node if node in nodes else next(iter(nodes)) if len(nodes) == 1 else None
-        if name is not None:
-            held = nodes[name]
-            if isinstance(held, str):  # a node file beside the manifest
-                held = load(beside(path, held), f"state of node '{name}' in {path}")
-            state = held["model"]
-            return state
-        raise KtgRuntimeError(
-            f"{path} is a run checkpoint of nodes {sorted(nodes)}, none "
-            f"named '{node}'; point 'checkpoint:' at best/<node>.pt instead"
-        )
+        return _run_entry(obj, node, path)
     if _weights(obj):
-        return obj
+        return _weights_at(obj, f"{path}")
     inner = [str(k) for k, v in obj.items() if isinstance(v, dict) and _weights(v)]
     where = (
         f"; its weights may be under '{inner[0]}': add checkpoint_key: {inner[0]}" if inner else ""
@@ -136,6 +130,46 @@ def _extract_state(obj: dict[str, Any], node: str, path: Path) -> dict[str, Any]
     raise KtgRuntimeError(
         f"{path} is not a ktg checkpoint or a state_dict (keys: {sorted(map(str, obj))[:8]}{where})"
     )
+
+
+def _run_entry(obj: dict[str, Any], node: str, path: Path) -> dict[str, Any]:
+    """One node's weights in a ktg run file: its state file beside the manifest (version 2)
+    or held inline (version 1)."""
+    nodes = obj.get("nodes", obj.get("engine", {}))  # version 2 names files; 1 holds states
+    if not isinstance(nodes, dict) or not all(isinstance(k, str) for k in nodes):
+        raise KtgRuntimeError(f"{path} is a ktg run checkpoint whose node table is damaged")
+    name = node if node in nodes else next(iter(nodes)) if len(nodes) == 1 else None
+    if name is None:
+        raise KtgRuntimeError(
+            f"{path} is a run checkpoint of nodes {sorted(nodes)}, none "
+            f"named '{node}'; point 'checkpoint:' at best/<node>.pt instead"
+        )
+    held = nodes[name]
+    where = f"node '{name}' in {path}"
+    if isinstance(held, str):  # a node file beside the manifest
+        file = beside(path, held)
+        if file == path.resolve():
+            raise KtgRuntimeError(f"{path} names itself as the state of node '{name}'")
+        held = load(file, f"state of {where}")
+    if not isinstance(held, dict):
+        raise KtgRuntimeError(f"the state of {where} is {type(held).__name__}, not a node state")
+    return _weights_at(held.get("model"), f"the state of {where}: its 'model'")
+
+
+def _weights_at(value: Any, where: str) -> dict[str, Any]:
+    """``value`` if it is a state_dict (names to tensors), else a KtgRuntimeError."""
+    if not isinstance(value, dict):
+        what = "missing" if value is None else f"{type(value).__name__} {str(value)[:40]!r}"
+        raise KtgRuntimeError(f"{where} is {what}, not a state_dict of weights")
+    odd = [k for k in value if not isinstance(k, str)]
+    if odd:
+        raise KtgRuntimeError(
+            f"{where} is not a state_dict: key {odd[0]!r} is not a parameter's name"
+        )
+    if not all(isinstance(v, torch.Tensor) for v in value.values()):
+        bad = next(k for k, v in value.items() if not isinstance(v, torch.Tensor))
+        raise KtgRuntimeError(f"{where} is not a state_dict: '{bad}' is not a tensor")
+    return value
 
 
 def _weights(obj: dict[Any, Any]) -> bool:

@@ -20,6 +20,7 @@ from ..errors import KtgRuntimeError, SpecError
 from ..graph import GraphReport
 from ..registry import DATASETS
 from ..spec.schema import Spec
+from .batch_need import check_batches
 from .env import fits_on_device, resolve_target
 
 if TYPE_CHECKING:
@@ -105,14 +106,8 @@ def make_batches(
     on_device = _on_device(spec, bundle, program)
     shard = cluster.shard if cluster else (0, 1)
     batch = spec.data.batch_size
-    last = len(bundle.train) % batch
-    if not spec.data.drop_last and 0 < last < shard[1]:
-        raise KtgRuntimeError(
-            f"the last training batch holds {last} sample(s), fewer than the "
-            f"{shard[1]} replicas of train.distributed.data_parallel: one replica would train "
-            "on nothing. Set data.drop_last: true, or a batch_size that leaves a larger last "
-            "batch"
-        )
+    # what a loss or a BatchNorm needs per step, against the smallest step: said before training
+    check_batches(program, len(bundle.train), batch, spec.data.drop_last, shard[1])
     return Batches(
         train_batches(
             bundle,

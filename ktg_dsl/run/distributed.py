@@ -24,14 +24,41 @@ from ..spec.schema import Spec
 from .env import SHARE_ENV, apply_threads, available_cores
 
 
+def env_int(name: str, default: int, low: int = 0, high: int | None = None) -> int:
+    """A whole number from the environment (what torchrun sets), read as carefully as a spec
+    value: anything else is a wrong command line (ArgumentError, exit 2), not a traceback."""
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = None
+    top = f" and below {high}" if high is not None else ""
+    if value is None or value < low or (high is not None and value >= high):
+        raise ArgumentError(
+            f"the environment sets {name}={text[:40]!r}: expected a whole number from "
+            f"{low}{top} (torchrun sets it for each process; unset it to train on one process)"
+        )
+    return value
+
+
 def world_size() -> int:
-    """The number of processes this one is part of (1 outside torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    """The number of processes this one is part of (1 outside torchrun); a world of several
+    needs each process's RANK."""
+    world = env_int("WORLD_SIZE", 1, low=1)
+    if world > 1 and "RANK" not in os.environ:
+        raise ArgumentError(
+            f"the environment sets WORLD_SIZE={world} but not RANK: start the processes with "
+            "torchrun or `ktg train --nproc N`, or unset WORLD_SIZE to train on one process"
+        )
+    env_int("RANK", 0, high=world if world > 1 else None)  # a plain run ignores it, if it reads
+    return world
 
 
 def restarted() -> bool:
     """Whether torchrun restarted the group after a rank died (resume from last.pt)."""
-    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    return env_int("TORCHELASTIC_RESTART_COUNT", 0) > 0
 
 
 @dataclass
@@ -94,6 +121,12 @@ def plan_mesh(spec: Spec, graph: GraphReport, rank: int, world: int) -> Mesh:
         raise ArgumentError(
             f"{world} processes cannot hold train.distributed.data_parallel: {d} replicas of "
             f"every node; start a multiple of {d} processes"
+        )
+    if spec.data.batch_size < d:
+        raise ArgumentError(
+            f"data.batch_size {spec.data.batch_size} is cut into train.distributed."
+            f"data_parallel: {d} shares: a replica would train on nothing at every step; "
+            f"set batch_size to at least {d}, or data_parallel lower"
         )
     g = world // d
     if cfg.graph_groups != "auto" and cfg.graph_groups != g:
@@ -226,7 +259,7 @@ def backend_and_device(spec: Spec, rank: int = 0) -> tuple[str, torch.device]:
     if backend == "gloo" and not dist.is_gloo_available():
         raise ArgumentError("this PyTorch has no gloo backend; use nccl on GPUs")
     if backend == "nccl":
-        local, count = int(os.environ.get("LOCAL_RANK", str(rank))), torch.cuda.device_count()
+        local, count = env_int("LOCAL_RANK", rank), torch.cuda.device_count()
         if local >= count:
             raise ArgumentError(
                 f"{local + 1} processes on this machine but {count} GPU(s): with nccl every "
@@ -238,7 +271,8 @@ def backend_and_device(spec: Spec, rank: int = 0) -> tuple[str, torch.device]:
 
 def start(spec: Spec, graph: GraphReport) -> Cluster:
     """Join the process group of this torchrun world and build this rank's place in it."""
-    rank, world = int(os.environ.get("RANK", "0")), world_size()
+    world = world_size()
+    rank = env_int("RANK", 0, high=world)
     if restarted() and os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true":
         raise ArgumentError(
             "torchrun restarted this group on the store of its first attempt, where restarted "
@@ -246,7 +280,7 @@ def start(spec: Spec, graph: GraphReport) -> Cluster:
             "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 before torchrun (ktg train --nproc does), "
             "then resume the run with --resume"
         )
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    local_world = env_int("LOCAL_WORLD_SIZE", world, low=1)
     # the ranks on this machine share its cores: each rank's train.threads stays within its share
     os.environ.setdefault(SHARE_ENV, str(max(1, available_cores() // local_world)))
     apply_threads(spec.train.threads)

@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..atomic import write_text_atomic
+from ..bounded import GIB, ReadRefused, read_bytes_capped
 from ..errors import KtgRuntimeError
 from .rundir import RunDir
+
+LOG_LIMIT = 2 * GIB  # rows of ~300 bytes: millions of epochs x nodes
 
 TB_TAGS = {
     "train_loss": "train_loss",
@@ -28,6 +31,7 @@ class RunLog:
         self, run: RunDir, nodes: list[str], start_epoch: int = 0, tensorboard: bool = True
     ) -> None:
         self.path = run.metrics
+        self._nodes = nodes
         self._truncate_from(start_epoch)
         self._file: TextIO = self.path.open("a", encoding="utf-8")
         self._writers: dict[str, Any] = {}
@@ -46,7 +50,11 @@ class RunLog:
         line in the middle that is not a row, not a file at all) is refused, unchanged."""
         if not os.path.lexists(self.path):
             return
-        kept = [line for line in _rows(self.path) if json.loads(line)["epoch"] < epoch]
+        lines, cut = _rows(self.path)
+        rows = [(line, json.loads(line)) for line in lines]
+        kept = [line for line, row in rows if row["epoch"] < epoch]
+        if cut:
+            _warn_cut(self.path, cut, epoch, self._nodes, [row for _, row in rows])
         write_text_atomic(self.path, "".join(f"{k}\n" for k in kept))
 
     def epoch(self, epoch: int, rows: dict[str, dict[str, Any]]) -> None:
@@ -69,21 +77,39 @@ class RunLog:
             writer.close()
 
 
-def _rows(path: Path) -> list[str]:
-    """The whole rows of a metrics log; a cut last line is dropped (with a warning)."""
+def _rows(path: Path) -> tuple[list[str], int]:
+    """The whole rows of a metrics log, and the length of a last line cut short by a kill
+    (dropped; 0 when there is none)."""
     data = _read_log(path)
     lines = data.split(b"\n")
     tail = lines.pop()  # after the last line end: b"" unless a kill cut the last row
+    cut = 0
     if tail.strip():
         try:
             lines.append(_row(tail, path, len(lines) + 1).encode())
         except KtgRuntimeError:
-            print(
-                f"ktg: warning: {path}: dropped its last row, cut short when the run stopped "
-                f"({len(tail):,} bytes); that epoch is trained again",
-                file=sys.stderr,
-            )
-    return [_row(line, path, n) for n, line in enumerate(lines, start=1) if line.strip()]
+            cut = len(tail)
+    return [_row(line, path, n) for n, line in enumerate(lines, start=1) if line.strip()], cut
+
+
+def _warn_cut(
+    path: Path, size: int, start: int, nodes: list[str], rows: list[dict[str, Any]]
+) -> None:
+    """Say what the dropped row costs: nothing when its epoch is trained again (the run
+    continues at or before it), the rows that are lost for good when last.pt is past them."""
+    logged = {(row.get("node"), row["epoch"]) for row in rows}
+    lost = [n for n in nodes if start > 0 and (n, start - 1) not in logged]
+    head = f"ktg: warning: {path}: dropped its last row, cut short when the run stopped"
+    head += f" ({size:,} bytes)"
+    if not lost:
+        print(f"{head}; that epoch is trained again", file=sys.stderr)
+        return
+    print(
+        f"{head}; last.pt is past epoch {start - 1} (the run continues at epoch {start}), so "
+        f"the row of node(s) {', '.join(lost)} for that epoch is lost (the other rows and the "
+        "checkpoints are kept)",
+        file=sys.stderr,
+    )
 
 
 def _row(line: bytes, path: Path, number: int) -> str:
@@ -105,7 +131,8 @@ def _row(line: bytes, path: Path, number: int) -> str:
 
 
 def _read_log(path: Path) -> bytes:
-    """The log's bytes; only a regular file is read (a FIFO would never end)."""
+    """The log's bytes; only a regular file of a bounded size is read (a FIFO would never
+    end; a huge one would fill memory)."""
     try:
         mode = path.stat().st_mode
         if not stat.S_ISREG(mode):
@@ -114,11 +141,13 @@ def _read_log(path: Path) -> bytes:
                 f"cannot resume: {path} is {kind}, not the run's metrics log; move it aside "
                 "(nothing was changed)"
             )
-        return path.read_bytes()
+        return read_bytes_capped(path, LOG_LIMIT, "the metrics log")
     except OSError as exc:
         raise KtgRuntimeError(
             f"cannot resume: cannot read {path}: {exc.strerror or exc} (nothing was changed)"
         ) from None
+    except ReadRefused as exc:
+        raise KtgRuntimeError(f"cannot resume: {exc}") from None
 
 
 class DamagedLog(KtgRuntimeError):
@@ -141,9 +170,11 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         if not stat.S_ISREG(mode):
             kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
             raise DamagedLog(f"{path} is {kind}, not a run's metrics log")
-        data = path.read_bytes()
+        data = read_bytes_capped(path, LOG_LIMIT, "the metrics log")
     except OSError as exc:
         raise DamagedLog(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ReadRefused as exc:  # a huge (or sparse) file: refused by its size, not read
+        raise DamagedLog(str(exc)) from None
     lines = data.split(b"\n")
     tail = lines.pop()  # after the last line end: b"" unless the last row was cut
     rows = [_checked_row(line, path, n) for n, line in enumerate(lines, 1) if line.strip()]

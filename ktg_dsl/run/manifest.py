@@ -17,6 +17,7 @@ from ..engine.protocol import TrainingEngine
 from ..errors import KtgRuntimeError
 from ..spec.schema import Spec
 from . import checkpoint as ckpt
+from .manifest_fields import check_fields
 from .rundir import RunDir
 
 MANIFEST_VERSION = 2
@@ -95,7 +96,7 @@ def read(
     """Load the manifest and this process's nodes into the engine and the generators; the
     manifest (for its position and best scores)."""
     path = run.last
-    manifest = ckpt.load(path, "run checkpoint")
+    manifest = ckpt.load(path, "run checkpoint", limit=ckpt.MANIFEST_LIMIT)
     if manifest.get("format") != ckpt.RUN_FORMAT:
         raise KtgRuntimeError(
             f"{path} is not a ktg run checkpoint (format {manifest.get('format')!r}); "
@@ -106,6 +107,8 @@ def read(
             f"{path} belongs to another run (its spec differs from {run.resolved}); "
             "nothing was changed"
         )
+    program = engine.program
+    check_fields(path, manifest, program.epochs, program.steps_per_epoch)
     _check_mesh(path, manifest.get("mesh", {}), _mesh(engine), approximate)
     local = [n for n in engine.state_dict() if not engine.program.nodes[n].frozen]
     engine.load_state_dict(node_states(path, manifest, local))

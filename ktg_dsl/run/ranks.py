@@ -6,6 +6,7 @@ torch.distributed's own elastic agent, on this machine."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -119,6 +120,7 @@ def train_ranks(
     say: Say = lambda _: None,
 ) -> tuple[RunDir, RunResult | None, bool]:
     """Train on this rank; the run directory, the result, and whether this rank writes."""
+    watch_launcher(spec.train.distributed.timeout + LAUNCHER_GRACE)
     cluster = start(spec, graph)
     writer = cluster.mesh.rank == 0
     try:
@@ -138,6 +140,37 @@ def train_ranks(
         return run, result, writer
     finally:
         cluster.close()
+
+
+LAUNCHER_GRACE = 60.0  # seconds, past the collectives' timeout, to save before exiting
+
+
+def watch_launcher(grace: float, every: float = 0.5) -> None:
+    """End this rank with its launcher (``ktg train --nproc``, torchrun): when the process
+    that started it goes away (killed, even by SIGKILL, which it cannot pass on), this rank
+    stops after its batch and saves, as on Ctrl-C (one rank's stop is agreed by all), and
+    exits at the latest ``grace`` seconds later. Nothing is left running, holding the run's
+    lock. Study workers watch their parent the same way (study/worker.py)."""
+    import signal
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        with contextlib.suppress(OSError, ValueError):  # the launcher's pipe may be gone too
+            print(
+                f"ktg: rank {os.environ.get('RANK', '?')}: its launcher (process {parent}) is "
+                "gone; stopping after this batch and saving",
+                file=sys.stderr,
+                flush=True,
+            )
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(grace)
+        os._exit(130)  # still stuck (e.g. in a collective with a rank that died): go
+
+    threading.Thread(target=watch, name="ktg-launcher-watch", daemon=True).start()
 
 
 def lost_peer(exc: BaseException) -> bool:

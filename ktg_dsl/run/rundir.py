@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from ..atomic import pid_lock, write_text_atomic
+from ..bounded import ReadRefused, read_text_capped
 from ..errors import KtgRuntimeError
 
 RESOLVED = "spec.resolved.yaml"  # the spec with every default written out
@@ -75,9 +76,9 @@ class RunDir:
 
     def launch(self) -> str | None:
         """The launch (torchrun's run id, or its agent) that claimed this folder, if one did."""
-        try:
-            return (self.path / LAUNCH).read_text(encoding="utf-8") or None
-        except (OSError, UnicodeDecodeError):
+        try:  # a few words: anything larger (or not a file) is no launch's mark
+            return read_text_capped(self.path / LAUNCH, 4096, "the launch mark") or None
+        except ReadRefused:
             return None
 
     def mark_launch(self, identity: str) -> None:

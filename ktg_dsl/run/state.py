@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from ..atomic import write_text_atomic
+from ..bounded import MIB, ReadRefused, read_text_capped
 from ..engine.program import Program
 from ..engine.protocol import TrainingEngine
 from ..errors import KtgRuntimeError
@@ -100,7 +101,7 @@ def restore_state(
     try:
         state = manifest.read(run, digests, engine, approximate)
         at = Position(int(state["epoch"]), int(state["step"]))
-    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError, AttributeError) as exc:
         if isinstance(exc, KtgRuntimeError):
             raise
         raise KtgRuntimeError(
@@ -161,8 +162,10 @@ def write_record(run: RunDir, text: str, info: dict[str, Any]) -> None:
 def warn_if_elsewhere(run: RunDir, now: dict[str, Any]) -> None:
     """A run resumed where 'auto' resolves differently is no longer the same run."""
     try:
-        before = json.loads(run.info.read_text())
-    except (OSError, ValueError):
+        before = json.loads(read_text_capped(run.info, MIB, "the run's record"))
+    except (ReadRefused, ValueError, RecursionError):
+        return
+    if not isinstance(before, dict):
         return
     changed = [
         f"{k} {before.get(k)} -> {now[k]}"

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from ..atomic import write_bytes_atomic
+from ..bounded import GIB, read_bytes_capped
 from ..errors import KtgRuntimeError
 
 # Optuna's JournalOperation codes (CREATE_STUDY = 0 ... DISCARD_TRIALS = 10)
 OPERATIONS = frozenset(range(11))
+JOURNAL_LIMIT = 4 * GIB  # a study of a million trials writes about 1 GiB
 _START = b'{"op_code":'  # how Optuna begins every record it writes
 _CAUSE = "a worker stopped while writing it, or the disk was full"
 
@@ -173,12 +175,8 @@ def _mended(data: bytes, url: str) -> Mended:
 
 
 def _read(path: Path, url: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise KtgRuntimeError(
-            f"cannot read the study journal {url}: {exc.strerror or exc}"
-        ) from None
+    """The journal's bytes, bounded: a huge (or sparse) file is refused, not read into memory."""
+    return read_bytes_capped(path, JOURNAL_LIMIT, "the study journal")
 
 
 @contextlib.contextmanager

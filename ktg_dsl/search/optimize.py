@@ -16,6 +16,7 @@ import yaml
 from ..atomic import write_text_atomic
 from ..errors import KtgRuntimeError
 from ..spec.schema import Spec
+from .key import check_study_key
 from .objective import Objective, TrialFailed
 from .space import SearchSpace, check_sampled, error_lines
 from .storage import open_study, reap_dead_trials
@@ -32,10 +33,17 @@ class TrialPlan:
     reaped: list[int]  # trials a dead worker had left running, queued again
 
 
-def plan_trials(spec: Spec, storage: Any, name: str, requested: int | None) -> TrialPlan:
+def plan_trials(
+    spec: Spec, storage: Any, name: str, requested: int | None, url: str = "the storage"
+) -> TrialPlan:
     """Open (or create) the study, reap dead workers' trials, and count what is left."""
     assert spec.search is not None
+    held = _existing(storage, name)  # read only: a refused study's journal stays as it was
+    if held is not None:
+        check_study_key(held, spec, name, url)  # another spec's trials are not ranked together
     probe = open_study(spec, storage, name, seed=None)
+    if held is None:
+        check_study_key(probe, spec, name, url)  # a new study records what it is
     reaped = reap_dead_trials(probe)
     total = spec.search.trials
     done = len(counted_trials(probe))
@@ -44,6 +52,16 @@ def plan_trials(spec: Spec, storage: Any, name: str, requested: int | None) -> T
     if mine is not None and remaining is not None:
         mine = min(mine, remaining)
     return TrialPlan(done, total, mine, reaped)
+
+
+def _existing(storage: Any, name: str) -> Any:
+    """The study ``name`` if the storage holds it, else None (nothing is written)."""
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except Exception:  # none (KeyError), or damage that open_study names in words
+        return None
 
 
 def run_trials(spec: Spec, storage: Any, name: str, n_trials: int | None) -> tuple[Any, bool]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..atomic import pid_lock, write_text_atomic
+from ..bounded import MIB, ReadRefused, read_text_capped
 from ..errors import KtgRuntimeError
 
 MANIFEST = "study.json"
@@ -36,6 +37,7 @@ RESULTS_JSON = "results.json"
 CURVES = "curves"  # .svg and .png: accuracy per epoch, a panel per spec
 FINAL = "final"  # .svg and .png: the final accuracies as bars
 FORMAT, VERSION = "ktg-study", 1
+MANIFEST_LIMIT = 64 * MIB  # a study of thousands of runs writes well under 1 MiB
 DIGEST_CHARS = 8
 
 
@@ -209,16 +211,10 @@ class StudyDir:
             raise NotAStudy(f"{self.path} is not a study directory ({what})")
         if not self.manifest_path.exists():
             raise NotAStudy(f"{self.path} is not a study directory (it holds no {MANIFEST})")
-        if not self.manifest_path.is_file():  # a folder, a FIFO (which would never end)
-            raise NotAStudy(f"{self.manifest_path} is not a file, so not a study manifest")
-        try:
-            text = self.manifest_path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise NotAStudy(f"cannot read {self.manifest_path}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise NotAStudy(
-                f"{self.manifest_path} is not a ktg study manifest (not UTF-8 text)"
-            ) from None
+        try:  # only a regular file, and a bounded one: a FIFO never ends, a huge one fills memory
+            text = read_text_capped(self.manifest_path, MANIFEST_LIMIT, "the study manifest")
+        except ReadRefused as exc:
+            raise NotAStudy(str(exc)) from None
         return Manifest.from_json(text, self.manifest_path)
 
     def write(self, manifest: Manifest) -> None:

@@ -10,7 +10,7 @@ a sample's row of the batch relation, so that the batch mean is the paper's loss
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from .base import EdgeLoss, Shape
 
@@ -146,6 +146,7 @@ class Relational(EdgeLoss):
     distance: float = 25.0
     angle: float = 50.0
     weight: float = 1.0
+    min_batch: ClassVar[int] = 2  # one sample has no distance to another: the mean is NaN
 
     def per_sample(self, logits: Tensor, target: Tensor) -> Tensor:
         import torch.nn.functional as F
