@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             err(f"ktg: {exc}")
             return EXIT_USAGE
         if getattr(args, "threads", None) is not None:
-            from .run.env import THREADS_ENV
+            from .run.threads import THREADS_ENV
 
             os.environ[THREADS_ENV] = args.threads  # workers and ranks inherit it
         return int(args.func(args))

@@ -24,7 +24,7 @@ def pytest_configure(config: pytest.Config) -> None:
     machine that is busy then), in this process and in every ktg it starts: they inherit the
     count through OMP_NUM_THREADS instead of each measuring the load again. A user's own
     OMP_NUM_THREADS is kept; tests of ``auto`` itself clear it."""
-    from ktg_dsl.run.env import apply_threads
+    from ktg_dsl.run.threads import apply_threads
 
     choice = apply_threads("auto")
     os.environ.setdefault("OMP_NUM_THREADS", str(choice.count))

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from ktg_dsl.errors import ArgumentError
-from ktg_dsl.run import env as run_env
-from ktg_dsl.run.env import SHARE_ENV, THREADS_ENV, choose_threads, idle_cores
+from ktg_dsl.run import threads as run_threads
+from ktg_dsl.run.threads import SHARE_ENV, THREADS_ENV, choose_threads, idle_cores
 
 from .conftest import run_ktg, small_spec, write_spec
 
@@ -22,9 +22,9 @@ ONE, LABELS = {"a": {"model": "small_cnn"}}, [{"to": "a", "from": "labels"}]
 @pytest.fixture
 def idle(monkeypatch: pytest.MonkeyPatch) -> None:
     """auto sees 1.9 idle cores of 4 (no real load reading: these test the rules)."""
-    monkeypatch.setattr(run_env, "idle_cores", lambda *a, **k: 1.9)
-    monkeypatch.setattr(run_env, "_affinity", lambda: 4)
-    monkeypatch.setattr(run_env, "_cgroup_quota", lambda: None)
+    monkeypatch.setattr(run_threads, "idle_cores", lambda *a, **k: 1.9)
+    monkeypatch.setattr(run_threads, "_affinity", lambda: 4)
+    monkeypatch.setattr(run_threads, "_cgroup_quota", lambda: None)
 
 
 @pytest.mark.usefixtures("idle")
@@ -36,7 +36,7 @@ def test_auto_uses_the_idle_cores() -> None:
 
 @pytest.mark.usefixtures("idle")
 def test_a_busy_machine_gets_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(run_env, "idle_cores", lambda *a, **k: 0.1)
+    monkeypatch.setattr(run_threads, "idle_cores", lambda *a, **k: 0.1)
     assert choose_threads("auto", {}).count == 1
 
 
@@ -207,16 +207,16 @@ def test_the_governor_follows_a_neighbour(monkeypatch: pytest.MonkeyPatch) -> No
     import torch
 
     clock, busy = _Clock(), {"s": 0.0}
-    monkeypatch.setattr(run_env, "time", clock)
-    monkeypatch.setattr(run_env, "_busy_seconds", lambda: busy["s"])
-    monkeypatch.setattr(run_env, "usable_cores", lambda environ: (2, "2 cores"))
+    monkeypatch.setattr(run_threads, "time", clock)
+    monkeypatch.setattr(run_threads, "_busy_seconds", lambda: busy["s"])
+    monkeypatch.setattr(run_threads, "usable_cores", lambda environ: (2, "2 cores"))
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        gov = run_env.ThreadGovernor(run_env.ThreadChoice(2, "auto: 2.0 of 2 cores idle", True))
+        gov = run_threads.ThreadGovernor(run_threads.ThreadChoice(2, "auto: 2.0 of 2 cores idle", True))
         assert gov.active
 
-        def run(seconds: float, mine: float, others: float) -> run_env.ThreadChoice | None:
+        def run(seconds: float, mine: float, others: float) -> run_threads.ThreadChoice | None:
             clock.wall += seconds
             clock.cpu += mine * seconds
             busy["s"] += (mine + others) * seconds
@@ -236,9 +236,9 @@ def test_the_governor_follows_a_neighbour(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_a_given_count_is_never_governed() -> None:
-    for choice in (run_env.ThreadChoice(2, "train.threads: 2"), run_env.ThreadChoice(2, "x")):
-        assert not run_env.ThreadGovernor(choice).active
-    assert not run_env.ThreadGovernor(run_env.ThreadChoice(2, "auto", True), "cuda").active
+    for choice in (run_threads.ThreadChoice(2, "train.threads: 2"), run_threads.ThreadChoice(2, "x")):
+        assert not run_threads.ThreadGovernor(choice).active
+    assert not run_threads.ThreadGovernor(run_threads.ThreadChoice(2, "auto", True), "cuda").active
 
 
 # ----------------------------------------------------------------- bench --compare

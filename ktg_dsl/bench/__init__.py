@@ -31,7 +31,8 @@ from ..engine.program import Program
 from ..errors import KtgRuntimeError
 from ..graph import data_info
 from ..run.data import compile_spec
-from ..run.env import device_name, thread_record, thread_text
+from ..run.env import device_name
+from ..run.threads import thread_record, thread_text
 from ..spec.schema import Spec
 from .features import feature_programs, feature_ratios
 from .measure import Variant, _sync_for, measure

@@ -26,7 +26,8 @@ from ..components.data import DatasetInfo
 from ..errors import KtgRuntimeError
 from ..graph import GraphReport, data_info
 from ..run.data import checked, compile_spec
-from ..run.env import apply_threads, available_cores, device_name, thread_text
+from ..run.env import device_name
+from ..run.threads import apply_threads, available_cores, thread_text
 from ..spec.schema import Spec
 from .measure import _sync_for
 from .variants import engine_step
@@ -59,7 +60,8 @@ def _rank(
 
     from ..registry import load_plugins
     from ..run.distributed import join
-    from ..run.env import SHARE_ENV, apply_threads, resolve_target
+    from ..run.env import resolve_target
+    from ..run.threads import SHARE_ENV, apply_threads
     from . import random_batches
 
     try:

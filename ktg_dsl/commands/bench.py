@@ -110,7 +110,7 @@ def _distributed(args: argparse.Namespace, spec: Spec) -> dict[str, Any]:
 def _single(args: argparse.Namespace, spec: Spec, earlier: dict[str, Any] | None) -> dict[str, Any]:
     from ..bench import KINDS, format_result, run_bench
     from ..bench.compare import check_comparable, format_comparison
-    from ..run.env import apply_threads
+    from ..run.threads import apply_threads
 
     threads = apply_threads(spec.train.threads)
     if earlier is not None:

@@ -154,7 +154,7 @@ def _spawn_workers(
     argv += [f"--plugin={p}" for p in args.plugin] + [f"--set={s}" for s in args.set]
     argv += ["--", str(args.spec)]
     cmd = worker_command(argv, args.plugin)
-    from ..run.env import SHARE_ENV, usable_cores
+    from ..run.threads import SHARE_ENV, usable_cores
 
     # the cores are shared out between the workers and this process, which trains trials too:
     # each trial's train.threads stays within its process's share

@@ -53,7 +53,7 @@ def _validate(file: str, overrides: list[str], deep: bool) -> int:
     if deep and report.ok and report.spec is not None and report.graph is not None:
         from ..probe import probe_models
         from ..probe_features import probe_feature_edges
-        from ..run.env import apply_threads
+        from ..run.threads import apply_threads
 
         apply_threads(report.spec.train.threads)  # teachers' checkpoints are read and checked
         source = report.spec.source

@@ -21,7 +21,7 @@ from ..errors import ArgumentError, choices_hint
 from ..graph import GraphReport
 from ..spec.components import build
 from ..spec.schema import Spec
-from .env import SHARE_ENV, apply_threads, available_cores
+from .threads import SHARE_ENV, apply_threads, available_cores
 
 
 def env_int(name: str, default: int, low: int = 0, high: int | None = None) -> int:

@@ -20,13 +20,14 @@ from ..spec.schema import Spec
 from . import checkpoint as ckpt
 from .data import load_bundle, make_batches, program_for
 from .distributed import Cluster
-from .env import ThreadGovernor, apply_threads, seed_generators, set_determinism
+from .env import seed_generators, set_determinism
 from .epochs import Rows, epoch_rows, save_best, stamp
 from .logs import NullLog, RunLog
 from .progress import Progress
 from .rundir import RunDir
 from .signals import StopRequest
 from .state import Position, RunResult, open_record, save_state
+from .threads import ThreadGovernor, apply_threads
 
 AGREE_EVERY = 8  # steps between the ranks' agreements on a stop (one acts at once)
 

@@ -13,10 +13,11 @@ from ..graph import GraphReport
 from ..spec.schema import Spec
 from .data import load_bundle
 from .distributed import Cluster
-from .env import apply_threads, check_devices
+from .env import check_devices
 from .recipe import Recipe
 from .rundir import RunDir, check_new, claim_new, link_latest
 from .state import RunResult
+from .threads import apply_threads
 
 Say = Callable[[str], None]
 

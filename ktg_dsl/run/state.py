@@ -23,9 +23,10 @@ from ..errors import KtgRuntimeError
 from ..spec.components import resolve_refs
 from ..spec.schema import Spec
 from . import manifest
-from .env import device_name, thread_record
+from .env import device_name
 from .epochs import Rows
 from .rundir import RunDir
+from .threads import thread_record
 
 
 def resolved_spec_text(spec: Spec, *, without: tuple[str, ...] = ()) -> str:

@@ -113,7 +113,7 @@ def _in_process(jobs: Sequence[Job], on_start: OnStart, on_end: OnEnd) -> bool:
 
 
 def cores() -> int:
-    from ..run.env import usable_cores
+    from ..run.threads import usable_cores
 
     return usable_cores(os.environ)[0]
 
@@ -157,7 +157,7 @@ class _Pool:
         return False
 
     def _start(self, job: Job, slot: int) -> None:
-        from ..run.env import SHARE_ENV
+        from ..run.threads import SHARE_ENV
 
         env = dict(os.environ, PYTHONSAFEPATH="1")
         env[SHARE_ENV] = str(self.threads)  # the worker's train.threads stays within it
