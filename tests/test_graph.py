@@ -239,3 +239,36 @@ def test_feature_edges_may_sit_beside_a_gate_matrix() -> None:
     spec, _ = parse_data(data)
     assert spec is not None
     assert any("both 'edges' and 'gate_matrix'" in i.message for i in link(spec).issues)
+
+
+def _warnings(data: dict[str, Any]) -> list[str]:
+    spec, found = parse_data(data)
+    assert spec is not None and not [i for i in found if i.is_error]
+    return [f"{'.'.join(map(str, i.path))}: {i.message}" for i in link(spec).issues]
+
+
+def test_a_ring_without_labels_is_warned_node_by_node() -> None:
+    """Models that teach each other with no labels edge anywhere (and no frozen teacher) only
+    imitate networks that never learn: networkx's descendants of the labels and the teachers
+    miss them."""
+    ring = base_spec(edges=[{"to": "a", "from": "b"}, {"to": "b", "from": "a"}])
+    found = _warnings(ring)
+    for node in ("a", "b"):
+        assert any(
+            w.startswith(f"nodes.{node}: '{node}' trains, but neither the labels nor a frozen")
+            for w in found
+        ), found
+    # one labels edge into the ring reaches both; the labels edges of the base reach each
+    fed = base_spec(edges=[{"to": "a", "from": "labels"}, *ring["edges"]])
+    assert not [w for w in _warnings(fed) if "neither the labels" in w]
+    assert not [w for w in _warnings(base_spec()) if "neither the labels" in w]
+
+
+def test_a_frozen_teacher_is_a_source_of_knowledge(tmp_path: Path) -> None:
+    weights = tmp_path / "t.pt"
+    weights.write_bytes(b"not read by the graph checks")
+    data = base_spec(edges=[{"to": "a", "from": "t"}, {"to": "b", "from": "a"}])
+    data["nodes"]["t"] = {"model": "small_cnn", "frozen": True, "checkpoint": str(weights)}
+    assert not [w for w in _warnings(data) if "neither the labels" in w]
+    report = link(parse_data(data)[0])  # type: ignore[arg-type]
+    assert report.frozen == {"t"} and [e.receiver for e in report.readers("t")] == ["a"]
