@@ -8,9 +8,10 @@ fix, 2 a file cannot be read or the command line is wrong, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .commands import COMMANDS
 from .commands.common import (
@@ -66,11 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except PluginError as exc:
             err(f"ktg: {exc}")
             return EXIT_USAGE
-        if getattr(args, "threads", None) is not None:
-            from .run.threads import THREADS_ENV
-
-            os.environ[THREADS_ENV] = args.threads  # workers and ranks inherit it
-        return int(args.func(args))
+        with _threads_given(getattr(args, "threads", None)):
+            return int(args.func(args))
     except CommandExit as exc:
         return exc.code
     except (UsageError, ArgumentError) as exc:
@@ -87,6 +85,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
+
+
+@contextlib.contextmanager
+def _threads_given(threads: str | None) -> Iterator[None]:
+    """``--threads``: for this command and every worker and rank it starts (they inherit the
+    environment); as it was afterwards (``main`` may be called again in this process)."""
+    if threads is None:
+        yield
+        return
+    from .run.threads import THREADS_ENV
+
+    before = os.environ.get(THREADS_ENV)
+    os.environ[THREADS_ENV] = threads
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = before
 
 
 def _forget_working_folder() -> None:

@@ -113,10 +113,10 @@ def test_item2_rkd_on_a_batch_of_one_says_so(tmp_path: Path, cli: Any) -> None:
 def test_item2_rkd_declares_the_batch_it_needs() -> None:
     from ktg_dsl.components.losses import KL, Relational
 
-    assert Relational("rkd", "outputs").min_batch == 2
-    assert KL("kl", "logits").min_batch == 1
+    assert Relational("rkd").min_batch == 2
+    assert KL("kl").min_batch == 1
     r = torch.randn(1, 5)  # what min_batch guards against: one sample has no distance
-    assert torch.isnan(Relational("rkd", "outputs").per_sample(r, r)).all()
+    assert torch.isnan(Relational("rkd").per_sample(r, r)).all()
 
 
 def test_item2_a_replica_with_nothing_to_train_on_is_refused_before_starting(
