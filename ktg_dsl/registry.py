@@ -25,7 +25,7 @@ from typing import Annotated, Any, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from .errors import choices_hint
+from .errors import choices_hint, did_you_mean
 from .spec.types import NOT_BOOL, NOT_BOOL_FLOAT
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -167,9 +167,10 @@ class Registry:
         try:
             return self._items[name]
         except (KeyError, TypeError):
-            raise UnknownComponentError(
-                self.kind, str(name), choices_hint(str(name), self._items)
-            ) from None
+            hint = choices_hint(str(name), self._items)
+            if not did_you_mean(str(name), list(self._items)):  # not a slip: a missing plugin?
+                hint += "; if a plugin registers it, load it with --plugin MODULE"
+            raise UnknownComponentError(self.kind, str(name), hint) from None
 
     def names(self) -> list[str]:
         return sorted(self._items)

@@ -20,7 +20,10 @@ TB_TAGS = {
     "train_top1": "train_score",
     "lr": "train_lr",
     "val_top1": "test_score",
+    "val_loss": "test_loss",
 }
+# per incoming edge (in the receiver's event files, so a node's edges share a section):
+EDGE_TAGS = {"term": "edge_term", "weight": "edge_weight", "loss": "edge_loss"}
 
 
 class RunLog:
@@ -59,6 +62,9 @@ class RunLog:
                     value = row.get(key)
                     if value is not None:
                         writer.add_scalar(tag, value, epoch + 1)  # the original counts from 1
+                for edge, values in (row.get("edges") or {}).items():
+                    for key, tag in EDGE_TAGS.items():
+                        writer.add_scalar(f"{tag}/{edge}", values[key], epoch + 1)
         self._file.flush()
         for writer in self._writers.values():
             writer.flush()
@@ -129,6 +135,9 @@ _PERCENTS = ("train_top1", "val_top1")  # accuracies: 0 to 100
 _LOSSES = ("train_loss", "val_loss")  # a diverged loss (NaN, inf) is a true record
 _AMOUNTS = ("lr", "epoch_time", "elapsed")  # finite, not negative
 MAX_EPOCH = 1_000_000  # the schema's bound on train.epochs
+# What ``read_metrics`` reads at most: a run writes well under a kilobyte per epoch and node
+# (100 nodes over 10,000 epochs stay under this); a larger file is not a run's log.
+MAX_LOG_BYTES = 1 << 30
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -137,10 +146,16 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     short (a run still writing it, or killed while it did) is left out with a warning; any
     other damage raises DamagedLog naming the line. Only a regular file is read."""
     try:
-        mode = path.stat().st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
             raise DamagedLog(f"{path} is {kind}, not a run's metrics log")
+        if info.st_size > MAX_LOG_BYTES:
+            raise DamagedLog(
+                f"{path} holds {info.st_size:,} bytes, more than a run's metrics log can "
+                f"({MAX_LOG_BYTES:,} bytes: well over a kilobyte per epoch and node for 100 "
+                "nodes and 10,000 epochs); it was not read"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise DamagedLog(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -190,9 +205,33 @@ def _checked_row(line: bytes, path: Path, number: int) -> dict[str, Any]:
         if not math.isfinite(value) or value < 0 or (key in _PERCENTS and value > 100):
             limits = "from 0 to 100" if key in _PERCENTS else "finite and not negative"
             raise damaged(f"'{key}' is {_shown(value)}; it must be {limits}")
+    _check_edges(row.get("edges"), damaged)
     if not isinstance(row.get("frozen", False), bool):
         raise damaged(f"'frozen' is {_shown(row['frozen'])}, not true or false")
     return row
+
+
+def _check_edges(edges: Any, damaged: Any) -> None:
+    """A row's ``edges``: per edge key, its ``loss`` and ``term`` (numbers: a diverged loss is a
+    true record) and its ``weight`` (finite, not negative)."""
+    if edges is None:
+        return
+    if not isinstance(edges, dict):
+        raise damaged(f"'edges' is {_shown(edges)}, not an object of edges")
+    for key, values in edges.items():
+        if not isinstance(values, dict):
+            raise damaged(f"'edges.{key}' is {_shown(values)}, not an object")
+        for name in ("loss", "weight", "term"):
+            value = values.get(name)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise damaged(f"'edges.{key}.{name}' is {_shown(value)}, not a number")
+            where = f"'edges.{key}.{name}' is {_shown(value)}"
+            try:
+                value = values[name] = float(value)
+            except OverflowError:
+                raise damaged(f"{where}, a number too large") from None
+            if name == "weight" and not (math.isfinite(value) and value >= 0):
+                raise damaged(f"{where}; it must be finite and not negative")
 
 
 def _shown(value: Any) -> str:
