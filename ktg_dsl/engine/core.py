@@ -292,10 +292,10 @@ class Engine:
 
     def read_metrics(self, epoch: int) -> dict[str, dict[str, Any]]:
         """The epoch's train_loss, train_top1, lr and edge terms (``edges``: see
-        ``edge_stats``) per trained node; resets the sums."""
+        ``Program.by_receiver``) per trained node; resets the sums."""
         broken = self.nonfinite_nodes()
         loss, correct, seen = self.meter.totals()
-        edges = self.edge_stats()
+        edges = self.program.by_receiver(self.meter.edge_means())
         seen = max(seen, 1)
         self.meter.reset()
         if broken:
@@ -309,15 +309,6 @@ class Engine:
             }
             for n in self.trainable
         }
-
-    def edge_stats(self) -> list[dict[str, dict[str, float]]]:
-        """Per node, the epoch so far of each incoming edge that was open, by its key
-        (``Program.edge_key``): its mean ``loss``, gate ``weight`` and weighted ``term``."""
-        out: list[dict[str, dict[str, float]]] = [{} for _ in self.nodes]
-        for e, means in zip(self.program.edges, self.meter.edge_means(), strict=True):
-            if means is not None:
-                out[e.receiver][self.program.edge_key(e)] = means
-        return out
 
     # ------------------------------------------------------------------ evaluation
 

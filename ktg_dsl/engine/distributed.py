@@ -283,7 +283,7 @@ class DistributedEngine(Engine):
             lrs.update(part)
         broken = self.nonfinite_nodes()
         loss, correct, total = m.totals()
-        edges = self.edge_stats()
+        edges = self.program.by_receiver(m.edge_means())
         total = max(total, 1)
         m.reset()
         if broken:

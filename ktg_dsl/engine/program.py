@@ -131,6 +131,18 @@ class Program:
         sender = "labels" if e.is_labels else self.names[e.sender]
         return f"{sender}.{e.sender_tap}->{e.receiver_tap}" if e.on_features else sender
 
+    def by_receiver(
+        self, per_edge: list[dict[str, float] | None]
+    ) -> list[dict[str, dict[str, float]]]:
+        """Per node, the values of its incoming edges (one per edge of ``self.edges``, None
+        where an edge has none: e.g. its mean ``loss``, ``weight`` and ``term`` this epoch, or
+        closed all epoch) by ``edge_key``."""
+        out: list[dict[str, dict[str, float]]] = [{} for _ in self.nodes]
+        for e, values in zip(self.edges, per_edge, strict=True):
+            if values is not None:
+                out[e.receiver][self.edge_key(e)] = values
+        return out
+
     def edge_matrix(self) -> list[list[EdgeSlot | None]]:
         """Receiver x sender table of the computed logits edges (None where cut off)."""
         n = len(self.nodes)

@@ -14,10 +14,12 @@ without it the file is written and the check is reported as not done.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import json
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from .trained import TrainedNode
 FORMATS = ("onnx", "torchscript")
 ATOL, RTOL = 1e-4, 1e-3
 CHECK_BATCH = 4
-OPSET = 18
+OPSET = 18  # what the exporter writes; onnxruntime 1.18+ runs it
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def export_node(node: TrainedNode, fmt: str, out: Path) -> ExportReport:
         expected = model(x).float()
     if fmt == "torchscript":
         data = _torchscript(model, x)
-        got: Tensor | None = torch.jit.load(io.BytesIO(data))(x).float()
+        got: Tensor | None = _run_torchscript(data, x)
     else:
         data = _onnx(node, x)
         got = _run_onnx(data, x)
@@ -68,17 +70,29 @@ def export_node(node: TrainedNode, fmt: str, out: Path) -> ExportReport:
 
 
 def _torchscript(model: torch.nn.Module, x: Tensor) -> bytes:
-    try:
-        traced = torch.jit.trace(model, x, check_trace=False)
-    except Exception as exc:  # tracing fails in many ways on models it cannot follow
-        raise KtgRuntimeError(f"TorchScript cannot trace this model: {exc}") from None
-    buffer = io.BytesIO()
-    torch.jit.save(traced, buffer)
+    """The traced model (for inputs of the node's shape: a shape test in ``forward`` is
+    fixed at that shape). torch.jit warns that it is deprecated; it still is the format
+    C++ and mobile runtimes load."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            traced = torch.jit.trace(model, x, check_trace=False)
+        except Exception as exc:  # tracing fails in many ways on models it cannot follow
+            raise KtgRuntimeError(f"TorchScript cannot trace this model: {exc}") from None
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer)
     return buffer.getvalue()
 
 
+def _run_torchscript(data: bytes, x: Tensor) -> Tensor:
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        out: Tensor = torch.jit.load(io.BytesIO(data))(x).float()
+    return out
+
+
 def _onnx(node: TrainedNode, x: Tensor) -> bytes:
-    if importlib.util.find_spec("onnx") is None:
+    if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None:
         raise KtgRuntimeError(
             "ONNX export needs the onnx package: pip install 'ktg-dsl[export]' (onnx, "
             "onnxruntime, onnxscript)"
@@ -87,19 +101,25 @@ def _onnx(node: TrainedNode, x: Tensor) -> bytes:
 
     with tempfile.TemporaryDirectory(prefix="ktg-export-") as folder:
         file = Path(folder) / "model.onnx"
-        try:
-            torch.onnx.export(
-                node.model,
-                (x,),
-                str(file),
-                input_names=["images"],
-                output_names=["logits"],
-                dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
-                opset_version=OPSET,
-                dynamo=False,
-            )
+        batch = torch.export.Dim("batch", min=1)
+        try:  # torch.export's exporter (onnxscript); it reports its steps on stdout
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                program = torch.onnx.export(
+                    node.model,
+                    (x,),
+                    input_names=["images"],
+                    output_names=["logits"],
+                    dynamic_shapes=({0: batch},),
+                    opset_version=OPSET,
+                    dynamo=True,
+                    verbose=False,
+                )
+                assert program is not None
+                program.save(str(file))
         except Exception as exc:  # the exporter's own errors: unsupported operators, ...
-            raise KtgRuntimeError(f"ONNX export of node '{node.name}' failed: {exc}") from None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise KtgRuntimeError(f"ONNX export of node '{node.name}' failed: {first}") from None
         proto = onnx.load(str(file))
     facts = {"classes": node.classes, "mean": node.mean, "std": node.std, "scale": node.scale}
     for key, value in facts.items():
