@@ -310,4 +310,3 @@ def test_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
             main([command, "--help"])
         out = capsys.readouterr().out
         assert "(default: 1)" in out or "(default: 10)" in out, command
-
