@@ -179,6 +179,7 @@ def test_export_torchscript_matches_pytorch(run: Path, tmp_path: Path) -> None:
         torch.testing.assert_close(torch.jit.load(str(out))(x), node.model(x))
 
 
+@pytest.mark.slow  # torch.export's ONNX exporter takes about 10 s
 def test_export_onnx_matches_pytorch_with_its_metadata(run: Path, tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
