@@ -311,3 +311,18 @@ def test_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
             main([command, "--help"])
         out = capsys.readouterr().out
         assert "(default: 1)" in out or "(default: 10)" in out, command
+
+
+def test_a_search_prints_its_own_lines_not_optunas(tmp_path: Path) -> None:
+    from .conftest import run_ktg
+    from .test_search import search_spec
+
+    spec = write_spec(tmp_path, search_spec(trials=1, epochs=1))
+    for _ in range(2):  # a new study, then the same one again: Optuna notes each
+        done = run_ktg("search", spec, "--trials", "1", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        both = done.stdout + done.stderr
+        assert "A new study created" not in both
+        assert "Using an existing study" not in both
+        assert "\x1b[K" not in both  # no live line outside a terminal
+        assert "trial 0" in both
