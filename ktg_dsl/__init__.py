@@ -4,6 +4,7 @@
     report = ktg_dsl.check_spec(spec)                     # errors, warnings, the linked graph
     program = ktg_dsl.compile_spec(spec)                  # imports torch
     engine = ktg_dsl.Engine(program)
+    node = ktg_dsl.load_node("runs/x/latest/best/a.pt")   # a trained node, ready to predict
 
 Importing this package does not import torch; ``compile_spec`` and ``Engine`` do, on first use.
 """
@@ -27,12 +28,18 @@ __all__ = [
     "SpecIssue",
     "check_spec",
     "compile_spec",
+    "load_node",
     "load_spec",
     "loads_spec",
     "validate_spec",
 ]
 
-_LAZY = {"compile_spec": "run.data", "Program": "engine", "Engine": "engine"}
+_LAZY = {
+    "compile_spec": "run.data",
+    "Program": "engine",
+    "Engine": "engine",
+    "load_node": "run.trained",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -32,7 +32,7 @@ from pydantic_core import PydanticKnownError
 
 from . import contracts
 from .contracts import require
-from .errors import choices_hint
+from .errors import choices_hint, did_you_mean
 
 F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound="Meta")
@@ -281,9 +281,10 @@ class Registry(Generic[M]):
         try:
             return self._items[name]
         except (KeyError, TypeError):
-            raise UnknownComponentError(
-                self.kind, str(name), choices_hint(str(name), self._items)
-            ) from None
+            hint = choices_hint(str(name), self._items)
+            if not did_you_mean(str(name), list(self._items)):  # not a slip: a missing plugin?
+                hint += "; if a plugin registers it, load it with --plugin MODULE"
+            raise UnknownComponentError(self.kind, str(name), hint) from None
 
     def names(self) -> list[str]:
         return sorted(self._items)

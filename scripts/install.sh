@@ -168,7 +168,7 @@ if reason=$(needs_pip); then
 else
     echo "== installing PyTorch, ktg (editable) and its dev tools with pip, pinned by" \
         "$CONSTRAINTS ($reason; the first time takes a few minutes and about 6 GB)"
-    "$KTG_PY" -m pip install -q -c "$CONSTRAINTS" -e '.[dev]'
+    "$KTG_PY" -m pip install -q -c "$CONSTRAINTS" -e '.[dev,export]'
 fi
 
 version=$("$KTG_ENV/bin/ktg" --version) ||

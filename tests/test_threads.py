@@ -213,7 +213,9 @@ def test_the_governor_follows_a_neighbour(monkeypatch: pytest.MonkeyPatch) -> No
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        gov = run_threads.ThreadGovernor(run_threads.ThreadChoice(2, "auto: 2.0 of 2 cores idle", True))
+        gov = run_threads.ThreadGovernor(
+            run_threads.ThreadChoice(2, "auto: 2.0 of 2 cores idle", True)
+        )
         assert gov.active
 
         def run(seconds: float, mine: float, others: float) -> run_threads.ThreadChoice | None:
@@ -236,7 +238,10 @@ def test_the_governor_follows_a_neighbour(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_a_given_count_is_never_governed() -> None:
-    for choice in (run_threads.ThreadChoice(2, "train.threads: 2"), run_threads.ThreadChoice(2, "x")):
+    for choice in (
+        run_threads.ThreadChoice(2, "train.threads: 2"),
+        run_threads.ThreadChoice(2, "x"),
+    ):
         assert not run_threads.ThreadGovernor(choice).active
     assert not run_threads.ThreadGovernor(run_threads.ThreadChoice(2, "auto", True), "cuda").active
 

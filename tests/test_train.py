@@ -128,7 +128,10 @@ def test_tensorboard_events_hold_the_metrics(tmp_path: Path) -> None:
     for node in ("a", "b"):
         acc = EventAccumulator(str(run / "tb" / node))
         acc.Reload()
-        assert set(acc.Tags()["scalars"]) == {"train_loss", "train_score", "train_lr", "test_score"}
+        tags = {"train_loss", "train_score", "train_lr", "test_score", "test_loss"}
+        edges = {f"{kind}/{edge}" for kind in ("edge_term", "edge_weight", "edge_loss")
+                 for edge in ("labels", "b" if node == "a" else "a")}  # fmt: skip
+        assert set(acc.Tags()["scalars"]) == tags | edges
         mine = [r for r in rows if r["node"] == node]
         got = [(s.step, s.value) for s in acc.Scalars("test_score")]
         assert got == [(r["epoch"] + 1, pytest.approx(r["val_top1"])) for r in mine]

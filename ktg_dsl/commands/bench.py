@@ -29,9 +29,21 @@ HELP = "measure the engine against the original loop"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_spec(parser)
-    parser.add_argument("--steps", type=positive_int, default=10, help="timed steps per round")
-    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds")
-    parser.add_argument("--warmup", type=non_negative_int, default=3, help="untimed steps first")
+    parser.add_argument(
+        "--steps",
+        type=positive_int,
+        default=10,
+        help="timed steps per round (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rounds", type=positive_int, default=3, help="interleaved rounds (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=non_negative_int,
+        default=3,
+        help="untimed steps first (default: %(default)s)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument(
         "--compare",

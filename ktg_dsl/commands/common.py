@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..errors import SpecError, SpecIssue, report_lines
@@ -36,6 +37,13 @@ def err(text: str) -> None:
 def say(text: str) -> None:
     """A status line of a long command (``ktg: ...`` on stderr)."""
     print(f"ktg: {text}", file=sys.stderr, flush=True)
+
+
+def _weights_later(issue: SpecIssue) -> SpecIssue:
+    if not issue.is_error or issue.path[-1:] != ("checkpoint",):
+        return issue
+    hint = f"{issue.hint}; " if issue.hint else ""
+    return replace(issue, severity="warning", hint=hint + "the picture needs no weights")
 
 
 def print_issues(issues: Sequence[SpecIssue]) -> None:
@@ -128,9 +136,13 @@ def add_overrides(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def checked(file: str, overrides: Sequence[str] = ()) -> tuple[Spec, GraphReport]:
+def checked(
+    file: str, overrides: Sequence[str] = (), weights_needed: bool = True
+) -> tuple[Spec, GraphReport]:
     """The spec and graph of a file that passes every check (warnings printed); otherwise
-    its issues are printed and the command ends (exit 1, or 2 for an unreadable file)."""
+    its issues are printed and the command ends (exit 1, or 2 for an unreadable file).
+    ``weights_needed=False`` (a picture of the spec): a ``checkpoint:`` that is not there yet
+    is a warning, not an error."""
     from ..check import check_file
 
     try:
@@ -138,8 +150,9 @@ def checked(file: str, overrides: Sequence[str] = ()) -> tuple[Spec, GraphReport
     except SpecError as exc:
         print_issues(exc.issues)
         raise CommandExit(EXIT_USAGE if exc.unreadable else EXIT_INVALID) from None
-    print_issues(report.issues)
-    if not report.ok or report.spec is None or report.graph is None:
-        err(summary(file, report.issues))
+    issues = report.issues if weights_needed else [_weights_later(i) for i in report.issues]
+    print_issues(issues)
+    if any(i.is_error for i in issues) or report.spec is None or report.graph is None:
+        err(summary(file, issues))
         raise CommandExit(EXIT_INVALID)
     return report.spec, report.graph

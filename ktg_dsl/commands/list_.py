@@ -49,5 +49,6 @@ def run(args: argparse.Namespace) -> int:
             sig = ", ".join(
                 f"{n}={f.default!r}" if not f.is_required() else n for n, f in fields.items()
             )
-            print(f"  {comp.name}" + (f"({sig})" if sig else "") + f"  - {comp.summary()}")
+            summary = comp.summary().replace("``", "")  # docstrings' RST literals, as plain text
+            print(f"  {comp.name}" + (f"({sig})" if sig else "") + f"  - {summary}")
     return EXIT_OK

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     # before anything is read: an output must never replace the spec (or the other output)
     check_not_inputs({"-o": args.output, "--schedule": args.schedule}, {"the spec": args.spec})
-    spec, graph = checked(args.spec, args.set)
+    spec, graph = checked(args.spec, args.set, weights_needed=False)  # a picture
     written = render_files(
         spec,
         graph,

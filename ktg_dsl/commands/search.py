@@ -42,12 +42,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", help="study name (default: the spec's name)")
     parser.add_argument("--trials", type=positive_int, help="trials for this worker to run")
     parser.add_argument(
-        "--jobs", type=positive_int, default=1, help="trials to run in parallel processes"
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="trials to run in parallel processes (default: %(default)s)",
     )
     parser.add_argument("--export", metavar="FILE", help="write the best (or --trial) trial's spec")
     parser.add_argument("--trial", type=int, help="with --export: this trial instead of the best")
     parser.add_argument("--summary", action="store_true", help="print the best trials")
-    parser.add_argument("--top", type=positive_int, default=5, help="with --summary: how many")
+    parser.add_argument(
+        "--top",
+        type=positive_int,
+        default=5,
+        help="with --summary: how many (default: %(default)s)",
+    )
     add_overrides(parser)
     add_threads(parser)
 

@@ -75,7 +75,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--resume continues a run with its own spec: --set {moved[0]} would change what "
             f"it trains. Only {RESUME_SETS}* may change on resume (how the run is spread over "
-            "processes)"
+            "processes). To train a finished run further, start a new run from its weights, "
+            f"with its own schedule: ktg train {args.resume}/spec.resolved.yaml --set "
+            f"{moved[0]} --set nodes.<node>.checkpoint={args.resume}/best/<node>.pt (one "
+            "--set per node; docs/train.md)"
         )
     if not args.resume and not args.spec:
         raise UsageError("ktg train needs a SPEC (or --resume RUN_DIR)")

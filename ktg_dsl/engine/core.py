@@ -64,7 +64,7 @@ class Engine:
         self._hits = self._misses = 0
         self._table_key: tuple[Any, ...] | None = None
         self._table: tuple[tuple[int, ...], Tensor] = ((), torch.zeros(0))
-        self.meter = EpochMeter(len(self.nodes), self.device)
+        self.meter = EpochMeter(len(self.nodes), self.device, len(program.edges))
         self.coordinator: Coordinator = Solo()
 
     # ------------------------------------------------------------------ helpers
@@ -211,7 +211,7 @@ class Engine:
             node.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             logits, features = self._forward(plan, plan.forward, x, train=True)
-        losses = edge_losses(plan, logits, y, table[row], len(self.nodes), features)
+        losses, per_edge = edge_losses(plan, logits, y, table[row], len(self.nodes), features)
         total = self._scaled_total(plan, losses)
         if total is not None:
             total.backward()
@@ -223,6 +223,7 @@ class Engine:
                 if node.scheduler_interval == "step" and node.scheduler is not None:
                     node.scheduler.step()
         self.meter.add(plan.forward_index, logits, y, losses)
+        self.meter.add_edges(plan.edge_index, per_edge, table[row], y.shape[0])
         return {n.name: losses[n.index].detach() for n in self.trainable}
 
     def _scaled_total(self, plan: StepPlan, losses: Tensor) -> Tensor | None:
@@ -248,7 +249,7 @@ class Engine:
                 torch.nn.utils.clip_grad_norm_(node.model.parameters(), clip)
             node.optimizer.step()
 
-    def end_epoch(self, epoch: int) -> dict[str, dict[str, float]]:
+    def end_epoch(self, epoch: int) -> dict[str, dict[str, Any]]:
         """Read (one host sync) and reset the epoch's training metrics, then step the
         per-epoch schedulers. Raises NonFiniteLossError naming the nodes whose loss broke."""
         stats = self.read_metrics(epoch)
@@ -289,10 +290,12 @@ class Engine:
         loss, top1 = self.meter.means()
         return {n.name: (loss[n.index], top1[n.index]) for n in self.trainable}
 
-    def read_metrics(self, epoch: int) -> dict[str, dict[str, float]]:
-        """The epoch's train_loss, train_top1 and lr per trained node; resets the sums."""
+    def read_metrics(self, epoch: int) -> dict[str, dict[str, Any]]:
+        """The epoch's train_loss, train_top1, lr and edge terms (``edges``: see
+        ``Program.by_receiver``) per trained node; resets the sums."""
         broken = self.nonfinite_nodes()
         loss, correct, seen = self.meter.totals()
+        edges = self.program.by_receiver(self.meter.edge_means())
         seen = max(seen, 1)
         self.meter.reset()
         if broken:
@@ -302,6 +305,7 @@ class Engine:
                 "train_loss": loss[n.index] / seen,
                 "train_top1": 100.0 * correct[n.index] / seen,
                 "lr": n.lr,
+                "edges": edges[n.index],
             }
             for n in self.trainable
         }

@@ -162,12 +162,13 @@ class DistributedEngine(Engine):
         outs, features = self._forward_local(plan, local.sends[self.mesh.group], x)
         self._exchange(local.sends, outs, features, x.shape[0])
         logits = torch.stack([outs[i].float() for i in plan.forward])
-        losses = edge_losses(plan, logits, y, weights, len(self.nodes), features)
+        losses, per_edge = edge_losses(plan, logits, y, weights, len(self.nodes), features)
         self._backward(plan, losses, logits)
         for i in plan.stepping:
             self._optimizer_step(self.nodes[i])
         self._step_schedulers()
         self.meter.add(local.node_ids, logits.index_select(0, local.rows), y, losses)
+        self.meter.add_edges(plan.edge_index, per_edge, weights, y.shape[0])
         return {n.name: losses[n.index].detach() for n in self.trainable}
 
     def _forward_local(
@@ -267,12 +268,12 @@ class DistributedEngine(Engine):
 
     # ------------------------------------------------------------------ metrics, evaluation
 
-    def read_metrics(self, epoch: int) -> dict[str, dict[str, float]]:
+    def read_metrics(self, epoch: int) -> dict[str, dict[str, Any]]:
         """The epoch's metrics of every trained node (summed over all ranks)."""
         m = self.meter
         bad = m.bad.to(torch.int32)
-        for t, op in ((m.loss_sum, dist.ReduceOp.SUM), (m.correct, dist.ReduceOp.SUM)):
-            dist.all_reduce(t, op=op)
+        for t in (m.loss_sum, m.correct, m.edges):  # an edge's sums: its receiver's ranks'
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
         dist.all_reduce(bad, op=dist.ReduceOp.MAX)
         seen = torch.tensor([m.seen], dtype=torch.long, device=self.device)
         dist.all_reduce(seen)
@@ -282,6 +283,7 @@ class DistributedEngine(Engine):
             lrs.update(part)
         broken = self.nonfinite_nodes()
         loss, correct, total = m.totals()
+        edges = self.program.by_receiver(m.edge_means())
         total = max(total, 1)
         m.reset()
         if broken:
@@ -291,6 +293,7 @@ class DistributedEngine(Engine):
                 "train_loss": loss[n.index] / total,
                 "train_top1": 100.0 * correct[n.index] / total,
                 "lr": lrs[n.name],
+                "edges": edges[n.index],
             }
             for n in self.trained
         }
@@ -299,14 +302,16 @@ class DistributedEngine(Engine):
         """The partial epoch's sums over every rank (for a checkpoint taken mid-epoch)."""
         m = self.meter
         loss, correct, bad = m.loss_sum.clone(), m.correct.clone(), m.bad.to(torch.int32)
+        edges = m.edges.clone()
         seen = torch.tensor([m.seen], dtype=torch.long, device=self.device)
-        for t in (loss, correct, seen):
+        for t in (loss, correct, edges, seen):
             dist.all_reduce(t)
         dist.all_reduce(bad, op=dist.ReduceOp.MAX)
         return {
             "loss_sum": loss.cpu(),
             "correct": correct.cpu(),
             "bad": bad.bool().cpu(),
+            "edges": edges.cpu(),
             "seen": int(seen.item()) // self.mesh.groups,
         }
 

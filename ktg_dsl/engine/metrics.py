@@ -32,17 +32,26 @@ class NonFiniteLossError(KtgRuntimeError):
         )
 
 
-class EpochMeter:
-    """Sums over the samples seen this epoch, one slot per node (in program order)."""
+EDGE_SUMS = ("loss", "term", "weight", "seen")  # the rows of EpochMeter.edges
 
-    def __init__(self, n_nodes: int, device: torch.device) -> None:
-        self.n, self.device = n_nodes, device
+
+class EpochMeter:
+    """Sums over the samples seen this epoch, one slot per node (in program order), and per
+    edge (in ``program.edges`` order) the rows of ``EDGE_SUMS``: its loss before the weight
+    and its weighted term, each times the batch size, its gate weight times the batch size, and
+    the samples seen while it was open."""
+
+    def __init__(self, n_nodes: int, device: torch.device, n_edges: int = 0) -> None:
+        self.n, self.n_edges, self.device = n_nodes, n_edges, device
         self.reset()
 
     def reset(self) -> None:
         self.loss_sum = torch.zeros(self.n, dtype=torch.float64, device=self.device)
         self.correct = torch.zeros(self.n, dtype=torch.long, device=self.device)
         self.bad = torch.zeros(self.n, dtype=torch.bool, device=self.device)
+        self.edges = torch.zeros(
+            len(EDGE_SUMS), self.n_edges, dtype=torch.float64, device=self.device
+        )
         self.seen = 0
 
     def add(self, rows: Tensor, logits: Tensor, y: Tensor, losses: Tensor) -> None:
@@ -53,6 +62,16 @@ class EpochMeter:
             self.bad |= ~torch.isfinite(losses.detach())
             self.correct.index_add_(0, rows, (logits.argmax(-1) == y).sum(-1))
             self.seen += b
+
+    def add_edges(self, index: Tensor, per_edge: Tensor, weights: Tensor, b: int) -> None:
+        """One batch's open edges (``index`` into ``program.edges``): each one's loss and gate
+        weight, on the device (no host sync)."""
+        if not self.n_edges or not index.numel():
+            return
+        with torch.no_grad():
+            loss, w = per_edge.detach().double(), weights.detach().double()
+            sums = torch.stack([loss, loss * w, w, torch.ones_like(w)]) * b
+            self.edges.index_add_(1, index, sums)
 
     def has_nonfinite(self) -> bool:
         return bool(self.bad.any())
@@ -66,6 +85,7 @@ class EpochMeter:
             "loss_sum": self.loss_sum.cpu(),
             "correct": self.correct.cpu(),
             "bad": self.bad.cpu(),
+            "edges": self.edges.cpu(),
             "seen": self.seen,
         }
 
@@ -73,11 +93,27 @@ class EpochMeter:
         self.loss_sum = state["loss_sum"].to(self.device)
         self.correct = state["correct"].to(self.device)
         self.bad = state["bad"].to(self.device)
+        edges = state.get("edges")  # absent from a checkpoint of an older ktg
+        if isinstance(edges, Tensor) and edges.shape == self.edges.shape:
+            self.edges = edges.to(self.device, torch.float64)
         self.seen = int(state["seen"])
 
     def totals(self) -> tuple[list[float], list[int], int]:
         """Loss sums and correct counts per node, and the samples seen (one host sync)."""
         return self.loss_sum.cpu().tolist(), self.correct.cpu().tolist(), self.seen
+
+    def edge_means(self) -> list[dict[str, float] | None]:
+        """Per edge, this epoch's mean ``loss`` (over the steps it was open), ``weight`` and
+        ``term`` (over every sample, so a node's terms add up to its train_loss); None for an
+        edge closed all epoch (one host sync)."""
+        seen = max(self.seen, 1)
+        out: list[dict[str, float] | None] = []
+        for loss, term, weight, open_ in self.edges.cpu().t().tolist():
+            if open_ == 0:
+                out.append(None)
+                continue
+            out.append({"loss": loss / open_, "weight": weight / seen, "term": term / seen})
+        return out
 
     def means(self) -> tuple[list[float], list[float]]:
         """(mean loss, top-1 %) per node so far (one host sync)."""

@@ -132,13 +132,28 @@ class Program:
     def incoming_weights(self, epoch: int, step: int | None = None) -> list[dict[str, float]]:
         """Per node, the weight of each of its incoming edges at this time, by sender:
         ``labels``, a node name, or ``node.tap->tap`` for a feature edge."""
-        names = self.names
-        out: list[dict[str, float]] = [{} for _ in names]
+        out: list[dict[str, float]] = [{} for _ in self.nodes]
         for e, w in zip(self.edges, self.edge_weights(epoch, step), strict=True):
-            sender = "labels" if e.is_labels else names[e.sender]
-            if e.on_features:
-                sender = f"{sender}.{e.sender_tap}->{e.receiver_tap}"
-            out[e.receiver][sender] = w
+            out[e.receiver][self.edge_key(e)] = w
+        return out
+
+    def edge_key(self, e: EdgeSlot) -> str:
+        """How an edge is named among its receiver's incoming edges (metrics.jsonl's
+        ``gates`` and ``edges``, TensorBoard tags): ``labels``, the sender's name, or
+        ``sender.tap->tap`` for a feature edge."""
+        sender = "labels" if e.is_labels else self.names[e.sender]
+        return f"{sender}.{e.sender_tap}->{e.receiver_tap}" if e.on_features else sender
+
+    def by_receiver(
+        self, per_edge: list[dict[str, float] | None]
+    ) -> list[dict[str, dict[str, float]]]:
+        """Per node, the values of its incoming edges (one per edge of ``self.edges``, None
+        where an edge has none: e.g. its mean ``loss``, ``weight`` and ``term`` this epoch, or
+        closed all epoch) by ``edge_key``."""
+        out: list[dict[str, dict[str, float]]] = [{} for _ in self.nodes]
+        for e, values in zip(self.edges, per_edge, strict=True):
+            if values is not None:
+                out[e.receiver][self.edge_key(e)] = values
         return out
 
     def edge_matrix(self) -> list[list[EdgeSlot | None]]:

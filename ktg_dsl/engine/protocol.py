@@ -25,7 +25,7 @@ class TrainingEngine(Protocol):
         """One step of every node; losses stay on the device (no host sync)."""
         ...
 
-    def end_epoch(self, epoch: int) -> dict[str, dict[str, float]]:
+    def end_epoch(self, epoch: int) -> dict[str, dict[str, Any]]:
         """The epoch's train_loss, train_top1 and lr per trained node (one sync); steps the
         per-epoch schedulers. Raises NonFiniteLossError when a loss broke."""
         ...

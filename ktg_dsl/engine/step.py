@@ -63,6 +63,7 @@ class SingleEdge:
     col: int
     target: Tensor
     mask: int  # row of the step's mask table, or -1
+    cols: Tensor  # ``[col]`` on the device (where its loss goes in the per-edge losses)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class StepPlan:
     stepping: list[int]  # nodes with at least one open incoming edge: they take a step
     position: dict[int, int]  # node index -> row in the stacked logits
     forward_index: Tensor  # ``forward`` on the device
+    edge_index: Tensor  # ``open`` on the device (where each column's edge terms are summed)
     groups: list[EdgeGroup] = field(default_factory=list)
     singles: list[SingleEdge] = field(default_factory=list)
     mask_sources: list[tuple[Gate, int]] = field(default_factory=list)  # (gate, logits row)
@@ -115,7 +117,9 @@ def build_plan(program: Program, open_edges: tuple[int, ...], device: torch.devi
         if isinstance(e.loss, GroupKernel) and not e.on_features and e.adapter is None:
             kinds.setdefault((e.is_labels, e.loss.group_key()), []).append((e, col))
         else:
-            singles.append(SingleEdge(e, col, _longs([e.receiver], device), mask_row(e)))
+            singles.append(
+                SingleEdge(e, col, _longs([e.receiver], device), mask_row(e), _longs([col], device))
+            )
     groups = [
         _group(group, pos, mask_row, device)
         for _, group in sorted(kinds.items(), key=lambda kv: (not kv[0][0], repr(kv[0][1])))
@@ -127,6 +131,7 @@ def build_plan(program: Program, open_edges: tuple[int, ...], device: torch.devi
         sorted({e.receiver for e, _ in edges}),
         pos,
         _longs(forward, device),
+        _longs(list(open_edges), device),
         groups,
         singles,
         sources,
@@ -201,27 +206,30 @@ def edge_losses(
     weights: Tensor,
     n_nodes: int,
     features: Features | None = None,
-) -> Tensor:
+) -> tuple[Tensor, Tensor]:
     """Per-node losses ``[n_nodes]`` (float32) from stacked logits ``[M, B, C]`` (and the
     taps' outputs, for feature edges), with one weight per open edge (``weights[i]`` for
-    ``plan.open[i]``)."""
+    ``plan.open[i]``); and each open edge's own loss ``[len(plan.open)]`` before its weight
+    (detached: what the metrics record per edge, kept on the device)."""
     z = logits.float()
     losses = z.new_zeros(n_nodes)
+    per_edge = z.new_zeros(len(plan.open))
     table = mask_table(plan, z, y)
     for g in plan.groups:
         receivers = z.index_select(0, g.r_rows)
         senders = None if g.s_rows is None else z.index_select(0, g.s_rows).detach()
         per_sample = g.kernel.group_per_sample(receivers, senders, y, g.pair_r, g.pair_s)
-        per_sample = _masked(per_sample, table, g.masks)
-        losses = losses.index_add(
-            0, g.targets, per_sample.mean(-1) * weights.index_select(0, g.cols)
-        )
+        mean = _masked(per_sample, table, g.masks).mean(-1)
+        per_edge = per_edge.index_copy(0, g.cols, mean.detach())
+        losses = losses.index_add(0, g.targets, mean * weights.index_select(0, g.cols))
     for s in plan.singles:
         per_sample = single_loss(s.edge, plan, z, y, features or {})
         if s.mask >= 0 and table is not None:
             per_sample = per_sample * table[s.mask]
-        losses = losses.index_add(0, s.target, (per_sample.mean() * weights[s.col]).reshape(1))
-    return losses
+        mean = per_sample.mean().reshape(1)
+        per_edge = per_edge.index_copy(0, s.cols, mean.detach())
+        losses = losses.index_add(0, s.target, mean * weights[s.col])
+    return losses, per_edge
 
 
 def single_loss(e: EdgeSlot, plan: StepPlan, z: Tensor, y: Tensor, features: Features) -> Tensor:

@@ -59,7 +59,7 @@ def check_checkpoints(g: Linked) -> list[SpecIssue]:
 
 
 def _unused_checkpoint_keys(name: str, node: NodeConfig) -> list[SpecIssue]:
-    """checkpoint_key and checkpoint_prefix say how to read a checkpoint; without one they
+    """checkpoint_key, _prefix, _skip and _fit say how to read a checkpoint; without one they
     do nothing, which the user did not mean."""
     return [
         SpecIssue(
@@ -68,8 +68,8 @@ def _unused_checkpoint_keys(name: str, node: NodeConfig) -> list[SpecIssue]:
             severity="warning",
             hint="add the checkpoint it applies to, or remove the key",
         )
-        for key in ("checkpoint_key", "checkpoint_prefix")
-        if getattr(node, key) is not None
+        for key in ("checkpoint_key", "checkpoint_prefix", "checkpoint_skip", "checkpoint_fit")
+        if getattr(node, key) not in (None, "strict")
     ]
 
 

@@ -97,22 +97,55 @@ def _tuples(value: Any) -> Any:
 
 
 def node_checkpoint(
-    node: RuntimeNode, in_channels: int, epoch: int, val_top1: float | None
+    node: RuntimeNode,
+    in_channels: int,
+    epoch: int,
+    val_top1: float | None,
+    data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    """A node's file (``best/<node>.pt``): its weights and what it is, enough to use it alone
+    (``ktg_dsl.load_node``): the model, the node's spec section, and ``data`` (see
+    ``data_facts``: class names, input shape, normalisation) when the caller knows it."""
+    from .. import __version__
+
+    out = {
         "format": NODE_FORMAT,
         "version": VERSION,
+        "ktg_version": __version__,
         "node": node.name,
         "model": {"type": node.config.model.type, "args": dict(node.config.model.args)},
+        "spec": node.config.model_dump(mode="json"),
         "num_classes": node.num_classes,
         "in_channels": in_channels,
         "epoch": epoch,
         "val_top1": val_top1,
         "state_dict": node.model.state_dict(),
     }
+    if data is not None:
+        out["data"] = data
+    return out
 
 
-def _extract_state(obj: dict[str, Any], node: str, path: Path) -> dict[str, Any]:
+def data_facts(
+    class_names: list[str] | None,
+    input_shape: tuple[int, ...],
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    scale: float = 255.0,
+) -> dict[str, Any]:
+    """What a node file records of its data, in plain values: class names (None: numbers),
+    the input shape (C, H, W), and the normalisation the loader applied: uint8 pixels divided
+    by ``scale``, then ``(x - mean) / std`` per channel."""
+    return {
+        "classes": None if class_names is None else [str(c) for c in class_names],
+        "input_shape": [int(v) for v in input_shape],
+        "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std],
+        "scale": scale,
+    }
+
+
+def extract_state(obj: dict[str, Any], node: str, path: Path) -> dict[str, Any]:
     """The model weights in a checkpoint: a ktg node file, a ktg run file (by node name, or
     its only node), or a plain state_dict. Each form is checked for what it must hold (a file
     that loads safely may still be malformed)."""
@@ -245,14 +278,18 @@ def beside(manifest: Path, relative: str) -> Path:
 
 def load_node_weights(node: RuntimeNode, path: Path) -> None:
     """Load ``path`` into ``node``'s model (its spec's ``checkpoint_key`` and
-    ``checkpoint_prefix`` applied); a mismatch names the node and the keys."""
+    ``checkpoint_prefix`` applied; ``checkpoint_skip`` and ``checkpoint_fit: partial`` load
+    only a part, see ``run/partial.py``); a mismatch names the node and the keys."""
+    from .partial import fitting_part
+
     obj = load(path, f"checkpoint of node '{node.name}'")
     cfg = node.config
     key = getattr(cfg, "checkpoint_key", None)
     state = renamed(
-        _extract_state(select(obj, key, path), node.name, path),
+        extract_state(select(obj, key, path), node.name, path),
         getattr(cfg, "checkpoint_prefix", None),
     )
+    state = fitting_part(node, state, path)
     parts = fit_problems(node.model.state_dict(), state)
     if parts:
         kind = obj.get("model", {}).get("type") if isinstance(obj.get("model"), dict) else None

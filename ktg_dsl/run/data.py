@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -43,6 +43,17 @@ def load_bundle(spec: Spec) -> DataBundle:
 
 def bundle_info(bundle: DataBundle) -> DatasetInfo:
     return DatasetInfo(bundle.num_classes, bundle.input_shape)
+
+
+def bundle_facts(bundle: DataBundle) -> dict[str, Any]:
+    """What a node file records of the data (``checkpoint.data_facts``): the loader feeds
+    uint8 images divided by 255, float images as stored, then normalised."""
+    import torch
+
+    from .checkpoint import data_facts
+
+    scale = 255.0 if bundle.train.images.dtype == torch.uint8 else 1.0
+    return data_facts(bundle.class_names, bundle.input_shape, bundle.mean, bundle.std, scale)
 
 
 def program_for(

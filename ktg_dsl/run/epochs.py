@@ -16,10 +16,13 @@ Rows = dict[str, dict[str, Any]]
 def epoch_rows(
     program: Program,
     epoch: int,
-    stats: dict[str, dict[str, float]],
+    stats: dict[str, dict[str, Any]],
     evaluated: dict[str, dict[str, float]],
 ) -> Rows:
-    """The epoch's row of every node, as metrics.jsonl stores it (without timings)."""
+    """The epoch's row of every node, as metrics.jsonl stores it (without timings). A trained
+    node's ``edges`` holds, per incoming edge open this epoch (keyed as ``gates``), its mean
+    ``loss`` before the gate, its mean gate ``weight`` and its weighted ``term``: the terms add
+    up to ``train_loss`` (docs/results.md)."""
     weights = program.incoming_weights(epoch)
     rows: Rows = {}
     for node in program.nodes.values():
@@ -32,6 +35,9 @@ def epoch_rows(
             "frozen": node.frozen,
             "gates": {k: round(w, 6) for k, w in weights[node.index].items() if w > 0},
         }
+        edges = stats.get(node.name, {}).get("edges")
+        if edges:
+            rows[node.name]["edges"] = edges
     return rows
 
 
@@ -42,10 +48,11 @@ def save_best(
     rows: Rows,
     best: dict[str, dict[str, Any]],
     coordinator: Coordinator,
+    data: dict[str, Any] | None = None,
 ) -> None:
     """Save best/<node>.pt for every trained node whose evaluation beat its best so far (the
     node's owner writes it): the first epoch that reaches a node's best value is the one kept
-    and reported."""
+    and reported. ``data``: what the files record of the data (``checkpoint.data_facts``)."""
     for node in program.nodes.values():
         top1 = rows[node.name]["val_top1"]
         before = best.get(node.name)
@@ -55,7 +62,8 @@ def save_best(
         if not coordinator.owns(node.index):
             continue
         ckpt.save(
-            ckpt.node_checkpoint(node, program.input_shape[0], epoch, top1), run.best(node.name)
+            ckpt.node_checkpoint(node, program.input_shape[0], epoch, top1, data),
+            run.best(node.name),
         )
 
 

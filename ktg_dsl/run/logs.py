@@ -23,7 +23,10 @@ TB_TAGS = {
     "train_top1": "train_score",
     "lr": "train_lr",
     "val_top1": "test_score",
+    "val_loss": "test_loss",
 }
+# per incoming edge (in the receiver's event files, so a node's edges share a section):
+EDGE_TAGS = {"term": "edge_term", "weight": "edge_weight", "loss": "edge_loss"}
 
 
 class RunLog:
@@ -67,6 +70,9 @@ class RunLog:
                     value = row.get(key)
                     if value is not None:
                         writer.add_scalar(tag, value, epoch + 1)  # the original counts from 1
+                for edge, values in (row.get("edges") or {}).items():
+                    for key, tag in EDGE_TAGS.items():
+                        writer.add_scalar(f"{tag}/{edge}", values[key], epoch + 1)
         self._file.flush()
         for writer in self._writers.values():
             writer.flush()
@@ -166,9 +172,9 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     short (a run still writing it, or killed while it did) is left out with a warning; any
     other damage raises DamagedLog naming the line. Only a regular file is read."""
     try:
-        mode = path.stat().st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
             raise DamagedLog(f"{path} is {kind}, not a run's metrics log")
         data = read_bytes_capped(path, LOG_LIMIT, "the metrics log")
     except OSError as exc:
@@ -221,9 +227,33 @@ def _checked_row(line: bytes, path: Path, number: int) -> dict[str, Any]:
         if not math.isfinite(value) or value < 0 or (key in _PERCENTS and value > 100):
             limits = "from 0 to 100" if key in _PERCENTS else "finite and not negative"
             raise damaged(f"'{key}' is {_shown(value)}; it must be {limits}")
+    _check_edges(row.get("edges"), damaged)
     if not isinstance(row.get("frozen", False), bool):
         raise damaged(f"'frozen' is {_shown(row['frozen'])}, not true or false")
     return row
+
+
+def _check_edges(edges: Any, damaged: Any) -> None:
+    """A row's ``edges``: per edge key, its ``loss`` and ``term`` (numbers: a diverged loss is a
+    true record) and its ``weight`` (finite, not negative)."""
+    if edges is None:
+        return
+    if not isinstance(edges, dict):
+        raise damaged(f"'edges' is {_shown(edges)}, not an object of edges")
+    for key, values in edges.items():
+        if not isinstance(values, dict):
+            raise damaged(f"'edges.{key}' is {_shown(values)}, not an object")
+        for name in ("loss", "weight", "term"):
+            value = values.get(name)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise damaged(f"'edges.{key}.{name}' is {_shown(value)}, not a number")
+            where = f"'edges.{key}.{name}' is {_shown(value)}"
+            try:
+                value = values[name] = float(value)
+            except OverflowError:
+                raise damaged(f"{where}, a number too large") from None
+            if name == "weight" and not (math.isfinite(value) and value >= 0):
+                raise damaged(f"{where}; it must be finite and not negative")
 
 
 def _shown(value: Any) -> str:

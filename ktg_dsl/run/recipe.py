@@ -18,7 +18,7 @@ from ..errors import KtgRuntimeError
 from ..graph import GraphReport
 from ..spec.schema import Spec
 from . import checkpoint as ckpt
-from .data import load_bundle, make_batches, program_for
+from .data import bundle_facts, load_bundle, make_batches, program_for
 from .distributed import Cluster
 from .env import seed_generators, set_determinism
 from .epochs import Rows, epoch_rows, save_best, stamp
@@ -79,6 +79,7 @@ class Recipe:
         self.bundle = self._bundle if self._bundle is not None else load_bundle(spec)
         self.program = program_for(spec, self.graph, self.bundle, self.cluster)
         self.batches = make_batches(spec, self.bundle, self.program, self.cluster)
+        self.data_facts = bundle_facts(self.bundle)
         self.engine = self._engine_maker()(self.program)
         self.governor = ThreadGovernor(self.threads, self.program.device.type)
         writer = self.engine.coordinator.is_writer()
@@ -125,7 +126,10 @@ class Recipe:
             stats,
             self.engine.evaluate_metrics(self.batches.eval) if due else {},
         )
-        save_best(self.program, self.run, epoch, rows, self.at.best, self.engine.coordinator)
+        save_best(
+            self.program, self.run, epoch, rows, self.at.best, self.engine.coordinator,
+            self.data_facts,
+        )  # fmt: skip
         self.at.elapsed += time.perf_counter() - tick
         self.log.epoch(epoch, stamp(rows, tick, self.at.elapsed))
         result.last, result.epochs_done = rows, epoch + 1

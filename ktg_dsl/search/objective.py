@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
@@ -78,6 +79,7 @@ class Objective:
             if value is None:
                 return  # no evaluation this epoch
             values.append(float(value))
+            live(trial.number, epoch, spec.train.epochs, self.goal.metric, float(value))
             trial.report(float(value), epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch + 1}")
@@ -108,6 +110,14 @@ class Objective:
     def _fail(trial: Any, reason: str) -> NoReturn:
         trial.set_user_attr("fail_reason", reason)
         raise TrialFailed(reason)
+
+
+def live(number: int, epoch: int, epochs: int, metric: str, value: float) -> None:
+    """On a terminal, the running trial's line, rewritten each epoch (the line that ends the
+    trial replaces it); elsewhere nothing: a log gets one line per trial."""
+    if sys.stderr.isatty():
+        text = f"trial {number}: epoch {epoch + 1}/{epochs}, {metric} {value:.4f} so far"
+        print(f"\r\033[K{text}", end="", file=sys.stderr, flush=True)
 
 
 def direction(goal: Any) -> Literal["maximize", "minimize"]:

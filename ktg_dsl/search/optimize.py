@@ -67,7 +67,6 @@ def _existing(storage: Any, name: str) -> Any:
 def run_trials(spec: Spec, storage: Any, name: str, n_trials: int | None) -> tuple[Any, bool]:
     """Run up to ``n_trials`` trials here; the study, and whether a Ctrl-C asked to stop
     (the trial in progress still completed). KeyboardInterrupt propagates."""
-    import optuna
 
     assert spec.search is not None
     total = spec.search.trials
@@ -80,9 +79,6 @@ def run_trials(spec: Spec, storage: Any, name: str, n_trials: int | None) -> tup
         if objective.stop_requested or (total is not None and len(counted_trials(st)) >= total):
             st.stop()
 
-    # Optuna logs every failed trial with a traceback; each trial's line (with its reason) is
-    # printed by _print_trial instead.
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study.optimize(
         objective,
         n_trials=n_trials,
@@ -97,8 +93,9 @@ def _print_trial(study: Any, trial: Any) -> None:
     reason = trial.user_attrs.get("fail_reason")
     value = f"{trial.value:.4f}" if trial.value is not None else "-"
     extra = f" ({reason})" if reason and trial.state.name == "FAIL" else ""
+    clear = "\r\033[K" if sys.stderr.isatty() else ""  # the trial's live line, if any
     print(
-        f"trial {trial.number}: {trial.state.name.lower()} value {value}{extra}",
+        f"{clear}trial {trial.number}: {trial.state.name.lower()} value {value}{extra}",
         file=sys.stderr,
         flush=True,
     )

@@ -139,9 +139,21 @@ def _backend_class() -> type:
     return SafeJournalFileBackend
 
 
+def route_optuna_logging() -> None:
+    """Optuna's log records go through Python's logging (the ``optuna`` logger), errors only,
+    instead of its own stderr handler: its notes ("A new study created", "Using an existing
+    study") and a failed trial's traceback are not ktg's output (a trial's line says why)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+
+
 def open_study(spec: Spec, storage: Any, name: str, seed: int | None) -> Any:
     import optuna
 
+    route_optuna_logging()
     assert spec.search is not None
     sampler = SAMPLERS.get(spec.search.sampler.type).build(spec.search.sampler.args, seed=seed)
     pruner = PRUNERS.get(spec.search.pruner.type).build(

@@ -116,7 +116,7 @@ def _section(title: str, model: type[BaseModel]) -> str:
 
 def _components(kind: str) -> str:
     lines = [
-        f"### {kind}s",
+        f"### {kind}{'es' if kind.endswith('s') else 's'}",
         "",
         "| name | arguments (default) | what it is |",
         "| --- | --- | --- |",

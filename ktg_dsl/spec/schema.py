@@ -37,6 +37,7 @@ from .types import (
     StrictModel,
     Switch,
     TapName,
+    UserPath,
     auto_or_count,
     version_not_bool,
 )
@@ -73,7 +74,7 @@ class DataConfig(StrictModel):
         description="digits | cifar10 | cifar100 | imagefolder | "
         "synthetic, or a mapping with 'type' and the dataset's options"
     )
-    root: str = Field(
+    root: UserPath = Field(
         "data", description="folder of the dataset files (relative to the working directory)"
     )
     download: Bool = Field(False, description="fetch the dataset if it is missing")
@@ -168,7 +169,7 @@ class TrainConfig(StrictModel):
         "auto: on for CPU runs of 20,000+ steps (not yet measured on GPUs)",
     )
     fused_optimizer: Switch = Field("auto", description="fused/foreach optimizer kernels")
-    out_dir: str = Field("runs", description="run directories go to out_dir/<name>/<time>/")
+    out_dir: UserPath = Field("runs", description="run directories go to out_dir/<name>/<time>/")
     checkpoint_every: PosInt = Field(1, description="write last.pt every this many epochs")
     log_every: PosInt | None = Field(
         None,
@@ -211,10 +212,19 @@ class NodeConfig(StrictModel):
     num_classes: PosInt | None = Field(
         None, description="size of the model's output; default: the dataset's class count"
     )
-    checkpoint: str | None = Field(
+    checkpoint: UserPath | None = Field(
         None,
         description="weights to load: a frozen teacher's, or a trained node's start (a ktg "
         "checkpoint, a plain state_dict, or a torchvision weights file)",
+    )
+    checkpoint_fit: Literal["strict", "partial"] = Field(
+        "strict",
+        description="partial: load the tensors whose names and shapes fit (a pretrained "
+        "backbone under a new head), keep the model's own initialisation for the rest; "
+        "training prints what was loaded and what was not",
+    )
+    checkpoint_skip: list[str] | None = Field(
+        None, description="key prefixes never loaded (re-initialised), e.g. ['fc.']"
     )
     checkpoint_key: str | None = Field(
         None,

@@ -4,6 +4,7 @@ switches, plain names (no look-alike characters), and component references (``na
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -132,6 +133,8 @@ def _plain_name(value: str) -> str:
 
 
 NodeName = Annotated[str, AfterValidator(_plain_name)]
+# A file or folder a spec names: ``~`` and ``~user`` expand to the home folder, as in a shell
+UserPath = Annotated[str, AfterValidator(os.path.expanduser)]
 TapName = Annotated[
     str,
     AfterValidator(_plain_name),

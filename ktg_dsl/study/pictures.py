@@ -5,14 +5,14 @@ paths and no date in the metadata.
 - a study's curves: evaluation top-1 per epoch, each node's mean over seeds with a ± std band,
   one panel per spec;
 - a study's final accuracies: a bar per spec and trained node (the best epoch's top-1, mean
-  over seeds, ± std as error bars, each seed as a dot);
-- one run's curves (``ktg plot``): train and evaluation top-1 and loss per epoch and node.
+  over seeds, ± std as error bars, each seed as a dot).
+
+One run's curves (``ktg plot``) are drawn by ``run_plot``.
 """
 
 from __future__ import annotations
 
 import io
-import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +26,7 @@ FORMATS = ("svg", "png")
 DPI = 150
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
     """Write ``fig`` in the format its suffix names (atomically)."""
     fmt = path.suffix.lstrip(".").lower() or "svg"
     metadata: dict[str, Any] = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt, {})
@@ -37,7 +37,7 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def _save_all(fig: Any, base: Path) -> list[Path]:
-    return [_save(fig, base.with_name(f"{base.name}.{fmt}")) for fmt in FORMATS]
+    return [save_figure(fig, base.with_name(f"{base.name}.{fmt}")) for fmt in FORMATS]
 
 
 def _band(curves: Sequence[Sequence[float | None]]) -> tuple[list[int], list[float], list[float]]:
@@ -52,7 +52,7 @@ def _band(curves: Sequence[Sequence[float | None]]) -> tuple[list[int], list[flo
     return epochs, means, stds
 
 
-def _epoch_axis(ax: Any) -> None:
+def epoch_axis(ax: Any) -> None:
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -81,7 +81,7 @@ def draw_curves(res: StudyResults, base: Path) -> list[Path]:
                 high = [m + s for m, s in zip(mean, std, strict=True)]
                 ax.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2, lw=0)
             ax.set_title(f"{entry.name} (n = {len(runs)} seeds)")
-            _epoch_axis(ax)
+            epoch_axis(ax)
             ax.legend(loc="lower right")
         axes[0].set_ylabel(f"{res.split} top-1 (%), mean ± std")
         return _save_all(fig, base)
@@ -125,53 +125,9 @@ def draw_final(res: StudyResults, base: Path) -> list[Path]:
             what = "best epoch (chosen on this split)" if metric == "best" else "last epoch"
             ax.set_title(f"{what}: mean ± std over seeds")
             ax.grid(axis="y", alpha=0.3)
-        if everything:
-            low, high = min(everything), max(everything)
-            pad = max(high - low, 1.0)
-            axes[0].set_ylim(max(0.0, math.floor(low - pad)), min(100.0, high + pad) + 1.5)
-        axes[0].set_ylabel(f"{res.split} top-1 (%) (the axis does not start at 0)")
+        if everything:  # from 0, so that a bar's height is its accuracy (room for labels)
+            axes[0].set_ylim(0.0, min(100.0, max(everything) + 3.0) + 1.5)
+        axes[0].set_ylabel(f"{res.split} top-1 (%)")
         handles = [Patch(color=colors[e.name], alpha=0.75, label=e.name) for e in res.specs]
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
         return _save_all(fig, base)
-
-
-def plot_run(
-    rows: Sequence[dict[str, Any]], eval_name: str, title: str, out: Sequence[Path]
-) -> list[Path]:
-    """One run's curves from its metrics.jsonl rows: top-1 (train dashed, evaluation solid)
-    and loss per epoch and node, written to each of ``out`` (format from the suffix)."""
-    import matplotlib
-
-    with matplotlib.rc_context(RC):
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(9.0, 3.6), layout="constrained")
-        acc, loss = fig.subplots(1, 2)
-        nodes = list(dict.fromkeys(r["node"] for r in rows))
-        for i, node in enumerate(nodes):
-            mine = sorted((r for r in rows if r["node"] == node), key=lambda r: r["epoch"])
-            color = f"C{i % 10}"
-            for ax, key, style, label in (
-                (acc, "train_top1", "--", f"{node} train"),
-                (acc, "val_top1", "-", f"{node} {eval_name}"),
-                (loss, "train_loss", "--", f"{node} train"),
-                (loss, "val_loss", "-", f"{node} {eval_name}"),
-            ):
-                points = [(r["epoch"] + 1, r[key]) for r in mine if r.get(key) is not None]
-                if points:
-                    xs, ys = zip(*points, strict=True)
-                    ax.plot(
-                        xs,
-                        ys,
-                        style,
-                        color=color,
-                        label=label,
-                        marker="." if len(xs) < 30 else None,
-                    )
-        acc.set_ylabel("top-1 (%)")
-        loss.set_ylabel("loss")
-        for ax in (acc, loss):
-            _epoch_axis(ax)
-            ax.legend(fontsize=7)
-        fig.suptitle(title)
-        return [_save(fig, path) for path in out]

@@ -1,0 +1,152 @@
+"""``ktg eval``: a trained run's nodes measured on a split, from their saved weights (best or
+last), without training: top-1, top-5, per-class accuracy and the confusion matrix.
+
+The run's own resolved spec says what the data and the models are; only ``data.split`` may
+differ (``test``: the held-out test set, whatever split the run chose its best epoch on).
+Evaluation runs in fp32, so the numbers can differ in the last digits from the val_top1 an
+AMP run logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..components.data.loader import eval_batches
+from ..engine.program import Program, RuntimeNode
+from ..errors import KtgRuntimeError
+from ..graph import GraphReport
+from ..spec.schema import Spec
+from . import checkpoint as ckpt
+from .data import load_bundle, program_for
+from .rundir import RunDir
+
+CHECKPOINTS = ("best", "last")
+
+
+@dataclass
+class NodeScores:
+    """One node's scores on a split (accuracies in %, epochs from 1)."""
+
+    node: str
+    checkpoint: str
+    epoch: int | None
+    split: str
+    samples: int
+    top1: float
+    top5: float
+    classes: list[str]
+    per_class: dict[str, float | None]  # None: no sample of that class in the split
+    confusion: list[list[int]]  # rows: true class, columns: predicted class
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate_run(
+    path: Path,
+    spec: Spec,
+    graph: GraphReport,
+    nodes: list[str] | None = None,
+    checkpoint: str = "best",
+) -> list[NodeScores]:
+    """Every trained node of the run at ``path`` (or ``nodes``) from its ``checkpoint``
+    (best/<node>.pt, or last.pt), on the evaluation split of ``spec``."""
+    bundle = load_bundle(spec)
+    program = program_for(spec, graph, bundle)
+    chosen = nodes or [n.name for n in program.trainable()]
+    unknown = [n for n in chosen if n not in program.nodes]
+    if unknown:
+        raise KtgRuntimeError(
+            f"the run has no node {unknown[0]!r}; its nodes: {', '.join(program.nodes)}"
+        )
+    batches = eval_batches(
+        bundle.eval,
+        spec.data.eval_batch_size or 4 * spec.data.batch_size,
+        mean=bundle.mean,
+        std=bundle.std,
+        device=program.device,
+    )
+    names = bundle.class_names or [str(i) for i in range(bundle.num_classes)]
+    out = []
+    for name in chosen:
+        node = program.nodes[name]
+        epoch = _load(RunDir(path), program, node, checkpoint)
+        matrix = confusion(node.model, batches, bundle.num_classes, node.device)
+        out.append(scores(name, checkpoint, epoch, bundle.eval_name, names, *matrix))
+    return out
+
+
+def _load(run: RunDir, program: Program, node: RuntimeNode, checkpoint: str) -> int | None:
+    """Load the node's weights; the epoch (from 1) they are of, when the file says."""
+    if node.frozen:  # a teacher: its weights are its spec's checkpoint, whatever was asked
+        if node.config.checkpoint:
+            ckpt.load_node_weights(node, Path(node.config.checkpoint))
+            return None
+        raise KtgRuntimeError(f"node '{node.name}' is frozen and names no checkpoint")
+    file = run.best(node.name) if checkpoint == "best" else run.last
+    if not file.exists():
+        what = "has no best weights yet (no evaluation ran)" if checkpoint == "best" else ""
+        what = what or "has no last.pt"
+        raise KtgRuntimeError(f"the run {run.path} {what}: {file} does not exist")
+    obj = ckpt.load(file, f"checkpoint of node '{node.name}'")
+    state = ckpt.extract_state(obj, node.name, file)
+    problems = ckpt.fit_problems(node.model.state_dict(), state)
+    if problems:
+        raise KtgRuntimeError(f"{file} does not fit node '{node.name}': " + "; ".join(problems))
+    node.model.load_state_dict(state)
+    # best/<node>.pt records its epoch from 0; last.pt the epochs finished before it
+    epoch = obj.get("epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool):
+        return None
+    return epoch + 1 if checkpoint == "best" else epoch
+
+
+@torch.no_grad()
+def confusion(
+    model: nn.Module, batches: Any, classes: int, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """The confusion matrix ``[C, C]`` (rows true, columns predicted) and the top-5 hits."""
+    model.eval()
+    matrix = torch.zeros(classes * classes, dtype=torch.long, device=device)
+    top5 = torch.zeros((), dtype=torch.long, device=device)
+    k = min(5, classes)
+    for x, y in batches:
+        x, y = x.to(device), y.to(device)  # a node on its own device (nodes.<name>.device)
+        z = model(x).float()
+        matrix += torch.bincount(y * classes + z.argmax(-1), minlength=classes * classes)
+        top5 += (z.topk(k, dim=-1).indices == y[:, None]).any(-1).sum()
+    return matrix.view(classes, classes).cpu(), top5.cpu()
+
+
+def scores(
+    node: str,
+    checkpoint: str,
+    epoch: int | None,
+    split: str,
+    names: list[str],
+    matrix: Tensor,
+    top5: Tensor,
+) -> NodeScores:
+    rows = matrix.sum(1).tolist()
+    total = max(int(matrix.sum()), 1)
+    diagonal = matrix.diagonal().tolist()
+    return NodeScores(
+        node=node,
+        checkpoint=checkpoint,
+        epoch=epoch,
+        split=split,
+        samples=int(matrix.sum()),
+        top1=100.0 * sum(diagonal) / total,
+        top5=100.0 * int(top5) / total,
+        classes=names,
+        per_class={
+            name: (100.0 * hit / seen if seen else None)
+            for name, hit, seen in zip(names, diagonal, rows, strict=True)
+        },
+        confusion=matrix.tolist(),
+    )
