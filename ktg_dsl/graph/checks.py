@@ -8,13 +8,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
 from ..components.data import DatasetInfo
 from ..errors import Path, SpecIssue, choices_hint, format_path
-from ..registry import DATASETS, UnknownComponentError
 from ..spec.schema import LABELS, Spec
 from .checkpoints import check_checkpoints
+from .datachecks import check_data_files, check_training_size
 from .placement import check_placement
 from .report import Edge, GraphEdge, end_name, loss_target
 
@@ -328,37 +326,6 @@ def check_class_counts(g: Linked) -> list[SpecIssue]:
     return issues
 
 
-def check_training_size(g: Linked) -> list[SpecIssue]:
-    """What a dataset's registration knows of its training part before loading it (its
-    ``train_size`` hook): what its arguments allow with this split, and room for one batch
-    when the last incomplete one is dropped."""
-    data = g.spec.data
-    try:
-        comp = DATASETS.get(data.dataset.type)
-        size_of = comp.meta.get("train_size")
-        args = comp.check(data.dataset.args).model_dump() if size_of else {}
-    except (UnknownComponentError, ValidationError):
-        return []  # the component checks report it
-    if size_of is None:
-        return []
-    try:
-        size = size_of(args, data.split)
-    except ValueError as exc:  # (argument, message, hint), or a plugin's plain message
-        arg, message, hint = exc.args if len(exc.args) == 3 else (None, str(exc), None)
-        where = ("data", "dataset", arg) if isinstance(arg, str) else ("data", "dataset")
-        return [SpecIssue(where, message, hint=hint)]
-    if size is None or not data.drop_last or size >= data.batch_size:
-        return []
-    return [
-        SpecIssue(
-            ("data", "batch_size"),
-            f"batch_size is {data.batch_size}, more than the {size} training images: with "
-            "drop_last (the default) every batch would be dropped",
-            hint="set data.batch_size lower, or data.drop_last: false",
-        )
-    ]
-
-
 CHECKS: list[Callable[[Linked], list[SpecIssue]]] = [
     check_node_names,
     check_edge_ends,
@@ -368,5 +335,6 @@ CHECKS: list[Callable[[Linked], list[SpecIssue]]] = [
     check_checkpoints,
     check_class_counts,
     check_training_size,
+    check_data_files,
     check_placement,
 ]
