@@ -77,81 +77,67 @@ for _set in IDX_SETS.values():
     _register_idx(_set)
 
 
-def _colour(native: int) -> Any:
-    """An ``info`` hook: 10 classes of colour images, ``image_size`` or ``native`` wide."""
+def _register_colour(name: str, title: str, native: int, flip: bool, doc: str) -> None:
+    """SVHN or STL-10: 10 classes of ``native``-pixel colour images, read by the reader of
+    the same name in :mod:`.vision` (``read_svhn``, ``read_stl10``)."""
+
+    def colour_data(
+        root: str,
+        download: bool,
+        seed: int,
+        split: str,
+        val_fraction: Fraction = 0.2,
+        image_size: Size = None,
+        train_per_class: PerClass = None,
+        label_noise: Noise = 0.0,
+        augment: bool = True,
+    ) -> Any:
+        from . import vision
+
+        read = getattr(vision, f"read_{name}")
+        return vision.make_bundle(
+            name,
+            title,
+            lambda part: read(root, part, download),
+            seed=seed,
+            split=split,
+            val_fraction=val_fraction,
+            image_size=image_size,
+            augment=augment,
+            flip=flip,
+            train_per_class=train_per_class,
+            label_noise=label_noise,
+        )
 
     def info(args: dict[str, Any], root: str) -> DatasetInfo:
         size = int(args.get("image_size") or native)
         return DatasetInfo(10, (3, size, size))
 
-    return info
+    colour_data.__doc__ = doc
+    DATASETS.register(name, info=info)(colour_data)
 
 
-@DATASETS.register("svhn", info=_colour(32))
-def svhn_data(
-    root: str,
-    download: bool,
-    seed: int,
-    split: str,
-    val_fraction: Fraction = 0.2,
-    image_size: Size = None,
-    train_per_class: PerClass = None,
-    label_noise: Noise = 0.0,
-    augment: bool = True,
-) -> Any:
+_register_colour(
+    "svhn",
+    "SVHN",
+    32,
+    False,
     """SVHN (Street View House Numbers, 32x32 colour digits, 10 classes; digit 0 is label 0)
     from torchvision's ``train_32x32.mat`` and ``test_32x32.mat`` in data.root. ``split:
     val`` holds out ``val_fraction`` of every class of the 73,257 training images from the
     seed; ``split: test`` trains on them all and tests on 26,032. ``augment``: random crop
-    with padding (no flip: a mirrored digit is not a digit)."""
-    from .vision import make_bundle, read_svhn
-
-    return make_bundle(
-        "svhn",
-        "SVHN",
-        lambda part: read_svhn(root, part, download),
-        seed=seed,
-        split=split,
-        val_fraction=val_fraction,
-        image_size=image_size,
-        augment=augment,
-        flip=False,
-        train_per_class=train_per_class,
-        label_noise=label_noise,
-    )
-
-
-@DATASETS.register("stl10", info=_colour(96))
-def stl10_data(
-    root: str,
-    download: bool,
-    seed: int,
-    split: str,
-    val_fraction: Fraction = 0.2,
-    image_size: Size = None,
-    train_per_class: PerClass = None,
-    label_noise: Noise = 0.0,
-    augment: bool = True,
-) -> Any:
+    with padding (no flip: a mirrored digit is not a digit).""",
+)
+_register_colour(
+    "stl10",
+    "STL-10",
+    96,
+    True,
     """STL-10's labelled images (96x96 colour, 10 classes: 5,000 training, 8,000 test) from
     torchvision's ``stl10_binary/`` in data.root, shrunk to ``image_size`` if given. ``split:
     val`` holds out ``val_fraction`` of every class of the training images from the seed.
-    ``augment``: random crop with padding and random flip."""
-    from .vision import make_bundle, read_stl10
-
-    return make_bundle(
-        "stl10",
-        "STL-10",
-        lambda part: read_stl10(root, part, download),
-        seed=seed,
-        split=split,
-        val_fraction=val_fraction,
-        image_size=image_size,
-        augment=augment,
-        flip=True,
-        train_per_class=train_per_class,
-        label_noise=label_noise,
-    )
+    ``augment``: random crop with padding and random flip.""",
+)
 
 
 RESERVED = ("root", "download", "transform", "target_transform", "transforms")
