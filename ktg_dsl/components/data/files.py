@@ -104,7 +104,7 @@ def missing(s: IdxSet, root: str, split: str) -> tuple[str, str]:
     message = f"{s.title} not found: looked for {names} in {where}"
     ways = []
     if s.apt:
-        ways.append(f"install it with `sudo apt-get install {s.apt}` (Debian, Ubuntu)")
+        ways.append(f"install it with `sudo apt-get install {s.apt}` on Debian or Ubuntu")
     ways.append(
         "set `download: true` in the spec's data section to fetch it with torchvision "
         "(needs a network)"
