@@ -141,7 +141,7 @@ def _pixels(image: Any, size: int | None) -> torch.Tensor:
         array = array[None]
     elif array.ndim == 3 and array.shape[-1] in (1, 3) and array.shape[0] not in (1, 3):
         array = array.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.uint8))
+    return torch.from_numpy(np.array(array, dtype=np.uint8, order="C"))  # a writable copy
 
 
 def part_argument(cls: Any, part: str) -> dict[str, Any]:
