@@ -112,6 +112,9 @@ class DatasetMeta(Meta):
 
     info: Callable[[dict[str, Any], str], Any] | None = None
     train_size: Callable[[dict[str, Any], str], int | None] | None = None
+    # files(args, root, download, split): raises ValueError(argument, message, hint) when the
+    # dataset's files are neither on this machine nor to be downloaded (validate says how)
+    files: Callable[[dict[str, Any], str, bool, str], None] | None = None
 
 
 @dataclass(frozen=True)

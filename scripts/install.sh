@@ -6,6 +6,8 @@
 # Safe to run again: it skips what is already there, in about a second and without the network.
 #   bash scripts/install.sh
 #   PYTHON=python3.12 bash scripts/install.sh     # the Python that creates .venv
+#   bash scripts/install.sh --fashion-mnist       # also Fashion-MNIST, Debian's
+#                                                 # dataset-fashion-mnist package (31 MB, apt)
 # Details: docs/install.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +43,14 @@ apt_install() {
     fi
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
+
+FASHION=""
+for arg in "$@"; do
+    case $arg in
+    --fashion-mnist) FASHION=1 ;;
+    *) die "unknown option '$arg' (the only option is --fashion-mnist)" ;;
+    esac
+done
 
 python_ok() { # python_ok PYTHON: is it Python 3.10 or newer?
     "$1" -c 'import sys; sys.exit(sys.version_info < (3, 10))' >/dev/null 2>&1
@@ -169,6 +179,19 @@ else
     echo "== installing PyTorch, ktg (editable) and its dev tools with pip, pinned by" \
         "$CONSTRAINTS ($reason; the first time takes a few minutes and about 6 GB)"
     "$KTG_PY" -m pip install -q -c "$CONSTRAINTS" -e '.[dev,export]'
+fi
+
+# 4. With --fashion-mnist: the dataset, where ktg looks for it without a data.root.
+if [ -n "$FASHION" ]; then
+    if [ -d /usr/share/datasets/fashion-mnist ]; then
+        echo "== Fashion-MNIST: already in /usr/share/datasets/fashion-mnist"
+    else
+        command -v apt-get >/dev/null 2>&1 ||
+            die "--fashion-mnist installs Debian's dataset-fashion-mnist package, and this" \
+                "system has no apt-get: set 'download: true' in a spec's data section instead" \
+                "(docs/install.md)"
+        apt_install "--fashion-mnist asks for it" dataset-fashion-mnist
+    fi
 fi
 
 version=$("$KTG_ENV/bin/ktg" --version) ||

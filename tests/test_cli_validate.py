@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT, base_spec, run_ktg
+from .datafiles import write_idx_set
 
 SPECS = sorted((ROOT / "specs").rglob("*.yaml"))
 
@@ -33,6 +34,7 @@ NEED_TEACHERS = [spec for spec in SPECS if _checkpoints(spec)]
 def test_every_shipped_spec_is_valid(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # cifar100-kd.yaml needs its teacher, trained by cifar100-pretrain-resnet110.yaml
     monkeypatch.chdir(tmp_path)
+    write_idx_set(tmp_path / "data" / "fashion-mnist")  # what specs/fashion/ read (no root:)
     for teacher in TEACHERS:
         Path(teacher).parent.mkdir(parents=True, exist_ok=True)
         Path(teacher).write_bytes(b"")
@@ -45,6 +47,7 @@ def test_on_a_fresh_clone_the_kd_spec_misses_its_teacher(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    write_idx_set(tmp_path / "data" / "fashion-mnist")  # installed (apt or download)
     code, out, err = cli("validate", *SPECS)
     assert code == 1
     assert (

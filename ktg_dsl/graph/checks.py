@@ -14,7 +14,7 @@ from ..components.data import DatasetInfo
 from ..errors import Path, SpecIssue, choices_hint, format_path
 from ..spec.schema import LABELS, Spec
 from .checkpoints import check_checkpoints
-from .data import check_class_counts, check_training_size
+from .data import check_class_counts, check_data_files, check_training_size
 from .placement import check_placement
 from .report import Edge, GraphEdge, GraphReport, end_name, loss_target
 
@@ -339,5 +339,6 @@ CHECKS: list[Callable[[Linked], list[SpecIssue]]] = [
     check_checkpoints,
     check_class_counts,
     check_training_size,
+    check_data_files,
     check_placement,
 ]

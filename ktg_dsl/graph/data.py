@@ -1,6 +1,7 @@
 """The graph checks of the data: every node's class count against the dataset's and the two
-ends of a logits edge, and what a dataset's registration knows of its training part before
-loading it."""
+ends of a logits edge, and what a dataset's registration knows before anything is loaded: the
+size of its training part (``train_size``) and whether its files are on this machine
+(``files``)."""
 
 from __future__ import annotations
 
@@ -74,3 +75,24 @@ def check_training_size(g: Linked) -> list[SpecIssue]:
             hint="set data.batch_size lower, or data.drop_last: false",
         )
     ]
+
+
+def check_data_files(g: Linked) -> list[SpecIssue]:
+    """A dataset whose registration can tell (its ``files`` hook) that its files are neither
+    on this machine nor to be downloaded: an error that says how to get them."""
+    data = g.spec.data
+    try:
+        comp = DATASETS.get(data.dataset.type)
+        files = comp.meta.files
+        args = comp.check(data.dataset.args).model_dump() if files else {}
+    except (UnknownComponentError, ValidationError):
+        return []  # the component checks report it
+    if files is None:
+        return []
+    try:
+        files(args, data.root, data.download, data.split)
+    except ValueError as exc:  # (argument, message, hint), or a plugin's plain message
+        arg, message, hint = exc.args if len(exc.args) == 3 else (None, str(exc), None)
+        where = ("data", "dataset", arg) if isinstance(arg, str) else ("data", "dataset")
+        return [SpecIssue(where, message, hint=hint)]
+    return []

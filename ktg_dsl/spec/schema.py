@@ -71,8 +71,9 @@ class DataConfig(StrictModel):
     """Where the images come from and how they are batched."""
 
     dataset: DatasetRef = Field(
-        description="digits | cifar10 | cifar100 | imagefolder | "
-        "synthetic, or a mapping with 'type' and the dataset's options"
+        description="digits | fashion_mnist | mnist | kmnist | cifar10 | cifar100 | svhn | "
+        "stl10 | imagefolder | torchvision | synthetic, or a mapping with 'type' and the "
+        "dataset's options"
     )
     root: UserPath = Field(
         "data", description="folder of the dataset files (relative to the working directory)"

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from ...registry import DATASETS
 from .memory import check_synthetic
+from .sizes import per_class_train_size
 
 
 @dataclass(frozen=True)
@@ -34,25 +35,10 @@ PosInt = Annotated[int, Field(ge=1)]
 DIGITS_TRAIN = {"val": (1151, 111), "test": (1438, 139)}
 
 
-def _digits_train_size(args: dict[str, Any], split: str) -> int | None:
-    per_class = args.get("train_per_class")
-    if split not in DIGITS_TRAIN:
-        return None
-    size, smallest = DIGITS_TRAIN[split]
-    if isinstance(per_class, int) and per_class > smallest:
-        raise ValueError(  # (the argument, what is wrong): before loading anything
-            "train_per_class",
-            f"train_per_class is {per_class}, but with split: {split} the training part holds "
-            f"only {smallest} images of its smallest class",
-            f"use at most {smallest}",
-        )
-    return 10 * per_class if isinstance(per_class, int) else size
-
-
 @DATASETS.register(
     "digits",
     info=lambda args, root: DatasetInfo(10, (1, 8, 8)),
-    train_size=_digits_train_size,
+    train_size=per_class_train_size(DIGITS_TRAIN),
 )
 def digits_data(
     root: str,
@@ -183,3 +169,7 @@ def synthetic_data(
         noise=noise,
         augment=augment,
     )
+
+
+# registered after DatasetInfo exists (they use it): torch-free like the ones above
+from . import torchvision_sets  # noqa: E402, F401
