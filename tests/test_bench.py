@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from .conftest import write_spec
 
 
@@ -65,6 +67,7 @@ def _tiny(tmp_path: Path, **distributed: object) -> Path:
     return write_spec(tmp_path, data)
 
 
+@pytest.mark.slow
 def test_bench_nproc_measures_ranks_against_one_process(tmp_path: Path) -> None:
     from .conftest import run_ktg
 

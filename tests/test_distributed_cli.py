@@ -277,6 +277,7 @@ def test_resume_changes_only_how_the_run_is_spread(tmp_path: Path, cli) -> None:
     assert "train.distributed.*" in err
 
 
+@pytest.mark.slow
 def test_nproc_refuses_a_used_run_dir_before_anything_starts(tmp_path: Path) -> None:
     """A folder that holds something else is refused by the launcher, so that no restart of
     the group can ever take it for its own failed attempt (and clear it)."""

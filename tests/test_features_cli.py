@@ -25,6 +25,7 @@ def variant(**changes: Any) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.slow
 def test_the_shipped_digits_spec_trains(tmp_path: Path) -> None:
     spec = load_spec(SPEC, overrides=["train.epochs=2", "train.precision=fp32"])
     recipe = Recipe(spec, tmp_path / "run", progress=False, tensorboard=False)

@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -68,6 +69,7 @@ def mutated_specs(draw: st.DrawFn) -> Any:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
+@pytest.mark.slow
 @given(data=mutated_specs())
 def test_mutated_specs_only_raise_spec_error(tmp_path: Path, data: Any) -> None:
     path = tmp_path / "fuzz.yaml"

@@ -119,6 +119,7 @@ def test_item2_rkd_declares_the_batch_it_needs() -> None:
     assert torch.isnan(Relational("rkd").per_sample(r, r)).all()
 
 
+@pytest.mark.slow
 def test_item2_a_replica_with_nothing_to_train_on_is_refused_before_starting(
     tmp_path: Path,
 ) -> None:

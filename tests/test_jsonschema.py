@@ -31,6 +31,7 @@ def test_shipped_specs_satisfy_the_schema(path) -> None:
     jsonschema.validate(yaml.safe_load(path.read_text()), json.loads(COMMITTED.read_text()))
 
 
+@pytest.mark.slow
 def test_schema_rejects_what_pydantic_rejects() -> None:
     schema = spec_json_schema(builtin_only=True)
     bad = [

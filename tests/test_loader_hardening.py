@@ -185,6 +185,7 @@ def test_deep_yaml_is_refused_with_its_position(levels: int) -> None:
     assert issue.line == 1 and issue.col is not None
 
 
+@pytest.mark.slow
 def test_deep_yaml_with_the_pure_python_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(yaml_reader, "_YamlLoader", yaml.SafeLoader)
     for levels in (100, 600, 5000):
@@ -338,6 +339,7 @@ def test_booleans_are_not_numbers(
     assert "booleans" in (issue.hint or "") and "write a number" in (issue.hint or "")
 
 
+@pytest.mark.slow
 def test_yaml_yes_for_a_number_and_json_true_for_a_number(tmp_path: Path) -> None:
     for name, text in [
         ("s.yaml", _base_yaml().replace("batch_size: 16", "batch_size: yes")),

@@ -10,6 +10,8 @@ from ktg_dsl.registry import MODELS, load_builtins
 load_builtins()
 
 NAMES = MODELS.names()
+# the largest model takes seconds to build: in the slow suite
+SIZED = [pytest.param(n, marks=pytest.mark.slow) if n == "resnet1202" else n for n in NAMES]
 NUM_CLASSES = 7  # neither 10 nor 100, so a head hard-wired to a dataset would show
 IN_CHANNELS = 1
 
@@ -50,7 +52,7 @@ def _is_big(name: str) -> bool:
     return _param_count(name) > META_ABOVE_PARAMS
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", SIZED)
 def test_builds_and_maps_images_to_logits(name: str) -> None:
     big = _is_big(name)
     device = "meta" if big else "cpu"
@@ -63,7 +65,7 @@ def test_builds_and_maps_images_to_logits(name: str) -> None:
         assert torch.isfinite(logits).all()
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", SIZED)
 def test_param_count_is_exact(name: str) -> None:
     expected = _param_count(name, num_classes=100, in_channels=3)
     model = _build(name, "meta", num_classes=100, in_channels=3)
@@ -80,7 +82,7 @@ def test_param_count_is_exact(name: str) -> None:
         ("resnet44", 0.66e6),
         ("resnet56", 0.85e6),
         ("resnet110", 1.7e6),
-        ("resnet1202", 19.4e6),
+        pytest.param("resnet1202", 19.4e6, marks=pytest.mark.slow),
     ],
 )
 def test_cifar_resnet_matches_published_size(name: str, published: float) -> None:

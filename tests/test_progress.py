@@ -8,6 +8,8 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ktg_dsl.run.progress import Progress
 
 from .conftest import run_ktg, write_spec
@@ -108,6 +110,7 @@ def test_disabled_prints_nothing() -> None:
     assert stream.getvalue() == ""
 
 
+@pytest.mark.slow
 def test_ktg_train_outside_a_terminal_prints_rows_not_bars(tmp_path: Path) -> None:
     """The real command with its stderr in a pipe: no bar, no carriage return, one row per
     epoch (the recipe once re-enabled the bar whatever the stream was)."""

@@ -242,6 +242,7 @@ def tap_positions(path: Path) -> dict[str, Point]:
     }
 
 
+@pytest.mark.slow
 @needs_dot
 def test_nodes_and_ports_stay_put_across_epochs_and_with_cutoff_edges(render, spec_file) -> None:
     variants = [[], ["--show-cutoff"], ["--epoch", "0"], ["--epoch", "19"]]

@@ -222,6 +222,7 @@ def _image_folder(root: Path, classes: int = 3, per_class: int = 4) -> None:
                 Image.fromarray(pixels.numpy()).save(folder / f"{i}.png")
 
 
+@pytest.mark.slow
 def test_imagenet_weights_fine_tune_under_a_new_head(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -313,6 +314,7 @@ def test_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
         assert "(default: 1)" in out or "(default: 10)" in out, command
 
 
+@pytest.mark.slow
 def test_a_search_prints_its_own_lines_not_optunas(tmp_path: Path) -> None:
     from .conftest import run_ktg
     from .test_search import search_spec

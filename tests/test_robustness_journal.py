@@ -50,6 +50,7 @@ class NoLock:
         pass
 
 
+@pytest.mark.slow
 def test_a_cut_last_record_is_dropped_and_the_search_goes_on(
     tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -112,6 +112,7 @@ def test_model_arguments_refuse_booleans_too() -> None:
     assert issue.message == "expected an integer, got true"
 
 
+@pytest.mark.slow
 def test_thousands_of_issues_are_reported_as_fifty_and_a_count(cli, spec_file) -> None:
     data = base_spec()
     data["edges"] += [{"to": "a", "from": "b"}] * 20_000

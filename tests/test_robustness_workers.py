@@ -39,6 +39,7 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
 
 
+@pytest.mark.slow
 def test_a_worker_imports_nothing_from_the_working_folder(tmp_path: Path) -> None:
     spec = search_spec()
     spec["edges"][2]["gate"] = {"type": "warm_start", "until": 0.5}  # the plugin's gate

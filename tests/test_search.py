@@ -118,6 +118,7 @@ def test_search_space_and_concrete_specs() -> None:
     assert not ktg_dsl.validate_spec(concrete)
 
 
+@pytest.mark.slow
 def test_search_runs_continues_exports_and_summarises(
     tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -203,6 +204,7 @@ def test_jobs_runs_worker_processes(tmp_path: Path) -> None:
     assert len({t.user_attrs["pid"] for t in study.trials}) == 2
 
 
+@pytest.mark.slow
 def test_pruned_trials_stop_at_once(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     # a plugin pruner (registered by tests/plugins) that prunes every trial but the first at
@@ -220,6 +222,7 @@ def test_pruned_trials_stop_at_once(tmp_path: Path, cli, monkeypatch: pytest.Mon
         assert {yaml.safe_load(r)["epoch"] for r in rows} == {0, 1}, "stopped at once"
 
 
+@pytest.mark.slow
 def test_failing_trials_are_recorded_and_the_study_goes_on(
     tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -371,6 +374,7 @@ def test_storages_that_cannot_work_and_bad_arguments(tmp_path: Path, cli) -> Non
     assert code == 2 and "--trial N goes with --export" in err
 
 
+@pytest.mark.slow
 def test_trial_folders_never_mix_two_studies(
     tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -130,6 +130,7 @@ def test_files_hold_the_runs_numbers(tmp_path: Path) -> None:
     assert float(cmp[0]["t"]) == pytest.approx(7.0)
 
 
+@pytest.mark.slow
 def test_pictures_parse_and_are_reproducible(tmp_path: Path) -> None:
     from ktg_dsl.study.session import summary, write_outputs
 
@@ -178,6 +179,7 @@ def test_unfinished_runs_are_left_out(tmp_path: Path, cli: Any) -> None:
     assert "Not finished, left out: kd-00000000/seed-1." in out
 
 
+@pytest.mark.slow
 def test_plot_draws_a_run(tmp_path: Path, cli: Any) -> None:
     run = tmp_path / "run"
     write_run(run, {"a": [50.0, 60.0, 65.0], "b": [40.0, 45.0, 52.0]})

@@ -84,6 +84,7 @@ def test_idle_cores_reads_this_machine() -> None:
     assert 0.0 <= idle <= len(os.sched_getaffinity(0)) + 1e-6
 
 
+@pytest.mark.slow
 def test_the_command_line_refuses_a_bad_count(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, small_spec("t", ONE, LABELS))
     done = run_ktg("train", spec, "--threads", "0", cwd=tmp_path)
@@ -125,6 +126,7 @@ def _run(tmp_path: Path, *args: object, ranks: bool = False) -> tuple[set[int], 
     return _counts(log, ranks), done.stderr
 
 
+@pytest.mark.slow
 def test_train_applies_and_records_the_threads(tmp_path: Path) -> None:
     spec = _probe_spec(tmp_path)
     counts, err = _run(tmp_path, "train", spec, "--run-dir", tmp_path / "run", "--no-progress")
@@ -134,6 +136,7 @@ def test_train_applies_and_records_the_threads(tmp_path: Path) -> None:
     assert (info["threads"], info["threads_why"]) == (3, "train.threads: 3")
 
 
+@pytest.mark.slow
 def test_auto_is_the_default_and_is_recorded(tmp_path: Path) -> None:
     data = small_spec("auto", ONE, LABELS)
     spec = write_spec(tmp_path, data)
@@ -145,6 +148,7 @@ def test_auto_is_the_default_and_is_recorded(tmp_path: Path) -> None:
     assert 1 <= info["threads"] <= len(os.sched_getaffinity(0))
 
 
+@pytest.mark.slow
 def test_validate_deep_and_bench_apply_the_threads(tmp_path: Path) -> None:
     spec = _probe_spec(tmp_path)
     counts, _ = _run(tmp_path, "validate", spec, "--deep")
@@ -299,6 +303,7 @@ def test_bench_compare_reads_only_a_bench_file(
         read_earlier(str(path))
 
 
+@pytest.mark.slow
 def test_bench_compare_from_the_command_line(tmp_path: Path) -> None:
     spec = _probe_spec(tmp_path)
     old = _bench_json(tmp_path / "old.json", 1)

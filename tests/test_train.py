@@ -82,6 +82,7 @@ def assert_same_states(a: dict[str, Any], b: dict[str, Any]) -> None:
                     assert torch.equal(value, sb[pid][key]), f"{node} optimizer {pid}.{key}"
 
 
+@pytest.mark.slow
 def test_quickstart_run_directory(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     code, out, err = cli(
@@ -444,6 +445,7 @@ def test_ctrl_c_after_a_nan_keeps_the_good_checkpoint(tmp_path: Path) -> None:
     assert (state["epoch"], state["step"]) == (1, 0), "the end-of-epoch-0 checkpoint is kept"
 
 
+@pytest.mark.slow
 def test_run_directories_are_claimed_and_cleaned_up(
     tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
