@@ -48,7 +48,8 @@ def device_name(device: torch.device) -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+                n = torch.get_num_threads()
+                return f"{line.split(':', 1)[1].strip()} ({n} thread{'s' if n != 1 else ''})"
     return platform.processor() or platform.machine()
 
 
