@@ -5,7 +5,8 @@ size of its training part (``train_size``) and whether its files are on this mac
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -46,25 +47,45 @@ def check_class_counts(g: Linked) -> list[SpecIssue]:
     return issues
 
 
+def _hook_args(g: Linked, hook: Callable[..., Any] | None) -> dict[str, Any] | None:
+    """The dataset's checked arguments for one of its registration's hooks; None without the
+    hook, or when the arguments do not check (the component checks report that)."""
+    if hook is None:
+        return None
+    try:
+        comp = DATASETS.get(g.spec.data.dataset.type)
+        return dict(comp.check(g.spec.data.dataset.args).model_dump())
+    except (UnknownComponentError, ValidationError):
+        return None
+
+
+def _hook_issue(exc: ValueError) -> SpecIssue:
+    """A hook's ``ValueError(argument, message, hint)`` (or a plugin's plain message) as an
+    issue at the dataset or its argument."""
+    arg, message, hint = exc.args if len(exc.args) == 3 else (None, str(exc), None)
+    where = ("data", "dataset", arg) if isinstance(arg, str) else ("data", "dataset")
+    return SpecIssue(where, message, hint=hint)
+
+
+def _meta(g: Linked) -> Any:
+    try:
+        return DATASETS.get(g.spec.data.dataset.type).meta
+    except UnknownComponentError:
+        return None
+
+
 def check_training_size(g: Linked) -> list[SpecIssue]:
     """What a dataset's registration knows of its training part before loading it (its
     ``train_size`` hook): what its arguments allow with this split, and room for one batch
     when the last incomplete one is dropped."""
-    data = g.spec.data
-    try:
-        comp = DATASETS.get(data.dataset.type)
-        size_of = comp.meta.train_size
-        args = comp.check(data.dataset.args).model_dump() if size_of else {}
-    except (UnknownComponentError, ValidationError):
-        return []  # the component checks report it
-    if size_of is None:
+    data, meta = g.spec.data, _meta(g)
+    size_of = meta.train_size if meta else None
+    if (args := _hook_args(g, size_of)) is None or size_of is None:
         return []
     try:
         size = size_of(args, data.split)
-    except ValueError as exc:  # (argument, message, hint), or a plugin's plain message
-        arg, message, hint = exc.args if len(exc.args) == 3 else (None, str(exc), None)
-        where = ("data", "dataset", arg) if isinstance(arg, str) else ("data", "dataset")
-        return [SpecIssue(where, message, hint=hint)]
+    except ValueError as exc:
+        return [_hook_issue(exc)]
     if size is None or not data.drop_last or size >= data.batch_size:
         return []
     return [
@@ -80,19 +101,12 @@ def check_training_size(g: Linked) -> list[SpecIssue]:
 def check_data_files(g: Linked) -> list[SpecIssue]:
     """A dataset whose registration can tell (its ``files`` hook) that its files are neither
     on this machine nor to be downloaded: an error that says how to get them."""
-    data = g.spec.data
-    try:
-        comp = DATASETS.get(data.dataset.type)
-        files = comp.meta.files
-        args = comp.check(data.dataset.args).model_dump() if files else {}
-    except (UnknownComponentError, ValidationError):
-        return []  # the component checks report it
-    if files is None:
+    data, meta = g.spec.data, _meta(g)
+    files = meta.files if meta else None
+    if (args := _hook_args(g, files)) is None or files is None:
         return []
     try:
         files(args, data.root, data.download, data.split)
-    except ValueError as exc:  # (argument, message, hint), or a plugin's plain message
-        arg, message, hint = exc.args if len(exc.args) == 3 else (None, str(exc), None)
-        where = ("data", "dataset", arg) if isinstance(arg, str) else ("data", "dataset")
-        return [SpecIssue(where, message, hint=hint)]
+    except ValueError as exc:
+        return [_hook_issue(exc)]
     return []
