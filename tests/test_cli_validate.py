@@ -103,6 +103,7 @@ def test_set_overrides(cli, spec_file: Callable[..., Path]) -> None:
     assert cli("validate", path, "--set", "train.epochs=7")[0] == 0
 
 
+@pytest.mark.slow
 def test_deep_probes_models_on_meta(cli) -> None:
     code, out, err = cli("validate", "--deep", ROOT / "specs" / "cifar100-ktg-best.yaml")
     assert code == 0, err

@@ -460,6 +460,7 @@ def test_per_step_gates_build_one_plan_per_epoch() -> None:
     assert (info.misses, info.hits, info.size) == (1, 9, 1)
 
 
+@pytest.mark.slow
 def test_plans_do_not_grow_with_epochs() -> None:
     """A linear gate changes its weight every epoch; the plan is cached by the set of open
     edges, so 200 epochs still hold one plan per distinct set (here: labels only at epoch 0,

@@ -39,6 +39,7 @@ def test_item7_plot_never_writes_over_its_metrics_log(tmp_path: Path, capsys: An
     assert log.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_item7_plot_of_extreme_losses_draws_what_it_can(tmp_path: Path, capsys: Any) -> None:
     run = fake_run(tmp_path / "run", [1e308, -1e308, 2.0, float("nan")])
     out = tmp_path / "c.svg"

@@ -115,7 +115,9 @@ def test_small_cnn_accepts_any_small_image(size: int) -> None:
     assert model(torch.randn(2, 1, size, size)).shape == (2, 3)
 
 
-@pytest.mark.parametrize("name", ["resnet20", "wrn_16_2", "resnet18", "small_cnn"])
+@pytest.mark.parametrize(
+    "name", ["resnet20", "wrn_16_2", pytest.param("resnet18", marks=pytest.mark.slow), "small_cnn"]
+)
 def test_channels_last_under_bf16_autocast(name: str) -> None:
     # how the engine runs models on hardware with bf16: a channels_last batch under autocast
     model = _build(name, "cpu", num_classes=10, in_channels=3)

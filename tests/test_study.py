@@ -94,6 +94,7 @@ def test_summary_prints_the_tables(tmp_path: Path, cli: Any) -> None:
     assert "Wilcoxon needs 5+ seeds: dml / s." in out
 
 
+@pytest.mark.slow
 def test_files_hold_the_runs_numbers(tmp_path: Path) -> None:
     from ktg_dsl.study.session import summary, write_outputs
 

@@ -229,7 +229,7 @@ def test_stopping_a_study_stops_its_workers_and_leaves_resumable_runs(
 ) -> None:
     """Ctrl-C: the study asks each worker to stop after its batch and save, waits, exits 130.
     SIGKILL: the workers see their stdin close and do the same on their own."""
-    files = spec_files(tmp_path, train_size=1024, epochs=3)  # 64 steps an epoch
+    files = spec_files(tmp_path, train_size=1024, epochs=8)  # 64 steps an epoch: time to stop it
     out = tmp_path / "study"
     proc = ktg_study(*files, "--seeds", "1", "--jobs", "2", "-o", out, cwd=tmp_path)
     wait_for(lambda: len(list(out.glob("*/seed-0/last.pt"))) == 2, proc)
@@ -255,7 +255,7 @@ def test_stopping_a_study_stops_its_workers_and_leaves_resumable_runs(
     assert len(finished(out)) == 2
     for metrics in out.glob("*/seed-0/metrics.jsonl"):
         epochs = [json.loads(x)["epoch"] for x in metrics.read_text().splitlines()]
-        assert epochs == [0, 0, 1, 1, 2, 2]  # each epoch once, for both nodes
+        assert epochs == [e for e in range(8) for _ in "ab"]  # each epoch once, for both nodes
 
 
 def test_a_failed_run_is_reported_and_the_study_goes_on(tmp_path: Path, cli: Any) -> None:

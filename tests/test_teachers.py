@@ -68,6 +68,7 @@ def test_a_torchvision_weights_file(tmp_path: Path) -> None:
     assert_holds(loaded(spec_with({"model": model, "checkpoint": str(path)})), state)
 
 
+@pytest.mark.slow
 def test_weights_under_a_key_and_with_a_prefix(tmp_path: Path) -> None:
     path, state = tv_weights(
         tmp_path, lambda s: {"epoch": 90, "model": {f"module.{k}": v for k, v in s.items()}}

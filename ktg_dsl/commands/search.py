@@ -76,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
     storage = open_storage(url)
     if args.export or args.summary:
         return _read(spec, storage, url, name, args)
-    return _optimize(spec, storage, url, name, args)
+    from ..run.threads import share_kept
+
+    with share_kept():  # --jobs gives this process a share of the cores for its own trials
+        return _optimize(spec, storage, url, name, args)
 
 
 def _inputs(spec: str, url: str) -> dict[str, str]:

@@ -14,6 +14,7 @@ import contextlib
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +112,21 @@ def omp_threads(text: str) -> int:
             "unset it to let ktg choose, or give --threads"
         )
     return int(first)
+
+
+@contextlib.contextmanager
+def share_kept() -> Iterator[None]:
+    """``KTG_CPU_SHARE`` as it was once the block ends: a command that shares the cores out
+    between its workers and itself (``search --jobs``) leaves no share behind in a process
+    that goes on (a library call, a test)."""
+    before = os.environ.get(SHARE_ENV)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(SHARE_ENV, None)
+        else:
+            os.environ[SHARE_ENV] = before
 
 
 def available_cores() -> int:
