@@ -57,6 +57,7 @@ def test_a_worker_imports_nothing_from_the_working_folder(tmp_path: Path) -> Non
     assert marks(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_a_missing_plugin_is_still_a_clear_error(tmp_path: Path) -> None:
     cmd = worker_command(["validate", "x.yaml", "--plugin", "no_such_plugin"], ["no_such_plugin"])
     res = subprocess.run(
@@ -81,6 +82,7 @@ def test_search_jobs_ignore_modules_in_the_working_folder(
     assert len({t.user_attrs["pid"] for t in study.trials}) == 2, "the worker ran trials"
 
 
+@pytest.mark.slow
 def test_python_dash_m_imports_nothing_more_from_the_working_folder(tmp_path: Path) -> None:
     # `python -m ktg_dsl.cli` puts the folder first on sys.path; what ktg imports after
     # starting (graphviz to render, torch to train) must still be the real one

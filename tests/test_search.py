@@ -261,6 +261,7 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(
         assert "failed trials:" in out and reason in out
 
 
+@pytest.mark.slow
 def test_export_never_writes_over_the_spec_or_the_study(
     tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -61,6 +61,7 @@ def test_loss_choices_that_cannot_fit_their_edge(tmp_path: Path, cli) -> None:
     assert "search.edges[4].losses: no loss choices" in err
 
 
+@pytest.mark.slow
 def test_an_exported_trial_writes_its_losses(tmp_path: Path, cli, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     data = spec_data()

@@ -223,6 +223,7 @@ def test_plot_refuses_what_is_not_a_run(
     assert code == 2 and message in err
 
 
+@pytest.mark.slow
 def test_validate_imports_neither_matplotlib_nor_scipy(tmp_path: Path) -> None:
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]); from ktg_dsl.cli import main; "

@@ -203,6 +203,7 @@ def test_a_workers_outcome_is_its_last_attempts(tmp_path: Path) -> None:
     assert Job.from_json(job.to_json()) == job
 
 
+@pytest.mark.slow
 def test_workers_never_import_from_the_working_folder(tmp_path: Path) -> None:
     (tmp_path / "yaml.py").write_text(
         "from pathlib import Path\nPath(__file__).with_name('IMPORTED').touch()\n"

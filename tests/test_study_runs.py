@@ -70,6 +70,12 @@ def env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path}
 
 
+def _ctrl_c_reaches_it() -> None:
+    """In the child: Ctrl-C's default, even when this test runs in a background job of a
+    script (`cmd &`), which starts with SIGINT ignored and would pass that on to ktg."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def ktg_study(*args: Any, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "ktg_dsl.cli", "study", *map(str, args)],
@@ -78,6 +84,7 @@ def ktg_study(*args: Any, cwd: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_reaches_it,
     )
 
 

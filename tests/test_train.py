@@ -116,6 +116,7 @@ def test_quickstart_run_directory(tmp_path: Path, cli, monkeypatch: pytest.Monke
     assert row["gates"] == {"labels": 1.0, "cnn_a": 1.0, "cnn_b": 1.0}
 
 
+@pytest.mark.slow
 def test_tensorboard_events_hold_the_metrics(tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -201,6 +202,7 @@ def test_existing_run_dir_is_refused(tmp_path: Path, cli) -> None:
     assert (run / "last.pt").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_corrupt_and_foreign_last_pt(tmp_path: Path, cli) -> None:
     spec = write(tmp_path, tiny_spec(epochs=1))
     run = tmp_path / "run"
@@ -244,6 +246,7 @@ def test_resume_needs_a_run_directory(tmp_path: Path, cli) -> None:
     assert code == 2 and "needs a SPEC" in err
 
 
+@pytest.mark.slow
 def test_disk_full_keeps_the_previous_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
