@@ -94,17 +94,11 @@ def _threads_given(threads: str | None) -> Iterator[None]:
     if threads is None:
         yield
         return
-    from .run.threads import THREADS_ENV
+    from .run.threads import THREADS_ENV, env_kept
 
-    before = os.environ.get(THREADS_ENV)
-    os.environ[THREADS_ENV] = threads
-    try:
+    with env_kept(THREADS_ENV):
+        os.environ[THREADS_ENV] = threads
         yield
-    finally:
-        if before is None:
-            os.environ.pop(THREADS_ENV, None)
-        else:
-            os.environ[THREADS_ENV] = before
 
 
 def _forget_working_folder() -> None:

@@ -76,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
     storage = open_storage(url)
     if args.export or args.summary:
         return _read(spec, storage, url, name, args)
-    from ..run.threads import share_kept
+    from ..run.threads import SHARE_ENV, env_kept
 
-    with share_kept():  # --jobs gives this process a share of the cores for its own trials
+    with env_kept(SHARE_ENV):  # --jobs gives this process a share of the cores for its trials
         return _optimize(spec, storage, url, name, args)
 
 

@@ -115,18 +115,19 @@ def omp_threads(text: str) -> int:
 
 
 @contextlib.contextmanager
-def share_kept() -> Iterator[None]:
-    """``KTG_CPU_SHARE`` as it was once the block ends: a command that shares the cores out
-    between its workers and itself (``search --jobs``) leaves no share behind in a process
-    that goes on (a library call, a test)."""
-    before = os.environ.get(SHARE_ENV)
+def env_kept(name: str) -> Iterator[None]:
+    """The environment variable ``name`` as it was once the block ends: a command that sets
+    ``KTG_THREADS`` (``--threads``) or ``KTG_CPU_SHARE`` (``search --jobs``) for itself and the
+    processes it starts leaves nothing behind in a process that goes on (a library call, a
+    test)."""
+    before = os.environ.get(name)
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop(SHARE_ENV, None)
+            os.environ.pop(name, None)
         else:
-            os.environ[SHARE_ENV] = before
+            os.environ[name] = before
 
 
 def available_cores() -> int:
