@@ -101,6 +101,20 @@ def test_every_invalid_spec_is_reported(tmp_path: Path, cli: Any, specs: dict[st
     assert "bad.yaml" in err and "worse.yaml" in err and "data.batch_size" in err
 
 
+def test_a_spec_can_be_added_to_a_study_its_finished_runs_kept(tmp_path: Path) -> None:
+    """docs/results.md: 'to add a spec to the comparison, rerun the command with it'."""
+    from ktg_dsl.study.manifest import StudyDir, StudyEntry, open_study
+
+    folder = fake_study(tmp_path / "s")
+    old = StudyDir(folder).read()
+    extra = StudyEntry("ind", "f" * 16, "ind.yaml", "digits", "test", ["a"])
+    got = open_study(folder, "s", [*old.specs, extra], [0, 1, 2])
+    assert [e.name for e in got.specs] == [*(e.name for e in old.specs), "ind"]
+    assert got.finished == old.finished and got.finished
+    with pytest.raises(Exception, match=r"without kd\. Choose another -o"):
+        open_study(folder, "s", [e for e in old.specs if e.name == "dml"] + [extra], [0])
+
+
 def test_a_folder_that_is_not_this_study_is_refused(
     tmp_path: Path, cli: Any, specs: dict[str, Path]
 ) -> None:

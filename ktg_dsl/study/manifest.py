@@ -268,19 +268,22 @@ def open_study(
     path: str | Path, name: str, entries: list[StudyEntry], seeds: list[int]
 ) -> Manifest:
     """The manifest for a study of ``entries`` x ``seeds`` in ``path``: a new one in a new or
-    empty folder, or the existing one when ``path`` holds the study of the same specs (seeds
-    may change; a changed spec gets a new folder). Refuses (NotAStudy) a folder that holds
-    anything else. Writes nothing."""
+    empty folder, or the existing one when ``path`` holds a study of the same specs or of some
+    of them (specs may be added, seeds may change; a changed spec gets a new folder; finished
+    runs are kept). Refuses (NotAStudy) a folder that holds anything else, or a study one of
+    whose specs this command leaves out. Writes nothing."""
     study = StudyDir(path)
     if study.path.exists() and not study.path.is_dir():
         raise NotAStudy(f"-o {study.path} is a file, not a study directory")
     if study.manifest_path.exists():
         old = study.read()
         mine, theirs = sorted(e.name for e in entries), sorted(e.name for e in old.specs)
-        if mine != theirs:
+        if not set(theirs) <= set(mine):
+            left_out = sorted(set(theirs) - set(mine))
             raise NotAStudy(
                 f"{study.path} holds another study (of {', '.join(theirs)}); this command "
-                f"compares {', '.join(mine)}. Choose another -o, or name the same specs"
+                f"compares {', '.join(mine)}, without {', '.join(left_out)}. Choose another -o, "
+                "or name the study's specs (and any you add to it)"
             )
         return Manifest(old.name, entries, seeds, old.finished, created=old.created)
     if study.path.is_dir() and any(p.name != LOCK for p in study.path.iterdir()):
