@@ -72,6 +72,19 @@ def read_text_capped(path: str | os.PathLike[str], limit: int, what: str) -> str
         ) from None
 
 
+def read_tail(path: str | os.PathLike[str], limit: int) -> str:
+    """The last ``limit`` bytes of ``path`` as text (undecodable bytes replaced, a first line
+    cut by the window dropped): a log's end, however long the log grew. Raises OSError."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - limit))
+        data = f.read(limit)
+    text = data.decode("utf-8", errors="replace")
+    if size > limit:
+        text = text.partition("\n")[2]
+    return text
+
+
 def _too_large(path: str | os.PathLike[str], what: str, size: int, limit: int) -> ReadRefused:
     return ReadRefused(
         f"{what} {Path(path)} is {size_text(size)}, more than the {size_text(limit)} ktg reads "

@@ -19,7 +19,7 @@ from ktg_dsl.run.workers import worker_command
 from ktg_dsl.study.display import Display, run_line
 from ktg_dsl.study.plan import StudySpec, describe, plan_runs
 from ktg_dsl.study.results import NodeRun, RunRecord
-from ktg_dsl.study.runner import Job, read_outcome
+from ktg_dsl.study.runner import LOG_TAIL, Job, read_outcome
 from ktg_dsl.study.session import prepare
 
 from .conftest import small_spec, write_spec
@@ -215,6 +215,17 @@ def test_a_workers_outcome_is_its_last_attempts(tmp_path: Path) -> None:
     )
     assert read_outcome(job, 130).status == "interrupted"
     assert Job.from_json(job.to_json()) == job
+    # a worker that printed far more than ktg reads of its log: its end is what counts
+    chatter = "x" * 999 + "\n"
+    with log.open("w") as f:
+        f.write('--- one\nktg-study-outcome: {"key": "k/seed-0", "status": "done", "reason": ""}\n')
+        f.write("--- two\n" + chatter * 3000 + "RuntimeError: out of luck\n")
+    assert log.stat().st_size > 2 * LOG_TAIL
+    outcome = read_outcome(job, 1)
+    assert outcome.status == "failed" and "exit code 1: RuntimeError: out of luck" in outcome.reason
+    log.write_text("--- one\n" + chatter * 3000 + 'ktg-study-outcome: {"key": "k/seed-0", '
+                   '"status": "done", "reason": ""}\n')  # fmt: skip
+    assert read_outcome(job, 0).status == "done"
 
 
 @pytest.mark.slow

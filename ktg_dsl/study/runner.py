@@ -25,10 +25,13 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Literal
 
+from ..bounded import MIB, read_tail
+
 Status = Literal["done", "failed", "interrupted"]
 OUTCOME = "ktg-study-outcome: "  # a worker's last line: this prefix and the outcome as JSON
 POLL_S = 0.1
 STOP_WAIT_S = 120.0  # how long a worker asked to stop may take to save
+LOG_TAIL = MIB  # how much of a worker's log's end is read for its outcome line
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,7 @@ def read_outcome(job: Job, returncode: int) -> Outcome:
     lines: list[str] = []
     if job.log:
         with contextlib.suppress(OSError):
-            lines = Path(job.log).read_text(encoding="utf-8", errors="replace").splitlines()
+            lines = read_tail(job.log, LOG_TAIL).splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith("--- ")]
     lines = lines[starts[-1] + 1 :] if starts else lines
     for line in reversed(lines):
