@@ -7,7 +7,7 @@ from __future__ import annotations
 from enum import Enum
 from pathlib import Path
 
-from ..run.rundir import METRICS
+from ..run.rundir import METRICS, RESOLVED
 from .rundata import NotAReport
 
 STUDY_FILE = "study.json"  # study/manifest's name for a study directory's manifest
@@ -85,5 +85,8 @@ def inputs_of(kind: Kind, target: str) -> dict[str, str]:
         return {} if "://" in target else {"the search journal": target}
     p = Path(target)
     if kind is Kind.RUN:
-        return {"the run's metrics log": str(p / METRICS), "the run's spec": str(p / "spec.resolved.yaml")}
+        return {
+            "the run's metrics log": str(p / METRICS),
+            "the run's spec": str(p / RESOLVED),
+        }
     return {"the study's manifest": str(p / STUDY_FILE)}

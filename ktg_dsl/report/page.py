@@ -104,7 +104,8 @@ class Markup:
 
 
 def details(summary: str, content: str, open_: bool = False) -> str:
-    return f"<details{' open' if open_ else ''}><summary>{esc(summary)}</summary>\n{content}\n</details>"
+    opened = " open" if open_ else ""
+    return f"<details{opened}><summary>{esc(summary)}</summary>\n{content}\n</details>"
 
 
 def pre(text: str) -> str:

@@ -77,7 +77,7 @@ def chart(
     return "\n".join(out)
 
 
-def _axes(low, high, x0, x1, px, py, xlabel: str) -> list[str]:  # type: ignore[no-untyped-def]
+def _axes(low, high, x0, x1, px, py, xlabel: str) -> list[str]:
     out = [f'<rect class="frame" x="{LEFT}" y="{TOP}" width="{W - LEFT - RIGHT}" '
            f'height="{H - TOP - BOTTOM}"/>']  # fmt: skip
     for t in _ticks(low, high):
@@ -91,7 +91,7 @@ def _axes(low, high, x0, x1, px, py, xlabel: str) -> list[str]:  # type: ignore[
     return out
 
 
-def _line(s: Series, xs: Sequence[float], px, py, color: str) -> str:  # type: ignore[no-untyped-def]
+def _line(s: Series, xs: Sequence[float], px, py, color: str) -> str:
     label = html.escape(s.label)
     points = [(px(x), py(v)) for x, v in zip(xs, s.values, strict=False) if v is not None]
     if s.points:

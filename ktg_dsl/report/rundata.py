@@ -149,14 +149,15 @@ def _edge_series(
     """One edge's numbers per epoch: from ``edges`` (weight, loss, term); from ``gates`` for
     the weight where a row has no ``edges``; 0 where the edge was closed all epoch (a row
     names only the edges open at some step)."""
-    from ..render.looks import gate_text
+    from ..render.looks import gate_text, loss_text
 
     mk = metric_key(d)
-    out = EdgeSeries(d.key, mk, d.sender, d.receiver, gate_text(d), d.loss_ref)
+    out = EdgeSeries(d.key, mk, d.sender, d.receiver, gate_text(d), loss_text(d))
     for e in epochs:
         row = table.get((e, d.receiver))
         if row is None or row.get("frozen"):
-            out.weight.append(None), out.value.append(None), out.term.append(None)
+            for series in (out.weight, out.value, out.term):
+                series.append(None)
             continue
         parts = (row.get("edges") or {}).get(mk)
         if parts is not None:

@@ -53,7 +53,14 @@ def run_document(data: RunData, svg: str, *, live: bool = False) -> str:
         table(["edge", "gate", "weight", "loss", "term", "share of loss"], [], ident="edge-table"),
         "</div><div><h3>Nodes</h3>",
         table(
-            ["node", "train top-1", f"{data.split} top-1", "train loss", f"{data.split} loss", "lr"],
+            [
+                "node",
+                "train top-1",
+                f"{data.split} top-1",
+                "train loss",
+                f"{data.split} loss",
+                "lr",
+            ],
             [],
             ident="node-table",
         ),
@@ -77,7 +84,7 @@ def _controls(data: RunData) -> str:
 def _key() -> str:
     return (
         '<p class="key-note">Edge width and opacity: the gate weight at the epoch; colour: the '
-        'edge\'s share of its receiver\'s loss (<span class="ramp"></span> 0 → 1; grey: not '
+        "edge's share of its receiver's loss (<span class=\"ramp\"></span> 0 → 1; grey: not "
         "recorded). Hover an edge for its numbers; under each node its "
         "evaluation top-1.</p>"
     )

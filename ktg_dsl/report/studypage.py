@@ -12,7 +12,7 @@ from typing import Any
 from ..bounded import ReadRefused, read_text_capped
 from ..errors import KtgRuntimeError
 from .page import Markup, details, document, esc, number, table
-from .rundata import NotAReport, RunData, load_run
+from .rundata import NotAReport, load_run
 from .runpage import run_document
 from .svg import graph_svg, inline_svg
 
@@ -35,15 +35,18 @@ def study_page(path: Path, out: Path | None = None) -> str:
     res = collect(study, manifest, manifest.baseline, manifest.node)
     if not res.runs:
         raise NotAReport(f"{path}: the study has no finished run yet: nothing to show")
-    runs, pages, graphs, svgs = [], {}, [], []
+    runs: list[tuple[Any, str]] = []
+    pages: dict[str, str] = {}
+    graphs: list[dict[str, Any]] = []
+    svgs: list[tuple[str, str, str]] = []
     for i, record in enumerate(res.runs):
         run_path = study.run_path(record.key)
         try:
             data, spec, graph = load_run(run_path)
         except KtgRuntimeError as exc:  # one unreadable run does not hide the others
-            runs.append((record, None, str(exc)))
+            runs.append((record, str(exc)))
             continue
-        runs.append((record, data, ""))
+        runs.append((record, ""))
         if i < EMBED_RUNS:
             pages[f"run{i}"] = run_document(data, graph_svg(spec, graph))
         if record.spec not in [g["spec"] for g in graphs]:
@@ -66,8 +69,8 @@ def study_page(path: Path, out: Path | None = None) -> str:
     ]
     if res.missing:
         body.insert(-3, f"<p class='note'>Not finished: {esc(', '.join(res.missing))}</p>")
-    data: dict[str, Any] = {"graphs": graphs, "pages": pages}
-    return document(f"study {res.name}: ktg report", "study", "\n".join(body), data)
+    page = {"graphs": graphs, "pages": pages}
+    return document(f"study {res.name}: ktg report", "study", "\n".join(body), page)
 
 
 def _graphs(svgs: list[tuple[str, str, str]]) -> str:
@@ -137,25 +140,20 @@ def _pictures(path: Path) -> str:
     return "<h2>Pictures</h2><div class='pictures'>" + "".join(out) + "</div>"
 
 
-def _runs(
-    runs: list[tuple[Any, RunData | None, str]], path: Path, out: Path | None, pages: dict
-) -> str:
+def _runs(runs: list[tuple[Any, str]], path: Path, out: Path | None, pages: dict) -> str:
     base = (out.parent if out is not None else Path.cwd()).resolve()
     rows, keys = [], []
-    for i, (record, _, problem) in enumerate(runs):
+    for i, (record, problem) in enumerate(runs):
         folder = os.path.relpath((path / record.key).resolve(), base)
         link = Markup(f'<a href="{esc(folder)}/">{esc(record.key)}</a>')
-        nodes = ", ".join(
-            f"{n} {number(r.best)}" for n, r in record.nodes.items() if not r.frozen
-        )
+        nodes = ", ".join(f"{n} {number(r.best)}" for n, r in record.nodes.items() if not r.frozen)
         page = f"run{i}"
+        open_: Markup | str = problem or "–"
         if page in pages:
             open_ = Markup(
                 f'<button class="open-run" type="button" data-page="{page}" '
                 f'data-title="{esc(record.key)}">open</button>'
             )
-        else:
-            open_ = problem or "–"
         rows.append([record.spec, record.seed, link, nodes, number(record.seconds, 1), open_])
         keys.append([record.spec, record.seed, record.key, None, record.seconds, None])
     head = ["spec", "seed", "run folder", "best top-1 per node", "time (s)", "run page"]

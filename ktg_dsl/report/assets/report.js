@@ -99,7 +99,7 @@
   }
 
   function showRun(run, i, root, prefix) {
-    var top = topWeight(run), numbers = edgeNumbers(run, i), svg = root.querySelector("svg.graph");
+    var top = topWeight(run), numbers = edgeNumbers(run, i);
     numbers.forEach(function (n) {
       var g = document.getElementById(prefix + "edge:" + n.edge.key);
       if (g) { styleEdge(g, n, top); }
@@ -107,7 +107,7 @@
     Object.keys(run.nodes).forEach(function (name) {
       var g = document.getElementById(prefix + "node:" + name);
       var v = run.nodes[name].val_top1[i];
-      if (g && svg) { roomBelow(svg); nodeLabel(svg, g, run.split + " " + (v === null ? "–" : fmt(v, 1) + "%")); }
+      if (g && g.ownerSVGElement) { roomBelow(g.ownerSVGElement); nodeLabel(g.ownerSVGElement, g, run.split + " " + (v === null ? "–" : fmt(v, 1) + "%")); }
     });
     var epoch = run.epochs[i] + 1;
     root.querySelectorAll(".epoch-text").forEach(function (el) {
