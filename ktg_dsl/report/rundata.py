@@ -105,9 +105,12 @@ def run_info(path: Path) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
-def load_run(path: Path) -> tuple[RunData, Spec, GraphReport]:
-    """A run directory's page data, its spec and graph. NotAReport for a folder that is not a
-    run with at least one finished epoch."""
+def load_run(
+    path: Path, checked: tuple[str, Spec, GraphReport] | None = None
+) -> tuple[RunData, Spec, GraphReport]:
+    """A run directory's page data, its spec and graph (``checked``: the spec's text, spec and
+    graph, when the caller has them: a run training now). NotAReport for a folder that is not
+    a run with at least one finished epoch."""
     from ..render import drawn_edges
     from ..study.results import NotARun, run_rows
 
@@ -115,7 +118,7 @@ def load_run(path: Path) -> tuple[RunData, Spec, GraphReport]:
         rows, split, _ = run_rows(path)
     except NotARun as exc:
         raise NotAReport(str(exc)) from None
-    text, spec, graph = run_spec(path)
+    text, spec, graph = checked or run_spec(path)
     epochs = sorted({int(r["epoch"]) for r in rows})
     at = {e: i for i, e in enumerate(epochs)}
     table: dict[tuple[int, str], dict[str, Any]] = {(r["epoch"], r["node"]): r for r in rows}
