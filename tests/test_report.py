@@ -86,7 +86,8 @@ def test_the_embedded_data_is_the_metrics_log(page: tuple[Path, str]) -> None:
     run, text = page
     data = page_data(text)
     assert data["kind"] == "run" and data["run"]["epochs"] == [0, 1, 2]
-    rows = {(r["epoch"], r["node"]): r for r in map(json.loads, open(run / "metrics.jsonl"))}
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    rows = {(r["epoch"], r["node"]): r for r in map(json.loads, lines)}
     edges = {e["key"]: e for e in data["run"]["edges"]}
     assert sorted(edges) == sorted(EDGE_KEYS)
     for key, e in edges.items():
