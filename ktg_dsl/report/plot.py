@@ -44,9 +44,11 @@ def chart(
     marker: bool = False,
     xlabel: str = "epoch",
     cls: str = "chart",
+    width: int = W,
 ) -> str:
     """A chart of ``series`` over ``xs`` (one value per x, None for a gap); ``marker``: a
-    vertical line the page moves to the chosen x."""
+    vertical line the page moves to the chosen x; ``width``: in the chart's units (its text
+    keeps its size where a wider chart is shown wider)."""
     values = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     if high == low:
@@ -55,16 +57,17 @@ def chart(
     span = (x1 - x0) or 1.0
 
     def px(x: float) -> float:
-        return LEFT + (x - x0) / span * (W - LEFT - RIGHT)
+        return LEFT + (x - x0) / span * (width - LEFT - RIGHT)
 
     def py(y: float) -> float:
         return H - BOTTOM - (y - low) / (high - low) * (H - TOP - BOTTOM)
 
     out = [
-        f'<svg class="{cls}" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img">',
-        f'<text x="{W / 2}" y="14" text-anchor="middle" class="title">{html.escape(title)}</text>',
+        f'<svg class="{cls}" viewBox="0 0 {width} {H}" width="{width}" height="{H}" role="img">',
+        f'<text x="{width / 2}" y="14" text-anchor="middle" class="title">'
+        f"{html.escape(title)}</text>",
     ]
-    out += _axes(low, high, x0, x1, px, py, xlabel)
+    out += _axes(low, high, x0, x1, px, py, xlabel, width)
     for i, s in enumerate(series):
         out.append(_line(s, xs, px, py, PALETTE[i % len(PALETTE)]))
     if marker and xs:
@@ -77,8 +80,8 @@ def chart(
     return "\n".join(out)
 
 
-def _axes(low, high, x0, x1, px, py, xlabel: str) -> list[str]:
-    out = [f'<rect class="frame" x="{LEFT}" y="{TOP}" width="{W - LEFT - RIGHT}" '
+def _axes(low, high, x0, x1, px, py, xlabel: str, width: int) -> list[str]:
+    out = [f'<rect class="frame" x="{LEFT}" y="{TOP}" width="{width - LEFT - RIGHT}" '
            f'height="{H - TOP - BOTTOM}"/>']  # fmt: skip
     for t in _ticks(low, high):
         out.append(f'<text class="tick" x="{LEFT - 4}" y="{py(t) + 3:.1f}" '
@@ -86,7 +89,7 @@ def _axes(low, high, x0, x1, px, py, xlabel: str) -> list[str]:
     for t in _ticks(x0, x1, 5):
         out.append(f'<text class="tick" x="{px(t):.1f}" y="{H - BOTTOM + 12}" '
                    f'text-anchor="middle">{_fmt(t)}</text>')  # fmt: skip
-    out.append(f'<text class="tick" x="{(LEFT + W - RIGHT) / 2}" y="{H - 4}" '
+    out.append(f'<text class="tick" x="{(LEFT + width - RIGHT) / 2}" y="{H - 4}" '
                f'text-anchor="middle">{html.escape(xlabel)}</text>')  # fmt: skip
     return out
 

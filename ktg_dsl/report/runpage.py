@@ -95,16 +95,30 @@ def _curves(data: RunData) -> str:
     names = list(data.nodes)
     val = [Series(n, data.nodes[n]["val_top1"]) for n in names]
     train = [Series(n, data.nodes[n]["train_loss"]) for n in names]
-    terms = [Series(e.key, e.term) for e in data.edges if any(t for t in e.term)]
+    terms = [Series(e.key, s) for e, s in zip(data.edges, shares(data), strict=True) if any(s)]
     out = [
         legend([(n, False) for n in names]),
         chart(f"{data.split} top-1 (%)", xs, val, marker=True),
         chart("train loss", xs, train, marker=True),
     ]
     if terms:
-        out.append(chart("edge terms (weight x loss)", xs, terms, marker=True))
+        out.append(chart("each edge's share of its receiver's loss (%)", xs, terms, marker=True))
         out.append(legend([(s.label, False) for s in terms]))
     return "\n".join(out)
+
+
+def shares(data: RunData) -> list[list[float | None]]:
+    """Per edge and epoch, its term over the sum of its receiver's terms, in percent (the
+    page's colour); None where the log has no terms."""
+    out: list[list[float | None]] = []
+    for e in data.edges:
+        mates = [m for m in data.edges if m.receiver == e.receiver]
+        row: list[float | None] = []
+        for i, t in enumerate(e.term):
+            total = sum(m.term[i] or 0.0 for m in mates)
+            row.append(None if t is None or not total else 100 * t / total)
+        out.append(row)
+    return out
 
 
 def _about(data: RunData) -> str:

@@ -12,7 +12,7 @@ import yaml
 
 from ..errors import KtgRuntimeError
 from .page import Markup, document, esc, number, table
-from .plot import Series, chart
+from .plot import Series, chart, legend
 from .rundata import load_run
 from .searchdata import SearchData, Trial, choice_summary, open_search
 from .svg import graph_svg
@@ -63,12 +63,8 @@ def _objective(data: SearchData) -> str:
         Series("pruned (last value reported)", pruned, points=True),
         Series("best so far", so_far),
     ]
-    svg = chart(data.metric, xs, series, xlabel="trial", cls="chart wide")
-    key = (
-        "<p class='note'>● complete (blue), ● pruned at its last reported value (orange), "
-        "— best so far (green)</p>"
-    )
-    return svg + key
+    svg = chart(data.metric, xs, series, xlabel="trial", cls="chart wide", width=760)
+    return svg + legend([(s.label, False) for s in series])
 
 
 def _best_graphs(best: list[Trial]) -> tuple[list[str], list[dict[str, Any]]]:

@@ -71,18 +71,21 @@
   }
 
   function nodeLabel(svg, g, text) {
-    var label = g.querySelector("text.acc");
+    // drawn after everything else (in the graph's own group, where the node's box is
+    // measured): the arrows leaving the node pass under it, not over it
+    var label = document.getElementById(g.id + ":acc");
     if (!label) {
       var box = g.getBBox(), ns = svg.namespaceURI;
       var bg = document.createElementNS(ns, "rect");
       label = document.createElementNS(ns, "text");
       label.setAttribute("class", "acc");
+      label.setAttribute("id", g.id + ":acc");
       label.setAttribute("x", box.x + box.width / 2);
       label.setAttribute("y", box.y + box.height + 9); // a badge below the node, on its border
       label.setAttribute("text-anchor", "middle");
       bg.setAttribute("class", "acc-bg");
-      g.appendChild(bg);
-      g.appendChild(label);
+      g.parentNode.appendChild(bg);
+      g.parentNode.appendChild(label);
     }
     label.textContent = text;
     var b = label.getBBox(), rect = label.previousSibling;
