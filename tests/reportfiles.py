@@ -11,20 +11,17 @@ from typing import Any
 
 import yaml
 
-SPEC: dict[str, Any] = {
-    "version": 1,
-    "name": "tiny-report",
-    "seed": 0,
-    "data": {"dataset": "digits", "batch_size": 16},
-    "train": {"epochs": 3},
-    "nodes": {"a": {"model": "small_cnn"}, "b": {"model": "small_cnn"}},
-    "edges": [
+from tests.conftest import base_spec
+
+SPEC = base_spec(
+    name="tiny-report",
+    edges=[
         {"to": "a", "from": "labels"},
         {"to": "b", "from": "labels"},
         {"to": "a", "from": "b", "gate": "positive_linear"},
         {"to": "b", "from": "a"},
     ],
-}
+)
 WEIGHT_BA = [0.0, 0.5, 1.0]  # the b -> a edge's gate weight per epoch
 LOSS_BA = [0.0, 0.8, 2.0]
 

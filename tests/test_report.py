@@ -214,3 +214,19 @@ def test_the_choice_summary_averages_complete_trials() -> None:
     assert choices == ["through", "cutoff"] and [r.param for r in rows] == ["gate:a<-b"]
     assert rows[0].mean("through") == 92.0 and rows[0].mean("cutoff") == 80.0
     assert [t.number for t in data.best(2)] == [2, 0]
+
+
+def test_a_page_that_cannot_be_made_never_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from ktg_dsl.report.rundata import run_spec
+
+    run = fake_run(tmp_path / "run")
+    _, spec, graph = run_spec(run)
+    hook = LiveReport(spec, graph, RunDir(run), tensorboard=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Graphviz
+    hook(0, {})
+    hook(1, {})
+    err = capsys.readouterr().err
+    assert err.count("--report") == 1 and "'dot' was not found" in err
+    assert hook.failed and not (run / "report.html").exists()

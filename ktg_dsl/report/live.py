@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 from typing import Any
 
 from ..atomic import write_text_atomic
+from ..errors import KtgRuntimeError
 from ..graph import GraphReport
 from ..run.rundir import REPORT, TB_GRAPH, RunDir
 from ..spec.schema import Spec
@@ -64,30 +66,49 @@ class LiveReport:
     """An epoch hook (``Recipe(hooks=...)``) that keeps a run's page and picture current."""
 
     def __init__(self, spec: Spec, graph: GraphReport, run: RunDir, tensorboard: bool = True):
-        from ..render.graph import build_dot
-        from ..render.output import ports
-        from ..run.state import resolved_spec_text
-
         self.spec, self.graph, self.run = spec, graph, run
-        self.text = resolved_spec_text(spec)
-        self.svg = graph_svg(spec, graph)  # the layout never changes: drawn once
-        self.dot = build_dot(spec, graph, ports=ports(spec, graph))
         self.tensorboard = tensorboard
         self._writer: Any = None
+        self._drawn: tuple[str, str, Any] | None = None  # spec text, page SVG, Graphviz source
+        self.failed = False
+
+    def _draw(self) -> tuple[str, str, Any]:
+        """The spec's text and the graph, drawn once (the layout never changes)."""
+        if self._drawn is None:
+            from ..render.graph import build_dot
+            from ..render.output import ports
+            from ..run.state import resolved_spec_text
+
+            spec, graph = self.spec, self.graph
+            dot = build_dot(spec, graph, ports=ports(spec, graph))
+            self._drawn = (resolved_spec_text(spec), graph_svg(spec, graph), dot)
+        return self._drawn
 
     def __call__(self, epoch: int, rows: Any) -> None:
-        data, _, _ = load_run(self.run.path, (self.text, self.spec, self.graph))
-        live = epoch + 1 < self.spec.train.epochs
-        write_text_atomic(self.run.path / REPORT, run_document(data, self.svg, live=live))
-        if self.tensorboard:
-            self._image(data, epoch)
+        """The page and the picture after ``epoch``. A page that cannot be made (no Graphviz,
+        a full disk) is said once, and the run trains on without it."""
+        if self.failed:
+            return
+        try:
+            text, svg, _ = self._draw()
+            data, _, _ = load_run(self.run.path, (text, self.spec, self.graph))
+            live = epoch + 1 < self.spec.train.epochs
+            write_text_atomic(self.run.path / REPORT, run_document(data, svg, live=live))
+            if self.tensorboard:
+                self._image(data, epoch)
+        except (KtgRuntimeError, OSError) as exc:
+            self.failed = True
+            print(
+                f"ktg: warning: --report: {exc}; the run goes on without its page",
+                file=sys.stderr,
+            )
 
     def picture(self, data: RunData, epoch: int) -> bytes:
         """The graph at the last finished epoch as PNG (Graphviz)."""
         from ..render.output import render_bytes
 
         looks = edge_looks(data, len(data.epochs) - 1)
-        dot = self.dot.copy()
+        dot = self._draw()[2].copy()
         dot.body = [_restyled(line, looks) for line in dot.body]
         dot.attr(
             "graph", label=f"{self.spec.name} at epoch {epoch + 1} of {self.spec.train.epochs}"
