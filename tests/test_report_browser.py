@@ -178,17 +178,19 @@ def real_pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                  "--no-progress", "--report")],
         "study": [("study", specs / "study/independent.yaml", specs / "study/dml.yaml",
                    "--seeds", "2", *fast, "-o", folder / "study")],
-        "search": [("search", specs / "quickstart-search.yaml", "--trials", "4", *fast,
-                    "--storage", folder / "search.journal")],
+        "search": [("search", specs / "quickstart-search.yaml", "--trials", "4", *fast)],
     }  # fmt: skip
     pages = {}
     for kind, commands in steps.items():
         for args in commands:
             done = run_ktg(*args, cwd=folder)
             assert done.returncode == 0, done.stderr[-2000:]
-        source = {"run": folder / "run", "study": folder / "study"}.get(kind)
+        # the search by its folder (runs/<name>/search), from another folder than the one it
+        # ran in: its trials' run folders are found beside the journal
+        search = folder / "runs" / "quickstart-search" / "search"
+        source = {"run": folder / "run", "study": folder / "study", "search": search}[kind]
         target = folder / f"{kind}.html"
-        done = run_ktg("report", source or folder / "search.journal", "-o", target, cwd=folder)
+        done = run_ktg("report", source, "-o", target, cwd=tmp_path_factory.mktemp("elsewhere"))
         assert done.returncode == 0, done.stderr[-2000:]
         pages[kind] = target
     pages["live"] = folder / "run" / "report.html"
@@ -239,6 +241,7 @@ def test_a_real_study_page(browser: Any, real_pages: dict[str, Path], tmp_path: 
 
 def test_a_real_search_page(browser: Any, real_pages: dict[str, Path], tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     load(browser, real_pages["search"])
     assert browser.find_elements(By.CSS_SELECTOR, ".side-by-side svg.graph")
@@ -261,3 +264,13 @@ def test_a_real_search_page(browser: Any, real_pages: dict[str, Path], tmp_path:
         "return getComputedStyle(p).stroke"
     )
     screenshot(browser, tmp_path / "report-search.png", [stroke])
+    browser.find_element(By.CSS_SELECTOR, "button.open-run").click()  # the best trial's run
+    browser.switch_to.frame(browser.find_element(By.ID, "run-frame"))
+    try:
+        WebDriverWait(browser, 20).until(
+            lambda d: d.execute_script("return document.body.getAttribute('data-ready')") == "1"
+        )
+        assert text_of(browser, "h1") == "quickstart-search"
+        assert browser.find_elements(By.CSS_SELECTOR, "#edge-table tbody tr")
+    finally:
+        browser.switch_to.default_content()

@@ -79,6 +79,8 @@ def _search_data(study: Any, url: str) -> SearchData:
     from ..search.key import SPEC_ATTR
 
     trials = [_trial(t) for t in study.get_trials(deepcopy=False)]
+    for t in trials:
+        t.run_dir = _found(t.run_dir, url)
     metric = "objective"
     try:  # the spec the study was started with (search/key records it): its objective
         recorded = json.loads(study.user_attrs.get(SPEC_ATTR) or "{}")
@@ -87,6 +89,16 @@ def _search_data(study: Any, url: str) -> SearchData:
     except (ValueError, AttributeError):
         pass
     return SearchData(study.study_name, url, study.direction.name.lower(), metric, trials)
+
+
+def _found(run_dir: str | None, url: str) -> str | None:
+    """A trial's run folder as recorded (relative to where the search ran), or, when that is
+    not here, beside the journal where a search puts it by default
+    (``<out_dir>/<name>/search/<study>/trial-N`` beside ``search/study.journal``)."""
+    if not run_dir or Path(run_dir).is_dir() or "://" in url:
+        return run_dir
+    beside = Path(url).parent / Path(run_dir).parent.name / Path(run_dir).name
+    return str(beside) if beside.is_dir() else run_dir
 
 
 def _trial(t: Any) -> Trial:

@@ -14,6 +14,7 @@ from ..errors import KtgRuntimeError
 from .page import Markup, document, esc, number, table
 from .plot import Series, chart, legend
 from .rundata import load_run
+from .runpage import run_document
 from .searchdata import SearchData, Trial, choice_summary, open_search
 from .svg import graph_svg
 
@@ -23,7 +24,7 @@ def search_page(url: str, name: str | None, top: int, out: Path | None = None) -
     if not data.trials:
         raise KtgRuntimeError(f"study '{data.name}' in {url} has no trial yet")
     best = data.best(top)
-    figures, graphs = _best_graphs(best)
+    figures, graphs, pages = _best_graphs(best)
     better = "higher" if data.direction == "maximize" else "lower"
     body = [
         f"<header><h1>Search {esc(data.name)}</h1><p class='sub'>{esc(url)} · "
@@ -37,9 +38,10 @@ def search_page(url: str, name: str | None, top: int, out: Path | None = None) -
         _choices(data),
         "<h2>Trials</h2><p class='note'>Click a heading to sort.</p>",
         _trials(data, out),
+        '<h3 id="run-frame-title"></h3><iframe id="run-frame" title="run page"></iframe>',
     ]
     title = f"search {data.name}: ktg report"
-    return document(title, "search", "\n".join(body), {"graphs": graphs})
+    return document(title, "search", "\n".join(body), {"graphs": graphs, "pages": pages})
 
 
 def _counts(data: SearchData) -> str:
@@ -67,28 +69,35 @@ def _objective(data: SearchData) -> str:
     return svg + legend([(s.label, False) for s in series])
 
 
-def _best_graphs(best: list[Trial]) -> tuple[list[str], list[dict[str, Any]]]:
+def _best_graphs(best: list[Trial]) -> tuple[list[str], list[dict[str, Any]], dict[str, str]]:
+    """Each best trial's graph (styled by its run's last epoch when the run is there), and
+    its run's own page (opened in the page's frame)."""
     from ..check import check_data
 
-    figures, graphs = [], []
+    figures, graphs, pages = [], [], {}
     for i, t in enumerate(best):
         report = check_data(yaml.safe_load(t.spec_text or "") or {})
         if report.spec is None or report.graph is None:
             continue
         prefix = f"t{t.number}-"
         svg = graph_svg(report.spec, report.graph, prefix)
-        note = "its spec's gates (its run folder is gone)"
+        note, button = "its spec's gates (its run folder is gone)", ""
         try:
-            run, _, _ = load_run(Path(t.run_dir or ""))
+            run, run_spec, run_graph = load_run(Path(t.run_dir or ""))
             graphs.append({"prefix": prefix, "run": run.as_json()})
+            pages[f"trial{t.number}"] = run_document(run, graph_svg(run_spec, run_graph))
             note = "edges at its last epoch"
+            button = (
+                f' <button class="open-run" type="button" data-page="trial{t.number}" '
+                f'data-title="trial {t.number}">open its run</button>'
+            )
         except KtgRuntimeError:
             pass
         figures.append(
             f"<figure><figcaption>#{i + 1}: trial {t.number} · {number(t.value, 4)} "
-            f"<span class='note'>({note})</span></figcaption>{svg}</figure>"
+            f"<span class='note'>({note})</span>{button}</figcaption>{svg}</figure>"
         )
-    return figures, graphs
+    return figures, graphs, pages
 
 
 def _choices(data: SearchData) -> str:
