@@ -9,7 +9,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
 W, H = 360, 200
 LEFT, RIGHT, TOP, BOTTOM = 44, 10, 22, 30
 
@@ -30,6 +31,12 @@ def _ticks(low: float, high: float, n: int = 4) -> list[float]:
     step *= next(m for m in (1, 2, 2.5, 5, 10) if m * step >= raw)
     first = math.ceil(low / step) * step
     return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
+
+
+def _whole_ticks(low: int, high: int) -> list[float]:
+    step = max(1, math.ceil((high - low) / 5))
+    step = next((m for m in (1, 2, 5, 10, 20, 25, 50, 100) if m >= step), step)
+    return [float(t) for t in range(math.ceil(low / step) * step, high + 1, step)]
 
 
 def _fmt(v: float) -> str:
@@ -86,7 +93,8 @@ def _axes(low, high, x0, x1, px, py, xlabel: str, width: int) -> list[str]:
     for t in _ticks(low, high):
         out.append(f'<text class="tick" x="{LEFT - 4}" y="{py(t) + 3:.1f}" '
                    f'text-anchor="end">{_fmt(t)}</text>')  # fmt: skip
-    for t in _ticks(x0, x1, 5):
+    whole = all(float(x).is_integer() for x in (x0, x1))  # epochs, trials: no 1.5
+    for t in _ticks(x0, x1, 5) if not whole else _whole_ticks(int(x0), int(x1)):
         out.append(f'<text class="tick" x="{px(t):.1f}" y="{H - BOTTOM + 12}" '
                    f'text-anchor="middle">{_fmt(t)}</text>')  # fmt: skip
     out.append(f'<text class="tick" x="{(LEFT + width - RIGHT) / 2}" y="{H - 4}" '
