@@ -131,11 +131,12 @@ def test_bad_inputs_exit_2_and_overwrite_nothing(tmp_path: Path, cli: Any) -> No
         "the folder": [run, "-o", tmp_path / "missing" / "r.html"],
         "name an .html file": [run, "-o", tmp_path / "r.txt"],
         "--study names": [run, "--study", "x"],
+        "no such database file": [f"sqlite:///{tmp_path / 'none.db'}", "-o", tmp_path / "s.html"],
     }
     for words, args in cases.items():
         code, _, err = cli("report", *args)
         assert code == 2 and words in err and "Traceback" not in err, (words, err)
-    assert log.read_bytes() == before
+    assert log.read_bytes() == before and not (tmp_path / "none.db").exists()
     kept = tmp_path / "kept.html"
     kept.write_text("an older page\n")
     log.write_text('{"epoch": 0, "node": "a", "train_loss": "x"\n{broken\n')

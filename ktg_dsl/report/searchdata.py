@@ -54,6 +54,9 @@ def open_search(url: str, name: str | None) -> SearchData:
 
     if "://" not in url and not Path(url).is_file():
         raise NotAReport(f"{url}: no such search journal")
+    database = url.split(":///", 1)[1] if url.startswith("sqlite:///") else None
+    if database is not None and not Path(database).is_file():  # opening would create it
+        raise NotAReport(f"{url}: no such database file ({database})")
     route_optuna_logging()
     storage = open_storage(url)
     try:
