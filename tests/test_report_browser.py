@@ -8,6 +8,7 @@ page). The pages of a real quickstart run, a real study and a real search are ma
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,8 @@ from tests.reportfiles import fake_run
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-SHOTS = Path(__import__("os").environ.get("KTG_REPORT_SHOTS", "")) or None
+# a folder to keep the screenshots in, to look at them (by default they go with tmp_path)
+SHOTS = Path(os.environ["KTG_REPORT_SHOTS"]) if os.environ.get("KTG_REPORT_SHOTS") else None
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .page import Markup, details, document, esc, number, pre, table
+from .page import details, document, esc, number, pre, table
 from .plot import Series, chart, legend
 from .rundata import RunData, load_run
 from .svg import graph_svg
@@ -152,6 +152,3 @@ def _range(times: list[float]) -> str:
 
 def _short(value: Any) -> bool:
     return isinstance(value, str | int | float | bool) and len(str(value)) < 200
-
-
-__all__ = ["Markup", "run_document", "run_page"]
