@@ -231,3 +231,12 @@ def test_a_page_that_cannot_be_made_never_stops_the_run(
     err = capsys.readouterr().err
     assert err.count("--report") == 1 and "'dot' was not found" in err
     assert hook.failed and not (run / "report.html").exists()
+
+
+def test_a_feature_edge_stays_a_double_line() -> None:
+    line = '\twide:b2 -> mid:b2 [color="#333333:invis:#333333" id="edge:wide.b2->mid.b2" '
+    line += "penwidth=1.30]"
+    out = _restyled(line, {"wide.b2->mid.b2": ("#d73027ff", 5.6)})
+    assert 'color="#d73027ff:invis:#d73027ff"' in out and "penwidth=3.10" in out
+    unseen = line.replace("penwidth=1.30]", "penwidth=1.30 style=invis]")
+    assert _restyled(unseen, {"wide.b2->mid.b2": ("#d73027ff", 5.6)}) == unseen

@@ -55,9 +55,11 @@ def _restyled(line: str, looks: dict[str, tuple[str, float]]) -> str:
     """A line of the Graphviz source, an edge's colour and pen replaced (found by its id; a
     feature edge's double line and an edge laid out unseen keep their look)."""
     found = re.search(r'id="edge:([^"]*)"', line)
-    if not found or found.group(1) not in looks or "invis" in line:
+    if not found or found.group(1) not in looks or re.search(r'style="?invis', line):
         return line
     color, width = looks[found.group(1)]
+    if ":invis:" in line:  # a feature edge's double line (render/graph.py): kept double
+        color, width = f"{color}:invis:{color}", 0.3 + width / 2
     line = re.sub(r'(?<![a-z])color="?#[^" \]]*"?', f'color="{color}"', line, count=1)
     return re.sub(r"penwidth=\S+?(?=[ \]])", f"penwidth={width:.2f}", line, count=1)
 

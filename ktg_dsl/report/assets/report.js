@@ -49,6 +49,8 @@
   function styleEdge(g, n, top) {
     var w = n.weight, on = w === null || w === undefined ? null : Math.min(w / top, 1);
     var width = on === null ? 1 : 0.6 + 5 * on;
+    // a feature edge is a double line (render/graph.py): each line half the pen, the gap shows
+    if (g.classList.contains("feature")) { width = 0.3 + width / 2; }
     var color = n.share === null ? "#8a8a8a" : ramp(n.share);
     g.style.opacity = on === null ? 0.35 : (w === 0 ? 0.12 : 0.35 + 0.65 * on);
     g.querySelectorAll("path").forEach(function (p) {
