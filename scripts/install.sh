@@ -8,6 +8,8 @@
 #   PYTHON=python3.12 bash scripts/install.sh     # the Python that creates .venv
 #   bash scripts/install.sh --fashion-mnist       # also Fashion-MNIST, Debian's
 #                                                 # dataset-fashion-mnist package (31 MB, apt)
+#   bash scripts/install.sh --browser             # also Debian's chromium and chromium-driver
+#                                                 # (apt), for the tests of ktg report's pages
 # Details: docs/install.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,10 +47,12 @@ apt_install() {
 }
 
 FASHION=""
+BROWSER=""
 for arg in "$@"; do
     case $arg in
     --fashion-mnist) FASHION=1 ;;
-    *) die "unknown option '$arg' (the only option is --fashion-mnist)" ;;
+    --browser) BROWSER=1 ;;
+    *) die "unknown option '$arg' (the options are --fashion-mnist and --browser)" ;;
     esac
 done
 
@@ -191,6 +195,16 @@ if [ -n "$FASHION" ]; then
                 "system has no apt-get: set 'download: true' in a spec's data section instead" \
                 "(docs/install.md)"
         apt_install "--fashion-mnist asks for it" dataset-fashion-mnist
+    fi
+fi
+
+# 5. With --browser: a headless Chromium and its WebDriver, for the tests that load ktg
+# report's pages in a real browser (tests/test_report_browser.py; they skip without them).
+if [ -n "$BROWSER" ]; then
+    if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+        echo "== chromium and chromedriver: already installed"
+    else
+        apt_install "--browser asks for them" chromium chromium-driver
     fi
 fi
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="resume a run on another data_parallel setting (not exactly the same run)",
     )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="keep RUN_DIR/report.html (ktg report's page) up to date after every epoch, and "
+        "the graph's picture per epoch in TensorBoard (tb/ktg.graph)",
+    )
     add_overrides(parser)
     add_threads(parser)
 
@@ -92,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
             f"--max-restarts {args.max_restarts} restarts the processes of --nproc N (N >= 2); "
             "one process has none to restart (under torchrun, give torchrun --max_restarts)"
         )
+    if args.report and (args.nproc > 1 or world_size() > 1):
+        raise UsageError(
+            "--report keeps a run's page on one process; with several, run "
+            "ktg report RUN_DIR when it ends (or during training)"
+        )
     if world_size() > 1:
         return _rank(args)
     if args.nproc > 1:
@@ -119,12 +131,33 @@ def _one_process(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             say=say,
             approximate=args.approximate,
+            hooks=_live(args, spec, graph)(run),
         )
     else:
         spec, graph = checked(args.spec, args.set)
         # the data is loaded before the run directory is claimed: missing data leaves nothing
-        run, result = train_new(spec, graph, args.run_dir, progress=not args.no_progress, say=say)
+        run, result = train_new(
+            spec,
+            graph,
+            args.run_dir,
+            progress=not args.no_progress,
+            say=say,
+            hooks_for=_live(args, spec, graph),
+        )
     return _report(spec, run, result)
+
+
+def _live(args: argparse.Namespace, spec: Spec, graph: GraphReport) -> Callable[[RunDir], list]:
+    """``--report``: the epoch hook that keeps the run's page (and TensorBoard picture)."""
+
+    def hooks(run: RunDir) -> list:
+        if not args.report:
+            return []
+        from ..report.live import LiveReport
+
+        return [LiveReport(spec, graph, run)]
+
+    return hooks
 
 
 def _report(spec: Spec, run: RunDir, result: RunResult | None, again: str | None = None) -> int:

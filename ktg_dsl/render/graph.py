@@ -44,6 +44,12 @@ def drawn_edges(spec: Spec, report: GraphReport, show_cutoff: bool = False) -> l
     return sorted(out, key=lambda e: (order[e.receiver], order.get(e.sender, -1)))
 
 
+def edge_id(key: str) -> str:
+    """An edge's id in the SVG, by its key (``sender->receiver``, taps included): a page
+    restyles the edge by it (Graphviz's own ``edge1``... follow the drawing order)."""
+    return f"edge:{key}"
+
+
 def _alpha(color: str, opacity: float) -> str:
     return f"{color}{round(255 * opacity):02x}"
 
@@ -80,6 +86,7 @@ def _edge_attrs(d: GraphEdge, lines: list[str], weight: float | None, top: float
         "arrowsize": "0.8",
         "class": f"gate-{look_of(d)}" + (" feature" if d.on_features else ""),
         "tooltip": f"{d.key}: {gate_text(d)}, {d.loss_ref}",
+        "id": edge_id(d.key),
     }
     if lines:
         attrs["label"] = "\n".join(lines)

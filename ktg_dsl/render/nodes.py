@@ -94,6 +94,12 @@ def table_label(spec: Spec, report: GraphReport, name: str) -> str:
     )
 
 
+def node_id(name: str) -> str:
+    """A node's id in the SVG (stable: a page restyles it by this id; Graphviz's own
+    ``node1``... follow the drawing order)."""
+    return f"node:{name}"
+
+
 def add_nodes(dot: graphviz.Digraph, spec: Spec, report: GraphReport) -> None:
     """The labels source, then every model in spec order."""
     dot.node(
@@ -103,7 +109,7 @@ def add_nodes(dot: graphviz.Digraph, spec: Spec, report: GraphReport) -> None:
         style="filled",
         fillcolor="#fff4c2",
         color="#b59a2e",
-        **{"class": "labels"},
+        **{"class": "labels", "id": node_id(LABELS)},
     )
     for name in spec.node_names:
         frozen = name in report.frozen
@@ -116,7 +122,10 @@ def add_nodes(dot: graphviz.Digraph, spec: Spec, report: GraphReport) -> None:
         if taps(spec, name):
             classes.append("tapped")
             dot.node(
-                name, table_label(spec, report, name), shape="plain", **{"class": " ".join(classes)}
+                name,
+                table_label(spec, report, name),
+                shape="plain",
+                **{"class": " ".join(classes), "id": node_id(name)},
             )
             continue
         dot.node(
@@ -128,5 +137,5 @@ def add_nodes(dot: graphviz.Digraph, spec: Spec, report: GraphReport) -> None:
             color=OBJECTIVE_BORDER if is_objective else (FROZEN_BORDER if frozen else BORDER),
             penwidth="2.5" if is_objective else "1.2",
             peripheries="2" if frozen else "1",
-            **{"class": " ".join(classes)},
+            **{"class": " ".join(classes), "id": node_id(name)},
         )

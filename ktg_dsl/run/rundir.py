@@ -29,6 +29,8 @@ BEST = "best"  # best/<node>.pt: each node's weights at its best evaluation
 TENSORBOARD = "tb"  # tb/<node>/: TensorBoard event files
 STATE = "state"  # state/<node>-<epoch>-<step>.pt: each node's part of last.pt
 LATEST = "latest"  # beside default run directories: the newest run with a checkpoint
+REPORT = "report.html"  # ktg train --report: the run's page, replaced after every epoch
+TB_GRAPH = "ktg.graph"  # tb/ktg.graph/: the graph's picture per epoch (no node has a dot)
 LOCK = ".ktg.lock"
 LAUNCH = ".ktg.launch"  # under torchrun: the launch that claimed the folder (restarts take it)
 

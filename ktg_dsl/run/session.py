@@ -5,7 +5,7 @@ per-node table."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..components.data.bundle import DataBundle
@@ -14,7 +14,7 @@ from ..spec.schema import Spec
 from .data import load_bundle
 from .distributed import Cluster
 from .env import check_devices
-from .recipe import Recipe
+from .recipe import EpochHook, Recipe
 from .rundir import RunDir, check_new, claim_new, link_latest
 from .state import RunResult
 from .threads import apply_threads
@@ -29,16 +29,20 @@ def train_new(
     *,
     progress: bool = True,
     say: Say = lambda _: None,
+    hooks_for: Callable[[RunDir], Sequence[EpochHook]] | None = None,
 ) -> tuple[RunDir, RunResult | None]:
     """Train ``spec`` in a new run directory (``run_dir``, else one under ``train.out_dir``).
     The data is loaded before the directory is claimed: a dataset that is missing or broken
-    stops the run with nothing created. Returns the run directory and the result."""
+    stops the run with nothing created. ``hooks_for``: epoch hooks made for the directory once
+    it is claimed (e.g. a page kept up to date in it). Returns the run directory and the
+    result."""
     check_new(run_dir)  # a used --run-dir is refused before the data is loaded
     check_devices(spec)
     apply_threads(spec.train.threads)  # loading and augmenting the data computes too
     bundle = load_bundle(spec)
     run = claim_new(run_dir, spec.train.out_dir, spec.name)
-    return run, train_in(spec, graph, run, progress=progress, say=say, bundle=bundle)
+    hooks = hooks_for(run) if hooks_for is not None else ()
+    return run, train_in(spec, graph, run, progress=progress, say=say, bundle=bundle, hooks=hooks)
 
 
 def train_in(
@@ -52,10 +56,12 @@ def train_in(
     bundle: DataBundle | None = None,
     cluster: Cluster | None = None,
     approximate: bool = False,
+    hooks: Sequence[EpochHook] = (),
 ) -> RunResult | None:
     """Train (or resume) ``spec`` in the claimed directory ``run``; None when a resumed run
     was already complete. ``bundle``: the data, if loaded already; ``cluster``: this rank's
-    place on a mesh of processes. The claim is released at the end."""
+    place on a mesh of processes; ``hooks``: called after each epoch (the writing rank only).
+    The claim is released at the end."""
     linked = False
 
     def latest(epoch: int, rows: Any) -> None:
@@ -70,7 +76,7 @@ def train_in(
         graph=graph,
         resume=resume,
         progress=progress,
-        hooks=[latest] if cluster is None or cluster.mesh.rank == 0 else [],
+        hooks=[latest, *hooks] if cluster is None or cluster.mesh.rank == 0 else [],
         bundle=bundle,
         cluster=cluster,
         approximate=approximate,

@@ -1,0 +1,75 @@
+"""``ktg report PATH [-o FILE]``: one self-contained HTML page for a run directory, a study
+directory or a search study (its journal, the folder holding it, or a storage URL)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import EXIT_OK, UsageError, positive_int
+
+NAME = "report"
+HELP = "write one self-contained HTML page for a run, a study or a search"
+DEFAULT = "report.html"
+SUFFIXES = (".html", ".htm")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "path",
+        metavar="PATH",
+        help="a run directory, a study directory (ktg study -o), or a search: its journal "
+        "file, the folder holding study.journal, or a storage URL (sqlite:///ktg.db)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help=f"the page (.html; default: {DEFAULT} in the run or study directory, or beside "
+        "the search's journal)",
+    )
+    parser.add_argument("--study", metavar="NAME", help="a search: the study of the storage")
+    parser.add_argument(
+        "--top",
+        type=positive_int,
+        default=3,
+        metavar="K",
+        help="a search: how many of the best trials' graphs to draw (default 3)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..atomic import check_not_inputs, check_writable, write_text_atomic
+    from ..errors import KtgRuntimeError
+    from ..report import Kind, build_page, kind_of
+    from ..report.build import inputs_of
+    from ..report.rundata import NotAReport
+
+    try:
+        kind, target = kind_of(args.path)
+    except NotAReport as exc:
+        raise UsageError(str(exc)) from None
+    out = Path(args.output).expanduser() if args.output else _default(kind, target)
+    if out.suffix.lower() not in SUFFIXES:
+        raise UsageError(f"-o {out}: name an .html file (the page is HTML)")
+    # a page written through a link to the metrics log (or the journal) would replace it
+    check_not_inputs({"-o" if args.output else "the page": str(out)}, inputs_of(kind, target))
+    if args.study and kind is not Kind.SEARCH:
+        raise UsageError(f"--study names a study of a search's storage; {args.path} is a {kind}")
+    try:  # an input that cannot be read, or an output that cannot be written: exit 2
+        check_writable(out)
+        _, page = build_page(args.path, out=out, study=args.study, top=args.top)
+    except KtgRuntimeError as exc:
+        raise UsageError(str(exc)) from None
+    write_text_atomic(out, page)
+    print(f"wrote {out} ({kind.value} page, {len(page.encode()) / 1024:.0f} kB)")
+    return EXIT_OK
+
+
+def _default(kind: object, target: str) -> Path:
+    from ..report import Kind
+
+    folder = Path(target).parent if kind is Kind.SEARCH else Path(target)
+    if kind is Kind.SEARCH and "://" in target:
+        raise UsageError("a search in a storage URL has no folder to write into: give -o FILE")
+    return folder / DEFAULT

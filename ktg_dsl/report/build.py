@@ -1,0 +1,92 @@
+"""Which kind of page a path asks for, and the page: a run directory (metrics.jsonl), a study
+directory (study.json) or a search study (an Optuna journal file, a folder holding
+``study.journal``, or a storage URL)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+from ..run.rundir import METRICS, RESOLVED
+from .rundata import NotAReport
+
+STUDY_FILE = "study.json"  # study/manifest's name for a study directory's manifest
+JOURNAL = "study.journal"  # search/storage's name for a search's default journal
+
+
+class Kind(str, Enum):
+    RUN = "run"
+    STUDY = "study"
+    SEARCH = "search"
+
+
+def kind_of(path: str) -> tuple[Kind, str]:
+    """The kind of ``path`` and what to open (a search's journal file or storage URL)."""
+    if "://" in path:
+        return Kind.SEARCH, path
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise NotAReport(f"{path}: no such file or folder")
+    if p.is_dir():
+        if (p / METRICS).exists():
+            return Kind.RUN, str(p)
+        if (p / STUDY_FILE).exists():
+            return Kind.STUDY, str(p)
+        if (p / JOURNAL).is_file():
+            return Kind.SEARCH, str(p / JOURNAL)
+        raise NotAReport(
+            f"{path} is not a run, a study or a search: it holds no {METRICS} (a run "
+            f"directory, e.g. runs/<name>/latest), no {STUDY_FILE} (a `ktg study` folder) and "
+            f"no {JOURNAL} (a `ktg search` folder, e.g. runs/<name>/search)"
+        )
+    if p.is_file() and _is_journal(p):
+        return Kind.SEARCH, str(p)
+    raise NotAReport(
+        f"{path} is a file but not a search journal; give a run directory, a study directory, "
+        "a search's journal file (or its folder) or a storage URL (sqlite:///ktg.db)"
+    )
+
+
+def _is_journal(path: Path) -> bool:
+    """An Optuna journal: JSON lines that each hold an ``op_code`` (the first line tells)."""
+    import json
+
+    try:
+        with path.open("rb") as f:
+            first = f.readline(1 << 20)
+        return isinstance(json.loads(first), dict) and "op_code" in json.loads(first)
+    except (OSError, ValueError):
+        return False
+
+
+def build_page(
+    path: str, *, out: Path | None = None, study: str | None = None, top: int = 3
+) -> tuple[Kind, str]:
+    """The kind and the HTML of the page for ``path`` (``out``: where the page goes, for
+    relative links; ``study``: which study of a storage that holds several; ``top``: how many
+    best trials a search page draws)."""
+    kind, target = kind_of(path)
+    if kind is Kind.RUN:
+        from .runpage import run_page
+
+        return kind, run_page(Path(target))
+    if kind is Kind.STUDY:
+        from .studypage import study_page
+
+        return kind, study_page(Path(target), out)
+    from .searchpage import search_page
+
+    return kind, search_page(target, study, top, out)
+
+
+def inputs_of(kind: Kind, target: str) -> dict[str, str]:
+    """The files a page is made from, which ``-o`` must never replace."""
+    if kind is Kind.SEARCH:
+        return {} if "://" in target else {"the search journal": target}
+    p = Path(target)
+    if kind is Kind.RUN:
+        return {
+            "the run's metrics log": str(p / METRICS),
+            "the run's spec": str(p / RESOLVED),
+        }
+    return {"the study's manifest": str(p / STUDY_FILE)}
