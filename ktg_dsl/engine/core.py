@@ -7,11 +7,10 @@
         stats = engine.end_epoch(epoch)           # one host sync: loss, top-1, lr per node
         top1 = engine.evaluate(val_batches)       # {node: top-1 %}
 
-The step follows the original KTG algorithm: every node forwards the same batch, node i's loss
-is sum_j gate_ij(t) * loss_ij with senders detached, and each node's optimizer steps on its own
-loss. It is computed as ONE backward over the sum of node losses (see ``step.py``), which is
-exactly the same thing because no gradient crosses an edge. Frozen teachers run in eval mode
-without autograd (the original left them in train mode, updating their BN statistics).
+The step follows the original KTG: every node forwards the same batch, node i's loss is
+sum_j gate_ij(t) * loss_ij with senders detached, each node's optimizer steps on its own loss;
+as ONE backward over the sum of node losses (``step.py``): the same, as no gradient crosses an
+edge. Frozen teachers run in eval mode without autograd (the original: train mode).
 """
 
 from __future__ import annotations
@@ -212,6 +211,14 @@ class Engine:
         with self.autocast():
             logits, features = self._forward(plan, plan.forward, x, train=True)
         losses, per_edge = edge_losses(plan, logits, y, table[row], len(self.nodes), features)
+        self._update(plan, losses)
+        self.meter.add(plan.forward_index, logits, y, losses)
+        self.meter.add_edges(plan.edge_index, per_edge, table[row], y.shape[0])
+        return {n.name: losses[n.index].detach() for n in self.trainable}
+
+    def _update(self, plan: StepPlan, losses: Tensor) -> None:
+        """ONE backward of the stepping nodes' losses, their optimizer steps, and the
+        schedulers that step every batch."""
         total = self._scaled_total(plan, losses)
         if total is not None:
             total.backward()
@@ -222,9 +229,6 @@ class Engine:
             for node in self.trainable:
                 if node.scheduler_interval == "step" and node.scheduler is not None:
                     node.scheduler.step()
-        self.meter.add(plan.forward_index, logits, y, losses)
-        self.meter.add_edges(plan.edge_index, per_edge, table[row], y.shape[0])
-        return {n.name: losses[n.index].detach() for n in self.trainable}
 
     def _scaled_total(self, plan: StepPlan, losses: Tensor) -> Tensor | None:
         if not plan.stepping:
@@ -346,8 +350,7 @@ class Engine:
             if int(k[node.index])
         }
 
-    def _evaluated(self) -> list[int]:
-        """The nodes this process evaluates: all of them."""
+    def _evaluated(self) -> list[int]:  # the nodes this process evaluates: all of them
         return list(range(len(self.nodes)))
 
     def _reduce_eval(self, *sums: Tensor) -> tuple[Tensor, ...]:
@@ -375,8 +378,7 @@ class Engine:
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Every trained node's state (a frozen teacher's is optional: its weights come from
-        its own checkpoint)."""
+        """Every trained node's state (a frozen teacher's is optional: its own checkpoint)."""
         missing = [n.name for n in self.trainable if n.name not in state]
         if missing:
             raise KtgRuntimeError(f"the checkpoint has no state for node(s) {missing}")

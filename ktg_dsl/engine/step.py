@@ -239,8 +239,8 @@ def single_loss(e: EdgeSlot, plan: StepPlan, z: Tensor, y: Tensor, features: Fea
         receiver = z[plan.position[e.receiver]]
     else:
         receiver = features[(e.receiver, e.receiver_tap)].float()
-    if e.is_labels:
-        target = y
+    if e.is_labels:  # a views loss's self edge: the receiver's own views, not labels
+        target = receiver.detach() if e.views else y
     elif e.sender_tap is None:
         target = z[plan.position[e.sender]].detach()
     else:

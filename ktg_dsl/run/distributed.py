@@ -114,6 +114,12 @@ def node_costs(
 def plan_mesh(spec: Spec, graph: GraphReport, rank: int, world: int) -> Mesh:
     """The mesh the spec asks for in a world of ``world`` ranks; ArgumentError (exit 2)
     naming what does not fit."""
+    if spec.self_supervised is not None and world > 1:
+        raise ArgumentError(
+            f"a self-supervised graph trains on one process for now ({world} asked): NT-Xent "
+            "over replicas needs every replica's negatives, not yet built; train without "
+            "--nproc (docs/self-supervised.md)"
+        )
     cfg = spec.train.distributed
     d = cfg.data_parallel
     trained = [n for n in spec.node_names if n not in graph.frozen]

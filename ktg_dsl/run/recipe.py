@@ -14,11 +14,12 @@ from pathlib import Path
 
 from ..components.data.bundle import DataBundle
 from ..engine import Engine, NonFiniteLossError, Program, TrainingEngine
+from ..engine.ssl import SelfSupervisedEngine
 from ..errors import KtgRuntimeError
 from ..graph import GraphReport
 from ..spec.schema import Spec
 from . import checkpoint as ckpt
-from .data import bundle_facts, load_bundle, make_batches, program_for
+from .data import bundle_facts, eval_label, load_bundle, make_batches, program_for
 from .distributed import Cluster
 from .env import seed_generators, set_determinism
 from .epochs import Rows, epoch_rows, save_best, stamp
@@ -64,7 +65,9 @@ class Recipe:
         processes the DistributedEngine, the one engine that exchanges between ranks: an
         ``engine=`` there is refused, not silently replaced."""
         if self.cluster is None:
-            return self.make_engine or Engine
+            if self.make_engine is not None:
+                return self.make_engine
+            return SelfSupervisedEngine if self.program.knn is not None else Engine
         if self.make_engine is not None:
             raise KtgRuntimeError(
                 "Recipe(engine=...) runs on one process; on several processes ktg runs its "
@@ -137,7 +140,7 @@ class Recipe:
         stopping = self.stop.requested = self.engine.coordinator.agree(self.stop.requested)
         if due or stopping:
             self.save(epoch + 1, 0)
-        self.progress.end(epoch, epochs, rows, self.bundle.eval_name)
+        self.progress.end(epoch, epochs, rows, eval_label(self.spec, self.bundle.eval_name))
         for hook in self.hooks:
             hook(epoch, rows)
         alone = self.engine.coordinator.world == 1  # ranks act only on what they agreed on
