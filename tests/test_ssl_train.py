@@ -13,10 +13,17 @@ from ktg_dsl.run.session import train_new
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "digits-simclr.yaml"
+# one epoch of 3 steps on 40 images per class: seconds, every part of a run still exercised
+FAST = (
+    "train.epochs=1",
+    "train.threads=1",
+    "data.dataset={type: digits, train_per_class: 40}",
+    "data.batch_size=128",
+)
 
 
 def test_bundled_spec_trains_and_logs_knn_for_every_node(tmp_path: Path) -> None:
-    spec = load_spec(SPEC, overrides=["train.epochs=1", "train.threads=1", "data.batch_size=128"])
+    spec = load_spec(SPEC, overrides=[*FAST])
     run, result = train_new(spec, None, str(tmp_path / "run"), progress=False)
     assert result is not None and result.epochs_done == 1
     rows = [json.loads(line) for line in run.metrics.read_text().splitlines()]
@@ -28,3 +35,22 @@ def test_bundled_spec_trains_and_logs_knn_for_every_node(tmp_path: Path) -> None
         assert row["train_loss"] > 0.0 and "labels" in row["edges"]
     assert result.best["a"]["val_top1"] == nodes["a"]["knn_top1"]
     assert (run.path / "best" / "a.pt").exists()
+
+
+def test_nproc_refuses_a_self_supervised_graph_before_training(cli, tmp_path: Path) -> None:
+    code, _, err = cli("train", SPEC, "--nproc", "2", "--set", f"train.out_dir={tmp_path}")
+    assert code == 2 and "Traceback" not in err
+    assert "self-supervised graph trains on one process" in err and "without --nproc" in err
+    assert not any(tmp_path.iterdir())  # nothing started, nothing written
+
+
+def test_a_model_without_the_named_classifier_is_a_spec_issue(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    text = SPEC.read_text().replace("head: {dim: 32}", "head: {dim: 32, classifier: body}")
+    spec.write_text(text)
+    code, _, err = cli("validate", "--deep", spec)
+    assert code == 1 and "Traceback" not in err
+    assert "self_supervised.head.classifier: node 'a': 'body' of 'SmallCNN' is no such" in err
+    code, _, err = cli("train", spec, "--set", f"train.out_dir={tmp_path / 'runs'}")
+    assert code == 1 and "name its classifier in self_supervised.head.classifier" in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.pt"))

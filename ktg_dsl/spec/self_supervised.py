@@ -7,20 +7,39 @@ and each evaluation scores the encoder's features by kNN (``knn_top1``). Torch-f
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
 from ..registry import NOT_BOOL, NOT_BOOL_FLOAT
+from .messages import shorten
 from .types import Bool, ModulePath, PosInt, StrictModel
 
 Prob = Annotated[float, Field(ge=0.0, le=1.0), NOT_BOOL_FLOAT]
 NonNeg = Annotated[float, Field(ge=0.0), NOT_BOOL_FLOAT]
 
 
+STEPS = ("random_resized_crop", "horizontal_flip", "color_jitter", "grayscale")
+
+
 def _named(value: Any) -> Any:
-    """A step written by its name alone (``horizontal_flip``) is that step with its defaults."""
-    return {"type": value} if isinstance(value, str) else value
+    """A step written by its name alone (``horizontal_flip``) is that step with its defaults;
+    an unknown name is said in the user's words, with the closest known one."""
+    step = {"type": value} if isinstance(value, str) else value
+    kind = step.get("type") if isinstance(step, dict) else None
+    if isinstance(kind, str) and kind not in STEPS:
+        close = difflib.get_close_matches(kind, STEPS, n=1)
+        raise PydanticCustomError(
+            "value_with_hint",
+            "{message}",
+            {
+                "message": f"unknown augmentation step '{shorten(kind)}'",
+                "hint": f"did you mean '{close[0]}'?" if close else f"one of: {', '.join(STEPS)}",
+            },
+        )
+    return step
 
 
 class RandomResizedCrop(StrictModel):
