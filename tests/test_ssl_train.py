@@ -35,6 +35,11 @@ def test_bundled_spec_trains_and_logs_knn_for_every_node(tmp_path: Path) -> None
         assert row["train_loss"] > 0.0 and "labels" in row["edges"]
     assert result.best["a"]["val_top1"] == nodes["a"]["knn_top1"]
     assert (run.path / "best" / "a.pt").exists()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run.tensorboard("b")))
+    events.Reload()
+    assert [e.value for e in events.Scalars("knn_score")] == pytest.approx([nodes["b"]["knn_top1"]])
 
 
 def test_nproc_refuses_a_self_supervised_graph_before_training(cli, tmp_path: Path) -> None:
