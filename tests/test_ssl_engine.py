@@ -129,7 +129,7 @@ def test_fused_step_equals_a_per_node_loop(epoch: int) -> None:
 
 
 def test_knn_evaluation_and_its_refusals() -> None:
-    spec = ssl_spec(EDGES[:1] + [{"to": "b", "from": "labels"}, {"to": "c", "from": "labels"}])
+    spec = ssl_spec([*EDGES[:1], {"to": "b", "from": "labels"}, {"to": "c", "from": "labels"}])
     program = compile_spec(spec, device="cpu", precision="fp32", data_info=INFO)
     engine = SelfSupervisedEngine(program)
     gen = torch.Generator().manual_seed(0)
@@ -140,7 +140,8 @@ def test_knn_evaluation_and_its_refusals() -> None:
     assert all(0.0 <= v["knn_top1"] <= 100.0 and v["top1"] == v["knn_top1"] for v in out.values())
     with pytest.raises(KtgRuntimeError, match="memory bank"):
         engine.evaluate_metrics(query)
-    with pytest.raises(KtgRuntimeError, match="lower self_supervised.knn.k"):
-        engine.evaluate_metrics(KnnData(bank[:1][:1] and [(bank[0][0][:2], bank[0][1][:2])], query))
+    small_bank = [(bank[0][0][:2], bank[0][1][:2])]  # 2 samples, k = 3
+    with pytest.raises(KtgRuntimeError, match=r"lower self_supervised\.knn\.k"):
+        engine.evaluate_metrics(KnnData(small_bank, query))
     with pytest.raises(KtgRuntimeError, match="two views"):
         engine.train_step(bank[0][0], bank[0][1], 0)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ktg_dsl.check import load_spec, validate_spec
+from ktg_dsl.check import load_spec
 from ktg_dsl.run.session import train_new
 
 ROOT = Path(__file__).resolve().parent.parent

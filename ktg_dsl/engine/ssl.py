@@ -19,7 +19,7 @@ kNN (``knn.py``); ``top1`` and ``knn_top1`` carry it, ``probe_top1`` the optiona
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -42,7 +42,7 @@ class KnnData:
     bank: Batches
     query: Batches
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         return iter(self.query)
 
 

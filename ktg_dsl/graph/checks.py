@@ -16,8 +16,8 @@ from ..spec.schema import LABELS, Spec
 from .checkpoints import check_checkpoints
 from .data import check_class_counts, check_data_files, check_training_size
 from .placement import check_placement
-from .ssl import check_self_supervised
 from .report import Edge, GraphEdge, GraphReport, end_name, loss_target
+from .ssl import check_self_supervised
 
 
 @dataclass
