@@ -120,7 +120,7 @@ class DatasetMeta(Meta):
 
 @dataclass(frozen=True)
 class OptimizerMeta(Meta):
-    torch_name: str | None = None  # the torch.optim class it builds (docs and messages)
+    torch_name: str | None = None  # the torch.optim class it builds (None: one of ktg's own)
 
 
 @dataclass(frozen=True)

@@ -103,8 +103,9 @@ def test_similarity_kl_matches_dogo(t: float) -> None:
     mine, grad_mine = value_and_grad(lambda x: loss.per_sample(x, s), r)
     ref, grad_ref = value_and_grad(lambda x: similarity_kl_reference(x, s, t), r)
     assert mine.shape == (6,)
-    torch.testing.assert_close(mine, ref, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(grad_mine, grad_ref, rtol=1e-9, atol=1e-12)
+    # computed in float32 (the logits KL's precision under AMP), the reference in float64
+    torch.testing.assert_close(mine, ref.float(), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(grad_mine, grad_ref, rtol=1e-4, atol=1e-7)
     assert float(loss.per_sample(s, s).abs().max()) < 1e-12  # a model against itself: 0
 
 
@@ -131,10 +132,10 @@ def test_group_kernels_give_what_each_edge_gives() -> None:
     nodes = torch.stack([views(4, 5, seed=10 + i) for i in range(3)])  # [3 nodes, B, 2, D]
     pair_r, pair_s = torch.tensor([0, 1, 2, 0]), torch.tensor([1, 2, 0, 2])
     labels = torch.zeros(4, dtype=torch.long)
-    for loss in (SimilarityKL("similarity_kl"), ViewMSE("view_mse")):
+    for loss, tol in ((SimilarityKL("similarity_kl"), 1e-6), (ViewMSE("view_mse"), 1e-14)):
         grouped = loss.group_per_sample(nodes, nodes, labels, pair_r, pair_s)
         each = [loss.per_sample(nodes[r], nodes[s]) for r, s in zip(pair_r, pair_s, strict=True)]
-        torch.testing.assert_close(grouped, torch.stack(each), rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(grouped, torch.stack(each).to(grouped.dtype), rtol=tol, atol=tol)
     nt = NTXent("nt_xent")
     grouped = nt.group_per_sample(nodes, None, labels, torch.tensor([2, 0]), None)
     torch.testing.assert_close(grouped[0], nt.per_sample(nodes[2], nodes[2]))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from .base import EdgeLoss, Shape
+from .logits import KL
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -108,7 +109,8 @@ class SimilarityKL(EdgeLoss):
     The original's ``SimilarityMatrixKLDivLoss`` (via its ``KLDivLoss``) computes the same in
     probability space, ``p_s log(p_s / (p_r + 1e-10) + 1e-10)``, summed over a row and
     averaged over rows, times T^2; here it is in log space (log_softmax), without the 1e-10
-    guards: equal up to those guards, and no underflow when a row's softmax is confident.
+    guards (the logits KL's computation, ``logits.KL``, on the matrices' rows): equal up to
+    those guards, and no underflow when a row's softmax is confident.
     Cosine similarity: both normalise each projection (the original with torch's
     ``CosineSimilarity``, eps 1e-8 on the norms; here ``F.normalize``, eps 1e-12), which
     differ only for projections of norm ~0."""
@@ -117,12 +119,13 @@ class SimilarityKL(EdgeLoss):
     min_batch: ClassVar[int] = 2  # a 1 x 1 matrix's softmax is 1: no signal
 
     def per_sample(self, logits: Tensor, target: Tensor) -> Tensor:
-        import torch.nn.functional as F
+        return self._kl().per_sample(
+            cross_view_similarity(logits), cross_view_similarity(target.detach())
+        )
 
-        t = self.temperature
-        log_q = F.log_softmax(cross_view_similarity(logits) / t, dim=-1)
-        log_p = F.log_softmax(cross_view_similarity(target.detach()) / t, dim=-1)
-        return (log_p.exp() * (log_p - log_q)).sum(-1) * (t * t)
+    def _kl(self) -> KL:
+        """The logits KL at this temperature: each matrix row is a row of logits."""
+        return KL("kl", temperature=self.temperature)
 
     def group_key(self) -> Hashable:
         return ("similarity_kl", self.temperature)
@@ -135,19 +138,17 @@ class SimilarityKL(EdgeLoss):
         pair_r: Tensor,
         pair_s: Tensor | None,
     ) -> Tensor:
-        """Every edge of this temperature: one batched similarity matrix and log_softmax of
-        the distinct receivers and of the distinct senders, then each pair's KL, as the
-        logits KL's kernel does."""
-        import torch.nn.functional as F
-
-        assert senders is not None and pair_s is not None
-        t = self.temperature
-        logq = F.log_softmax(cross_view_similarity(receivers) / t, dim=-1)  # [R, B, B]
-        logp = F.log_softmax(cross_view_similarity(senders) / t, dim=-1)  # [S, B, B]
-        p = logp.exp()
-        neg_entropy = (p * logp).sum(-1)  # [S, B]
-        cross = (p.index_select(0, pair_s) * logq.index_select(0, pair_r)).sum(-1)
-        return (neg_entropy.index_select(0, pair_s) - cross) * (t * t)  # [E, B]
+        """Every edge of this temperature: the distinct receivers' and senders' similarity
+        matrices batched, then the logits KL's kernel (one log_softmax of each, then each
+        pair's KL)."""
+        assert senders is not None
+        return self._kl().group_per_sample(
+            cross_view_similarity(receivers),
+            cross_view_similarity(senders),
+            labels,
+            pair_r,
+            pair_s,
+        )
 
     def describe(self) -> str:
         return f"similarity_kl T={self.temperature:g}"
