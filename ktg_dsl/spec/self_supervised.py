@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from ..registry import NOT_BOOL, NOT_BOOL_FLOAT
@@ -19,6 +19,20 @@ from .types import Bool, ModulePath, PosInt, StrictModel
 
 Prob = Annotated[float, Field(ge=0.0, le=1.0), NOT_BOOL_FLOAT]
 NonNeg = Annotated[float, Field(ge=0.0), NOT_BOOL_FLOAT]
+
+
+def _ordered(pair: list[float]) -> list[float]:
+    if pair[0] > pair[1]:
+        raise ValueError(f"a range from low to high, got [{pair[0]}, {pair[1]}]")
+    return pair
+
+
+Range = Annotated[list[Prob], Field(min_length=2, max_length=2), AfterValidator(_ordered)]
+Ratio = Annotated[
+    list[Annotated[float, Field(gt=0.0), NOT_BOOL_FLOAT]],
+    Field(min_length=2, max_length=2),
+    AfterValidator(_ordered),
+]
 
 
 STEPS = ("random_resized_crop", "horizontal_flip", "color_jitter", "grayscale")
@@ -46,11 +60,13 @@ class RandomResizedCrop(StrictModel):
     """A random part of the image (area ``scale``, aspect ``ratio``) resized to the image."""
 
     type: Literal["random_resized_crop"]
-    scale: tuple[Prob, Prob] = Field((0.08, 1.0), description="area range, as a fraction")
-    ratio: tuple[NonNeg, NonNeg] = Field((3 / 4, 4 / 3), description="aspect-ratio range")
+    scale: Range = Field([0.08, 1.0], description="area range [low, high], as a fraction")
+    ratio: Ratio = Field([3 / 4, 4 / 3], description="aspect-ratio range [low, high]")
 
 
 class HorizontalFlip(StrictModel):
+    """The image mirrored left to right, with probability ``p``."""
+
     type: Literal["horizontal_flip"]
     p: Prob = Field(0.5, description="probability of a flip")
 
@@ -67,6 +83,8 @@ class ColorJitter(StrictModel):
 
 
 class Grayscale(StrictModel):
+    """The image made grey (its channels' luminance), with probability ``p``."""
+
     type: Literal["grayscale"]
     p: Prob = Field(0.2, description="probability of turning the image grey")
 
@@ -104,8 +122,10 @@ class Head(StrictModel):
 
 
 class Knn(StrictModel):
-    """kNN on the encoder's features (L2-normalised, cosine similarity), the training part
-    (unaugmented) as the memory bank, the evaluated part as queries."""
+    """kNN on the encoder's features, the training part (unaugmented) as the memory bank, the
+    evaluated part as queries: unweighted, the k nearest by Euclidean distance vote once each
+    (the original's scikit-learn KNeighborsClassifier); weighted, the k most similar by cosine
+    (L2-normalised features) vote exp(similarity / temperature)."""
 
     k: Annotated[int, Field(ge=1, le=100_000), NOT_BOOL] = Field(
         20, description="neighbours that vote"
