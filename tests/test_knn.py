@@ -99,6 +99,15 @@ def test_bad_inputs_say_what_is_wrong() -> None:
         knn_predict(bank, labels, torch.zeros(2, 4), num_classes=2)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
         knn_predict(bank, labels + 2, torch.zeros(2, 3), num_classes=2, k=1)
+    with pytest.raises(ValueError, match="temperature > 0"):
+        knn_predict(bank, labels, torch.zeros(2, 3), num_classes=2, k=1, temperature=0.0)
+
+
+def test_queries_of_another_dtype_are_compared_in_the_banks() -> None:
+    bank, bank_y = clusters(100, 4, seed=11)
+    query, _ = clusters(30, 4, seed=12)
+    mine = knn_predict(bank, bank_y, query.float(), num_classes=C, k=5)
+    assert torch.equal(mine, knn_predict(bank, bank_y, query.float().double(), num_classes=C, k=5))
 
 
 def test_linear_probe_is_scikit_learns_logistic_regression() -> None:

@@ -11,7 +11,8 @@ frozen features. docs/losses.md ("Self-supervised evaluation") has the formulas.
   vote of ``exp(sim / T)``.
 
 The bank is compared with ``chunk`` queries at a time: memory ``chunk x N`` scores, never
-``M x N``. Everything runs on the tensors' device and dtype.
+``M x N``. It runs on the bank's device and in its dtype; the queries are moved there one
+chunk at a time.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ from torch import Tensor
 __all__ = ["knn_predict", "knn_top1", "linear_probe", "linear_probe_top1"]
 
 
-def _check(bank: Tensor, bank_labels: Tensor, query: Tensor, num_classes: int, k: int) -> None:
+def _check(
+    bank: Tensor,
+    bank_labels: Tensor,
+    query: Tensor,
+    num_classes: int,
+    k: int,
+    temperature: float,
+    chunk: int,
+) -> None:
     if bank.ndim != 2 or query.ndim != 2 or bank.shape[1] != query.shape[1]:
         raise ValueError(
             f"kNN compares feature vectors: the bank is {tuple(bank.shape)} and the queries "
@@ -37,6 +46,8 @@ def _check(bank: Tensor, bank_labels: Tensor, query: Tensor, num_classes: int, k
         raise ValueError(f"k = {k} neighbours, but the bank holds {bank.shape[0]} features")
     if len(bank_labels) and not 0 <= int(bank_labels.min()) <= int(bank_labels.max()) < num_classes:
         raise ValueError(f"the bank's labels must lie in [0, {num_classes})")
+    if not (temperature > 0 and chunk >= 1):
+        raise ValueError(f"kNN needs temperature > 0 and chunk >= 1; got {temperature}, {chunk}")
 
 
 @torch.no_grad()
@@ -55,15 +66,16 @@ def knn_predict(
     ``bank`` ``[N, D]`` (labels ``[N]``, long). Unweighted: Euclidean distance, one vote each;
     weighted: cosine similarity of the L2-normalised features, votes ``exp(sim / T)``. Ties
     between classes: the lowest class index."""
-    _check(bank, bank_labels, query, num_classes, k)
+    _check(bank, bank_labels, query, num_classes, k, temperature, chunk)
     if weighted:
         bank = F.normalize(bank, dim=1)
     # ||q - b||^2 = ||q||^2 - 2 (q.b - ||b||^2 / 2): the closest have the largest q.b - ||b||^2/2
     half_sq = 0.5 * bank.pow(2).sum(1)
-    labels = bank_labels.long()
+    labels = bank_labels.long().to(bank.device)
     out = []
-    for start in range(0, query.shape[0], max(1, chunk)):
-        q = query[start : start + chunk]
+    for start in range(0, query.shape[0], chunk):
+        # the queries may wait elsewhere (on the CPU): one chunk at a time goes to the bank
+        q = query[start : start + chunk].to(bank.device, bank.dtype)
         if weighted:
             sim, idx = (F.normalize(q, dim=1) @ bank.t()).topk(k, dim=1)
             # exp(sim / T) up to a factor per query (the argmax is the same): the largest vote
@@ -75,7 +87,7 @@ def knn_predict(
         counts = torch.zeros(len(q), num_classes, dtype=votes.dtype, device=votes.device)
         counts.scatter_add_(1, labels[idx], votes)
         out.append(counts.argmax(1))  # the first maximum: the lowest class index
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=query.device)
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=bank.device)
 
 
 def _percent(pred: Tensor, labels: Tensor) -> float:

@@ -113,7 +113,9 @@ class SimilarityKL(EdgeLoss):
     those guards, and no underflow when a row's softmax is confident.
     Cosine similarity: both normalise each projection (the original with torch's
     ``CosineSimilarity``, eps 1e-8 on the norms; here ``F.normalize``, eps 1e-12), which
-    differ only for projections of norm ~0."""
+    differ only for projections of norm ~0. The DoGo authors' own code (``criterion/kl.py``)
+    differs in scale: T = 0.1, no T^2, and ``F.kl_div``'s element mean over all B x B entries
+    (the row sum over B); ktg follows the KTG original, which the issue reproduces."""
 
     temperature: float = 0.3
     min_batch: ClassVar[int] = 2  # a 1 x 1 matrix's softmax is 1: no signal
