@@ -59,3 +59,22 @@ def test_a_model_without_the_named_classifier_is_a_spec_issue(cli, tmp_path: Pat
     code, _, err = cli("train", spec, "--set", f"train.out_dir={tmp_path / 'runs'}")
     assert code == 1 and "name its classifier in self_supervised.head.classifier" in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.pt"))
+
+
+@pytest.mark.slow
+def test_a_search_scores_trials_by_knn(cli, tmp_path: Path) -> None:
+    """The objective knn_top1 is what each trial reports (node a's best kNN top-1)."""
+    spec = tmp_path / "search.yaml"
+    spec.write_text(
+        SPEC.read_text().replace("  epochs: 2", f"  epochs: 1\n  out_dir: {tmp_path / 'runs'}")
+        + "search:\n  objective: {node: a, metric: knn_top1}\n  trials: 2\n"
+        "  sampler: random\n  pruner: none\n  gates: [through, cutoff]\n"
+    )
+    overrides = [arg for item in FAST[1:] for arg in ("--set", item)]
+    code, out, err = cli("search", spec, "--threads", "1", *overrides)
+    assert code == 0, err
+    code, out, err = cli("search", spec, "--summary", *overrides)
+    assert code == 0 and "knn_top1" in out + err
+    rows = [json.loads(line) for p in (tmp_path / "runs").rglob("metrics.jsonl")
+            for line in p.read_text().splitlines()]  # fmt: skip
+    assert len({r["knn_top1"] for r in rows if r["node"] == "a"}) >= 1
