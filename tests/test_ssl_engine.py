@@ -6,6 +6,7 @@ own. Same weights, same views: losses and every gradient must agree to fp32 tole
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
@@ -138,6 +139,10 @@ def test_knn_evaluation_and_its_refusals() -> None:
     out = engine.evaluate_metrics(KnnData(bank, query))
     assert set(out) == {"a", "b", "c"}
     assert all(0.0 <= v["knn_top1"] <= 100.0 and v["top1"] == v["knn_top1"] for v in out.values())
+    assert "probe_top1" not in out["a"]
+    engine.knn = dataclasses.replace(engine.knn, linear_probe=True)
+    probed = engine.evaluate_metrics(KnnData(bank, query))
+    assert probed["a"]["knn_top1"] == out["a"]["knn_top1"] and 0 <= probed["a"]["probe_top1"] <= 100
     with pytest.raises(KtgRuntimeError, match="memory bank"):
         engine.evaluate_metrics(query)
     small_bank = [(bank[0][0][:2], bank[0][1][:2])]  # 2 samples, k = 3
