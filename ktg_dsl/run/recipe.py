@@ -35,6 +35,12 @@ AGREE_EVERY = 8  # steps between the ranks' agreements on a stop (one acts at on
 EpochHook = Callable[[int, Rows], None]
 
 
+def default_engine(program: Program) -> TrainingEngine:
+    """The single-process engine a program needs: the self-supervised one for a
+    self-supervised program (``program.knn`` set), else the supervised one."""
+    return SelfSupervisedEngine(program) if program.knn is not None else Engine(program)
+
+
 class Recipe:
     def __init__(
         self,
@@ -65,9 +71,7 @@ class Recipe:
         processes the DistributedEngine, the one engine that exchanges between ranks: an
         ``engine=`` there is refused, not silently replaced."""
         if self.cluster is None:
-            if self.make_engine is not None:
-                return self.make_engine
-            return SelfSupervisedEngine if self.program.knn is not None else Engine
+            return self.make_engine or default_engine
         if self.make_engine is not None:
             raise KtgRuntimeError(
                 "Recipe(engine=...) runs on one process; on several processes ktg runs its "

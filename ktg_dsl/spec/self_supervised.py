@@ -35,7 +35,7 @@ Ratio = Annotated[
 ]
 
 
-STEPS = ("random_resized_crop", "horizontal_flip", "color_jitter", "grayscale")
+STEPS = ("random_resized_crop", "horizontal_flip", "color_jitter", "grayscale")  # StepName's
 
 
 def _named(value: Any) -> Any:
@@ -89,12 +89,12 @@ class Grayscale(StrictModel):
     p: Prob = Field(0.2, description="probability of turning the image grey")
 
 
-AugmentStep = Annotated[
-    Annotated[
-        RandomResizedCrop | HorizontalFlip | ColorJitter | Grayscale, Field(discriminator="type")
-    ],
-    BeforeValidator(_named),
+Step = Annotated[
+    RandomResizedCrop | HorizontalFlip | ColorJitter | Grayscale, Field(discriminator="type")
 ]
+StepName = Literal["random_resized_crop", "horizontal_flip", "color_jitter", "grayscale"]
+# the JSON Schema (editors) takes a step's name alone too, as the spec does
+AugmentStep = Annotated[Step, BeforeValidator(_named, json_schema_input_type=StepName | Step)]
 
 
 def _simclr_pipeline() -> list[Any]:
