@@ -30,18 +30,15 @@ from .mesh import Coordinator, Solo
 from .metrics import EpochMeter, NonFiniteLossError, check_labels
 from .program import Program, RuntimeNode
 from .step import (
-    EdgeGroup,
     Features,
     PlanCacheInfo,
-    SingleEdge,
     StepPlan,
     StepSummary,
     build_plan,
-    describe_group,
     edge_losses,
-    end_name,
     open_set,
     stacked_cross_entropy,
+    summarize,
 )
 from .taps import capture
 
@@ -121,26 +118,7 @@ class Engine:
         """What ``train_step`` computes at this time (for inspection and tests)."""
         opened, table, row = self._weights(epoch, step)
         plan = build_plan(self.program, opened, self.device)
-        names = self.program.names
-
-        def pairs(edges: tuple[tuple[int, int], ...]) -> list[tuple[str, str]]:
-            return [(names[r], "labels" if r == s else names[s]) for r, s in edges]
-
-        parts: list[EdgeGroup | SingleEdge] = [*plan.groups, *plan.singles]
-        weights = {}
-        for i, w in zip(opened, table[row].tolist(), strict=True):
-            e = self.program.edges[i]
-            sender = "labels" if e.is_labels else names[e.sender]
-            weights[
-                (end_name(names[e.receiver], e.receiver_tap), end_name(sender, e.sender_tap))
-            ] = w
-        return StepSummary(
-            [names[i] for i in plan.forward],
-            [names[i] for i in plan.stepping],
-            [(kind, pairs(edges)) for kind, edges in map(describe_group, parts)],
-            weights,
-            {names[i]: sorted(taps) for i, taps in plan.taps.items()},
-        )
+        return summarize(self.program, plan, table[row].tolist())
 
     def _inputs(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         x = x.to(self.device, non_blocking=True)
@@ -202,6 +180,17 @@ class Engine:
         per-step gates). Returns each trained node's loss as a 0-d tensor on the device; no
         host synchronisation happens here."""
         x, y = self._inputs(x, y)
+        plan, weights, logits, features = self._forward_step(x, epoch, step)
+        losses, per_edge = edge_losses(plan, logits, y, weights, len(self.nodes), features)
+        self._update(plan, losses)
+        self.meter.add(plan.forward_index, logits, y, losses)
+        self.meter.add_edges(plan.edge_index, per_edge, weights, y.shape[0])
+        return {n.name: losses[n.index].detach() for n in self.trainable}
+
+    def _forward_step(
+        self, x: Tensor, epoch: int, step: int | None
+    ) -> tuple[StepPlan, Tensor, Tensor, Features]:
+        """A step's plan, open edges' weights, and forward (gradients zeroed first)."""
         opened, table, row = self._weights(epoch, step)
         plan = self._plan(opened)
         self._set_mode("train")
@@ -209,12 +198,8 @@ class Engine:
             assert node.optimizer is not None
             node.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
-            logits, features = self._forward(plan, plan.forward, x, train=True)
-        losses, per_edge = edge_losses(plan, logits, y, table[row], len(self.nodes), features)
-        self._update(plan, losses)
-        self.meter.add(plan.forward_index, logits, y, losses)
-        self.meter.add_edges(plan.edge_index, per_edge, table[row], y.shape[0])
-        return {n.name: losses[n.index].detach() for n in self.trainable}
+            out, features = self._forward(plan, plan.forward, x, train=True)
+        return plan, table[row], out, features
 
     def _update(self, plan: StepPlan, losses: Tensor) -> None:
         """ONE backward of the stepping nodes' losses, their optimizer steps, and the

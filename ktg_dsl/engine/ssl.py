@@ -89,21 +89,14 @@ class SelfSupervisedEngine(Engine):
     ) -> dict[str, Tensor]:
         """One fused step of every node on the two views ``x [B, 2, C, H, W]``."""
         x, _ = self._two_views(x, y)
-        opened, table, row = self._weights(epoch, step)
-        plan = self._plan(opened)
-        self._set_mode("train")
-        for node in self.trainable:
-            assert node.optimizer is not None
-            node.optimizer.zero_grad(set_to_none=True)
-        with self.autocast():
-            out, features = self._forward(plan, plan.forward, x, train=True)
+        plan, weights, out, features = self._forward_step(x, epoch, step)
         views = as_views(out.float())
         blind = torch.zeros(views.shape[1], dtype=torch.long, device=views.device)
-        losses, per_edge = edge_losses(plan, views, blind, table[row], len(self.nodes), features)
+        losses, per_edge = edge_losses(plan, views, blind, weights, len(self.nodes), features)
         self._update(plan, losses)
         sim, partner = contrastive_guess(views)
         self.meter.add(plan.forward_index, sim, partner, losses)
-        self.meter.add_edges(plan.edge_index, per_edge, table[row], partner.shape[0])
+        self.meter.add_edges(plan.edge_index, per_edge, weights, partner.shape[0])
         return {n.name: losses[n.index].detach() for n in self.trainable}
 
     def features(self, batches: Batches) -> tuple[dict[int, Tensor], Tensor]:
