@@ -22,7 +22,7 @@ FAST = (
 )
 
 
-def test_bundled_spec_trains_and_logs_knn_for_every_node(tmp_path: Path) -> None:
+def test_bundled_spec_trains_and_logs_knn_for_every_node(cli, tmp_path: Path) -> None:
     spec = load_spec(SPEC, overrides=[*FAST])
     run, result = train_new(spec, None, str(tmp_path / "run"), progress=False)
     assert result is not None and result.epochs_done == 1
@@ -40,6 +40,11 @@ def test_bundled_spec_trains_and_logs_knn_for_every_node(tmp_path: Path) -> None
     events = EventAccumulator(str(run.tensorboard("b")))
     events.Reload()
     assert [e.value for e in events.Scalars("knn_score")] == pytest.approx([nodes["b"]["knn_top1"]])
+    # eval and export take classifiers: a self-supervised run is refused, clearly
+    code, _, err = cli("eval", run.path, "--node", "a")
+    assert code == 1 and "knn_top1 in metrics.jsonl" in err and "Traceback" not in err
+    code, _, err = cli("export", run.path, "--node", "a", "-o", tmp_path / "a.onnx")
+    assert code == 1 and "is a self-supervised node" in err and "Traceback" not in err
 
 
 def test_nproc_refuses_a_self_supervised_graph_before_training(cli, tmp_path: Path) -> None:
