@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from ktg_dsl.check import parse_data
 from ktg_dsl.components.data import DatasetInfo
+from ktg_dsl.engine.knn import knn_top1
 from ktg_dsl.engine.ssl import KnnData, SelfSupervisedEngine, as_views
 from ktg_dsl.errors import KtgRuntimeError
 from ktg_dsl.run.data import compile_spec
@@ -111,9 +112,9 @@ def reference(spec: Any, program: Any, x: torch.Tensor, epoch: int) -> tuple[dic
     return {k: float(v.detach()) for k, v in losses.items()}, grads
 
 
-@pytest.mark.parametrize("epoch", [0, 2])
-def test_fused_step_equals_a_per_node_loop(epoch: int) -> None:
-    spec = ssl_spec(EDGES)
+@pytest.mark.parametrize(("epoch", "reduction"), [(0, "sum"), (2, "sum"), (2, "mean")])
+def test_fused_step_equals_a_per_node_loop(epoch: int, reduction: str) -> None:
+    spec = ssl_spec(EDGES, peer_reduction=reduction)
     program = compile_spec(spec, device="cpu", precision="fp32", data_info=INFO)
     engine = SelfSupervisedEngine(program)
     x = torch.randn(6, 2, 3, 8, 8, generator=torch.Generator().manual_seed(epoch))
@@ -145,6 +146,14 @@ def test_knn_evaluation_and_its_refusals() -> None:
     assert probed["a"]["knn_top1"] == out["a"]["knn_top1"] and 0 <= probed["a"]["probe_top1"] <= 100
     with pytest.raises(KtgRuntimeError, match="memory bank"):
         engine.evaluate_metrics(query)
+    feats, bank_y = engine.features(bank)  # the engine's vote is knn.py's, with the spec's k
+    query_feats, query_y = engine.features(query)
+    engine.knn = dataclasses.replace(engine.knn, weighted=True, temperature=0.5)
+    weighted = engine.evaluate_metrics(KnnData(bank, query))
+    for name, i in (("a", 0), ("c", 2)):
+        want = knn_top1(feats[i], bank_y, query_feats[i], query_y, num_classes=5, k=3,
+                        weighted=True, temperature=0.5)  # fmt: skip
+        assert weighted[name]["knn_top1"] == want
     small_bank = [(bank[0][0][:2], bank[0][1][:2])]  # 2 samples, k = 3
     with pytest.raises(KtgRuntimeError, match=r"lower self_supervised\.knn\.k"):
         engine.evaluate_metrics(KnnData(small_bank, query))
