@@ -13,7 +13,7 @@ import torch
 from ..check import check_spec
 from ..compiler import compile_program
 from ..components.data import DatasetInfo
-from ..components.data.bundle import DataBundle
+from ..components.data.bundle import DataBundle, TensorSplit
 from ..components.data.loader import TensorBatches, eval_batches, train_batches
 from ..components.data.two_views import TwoViewBatches
 from ..engine.program import Program
@@ -121,18 +121,24 @@ def make_batches(
     batch = spec.data.batch_size
     # what a loss or a BatchNorm needs per step, against the smallest step: said before training
     check_batches(program, len(bundle.train), batch, spec.data.drop_last, shard[1])
-    evaluation = eval_batches(
-        bundle.eval,
-        spec.data.eval_batch_size or 4 * batch,
-        mean=bundle.mean,
-        std=bundle.std,
-        device=program.device,
-        channels_last=program.channels_last,
-        on_device=on_device,
-        shard=shard,
-    )
-    if spec.self_supervised is not None:
-        return _two_view_batches(spec, bundle, program, evaluation, on_device)
+
+    def in_order(split: TensorSplit) -> TensorBatches:
+        return eval_batches(
+            split,
+            spec.data.eval_batch_size or 4 * batch,
+            mean=bundle.mean,
+            std=bundle.std,
+            device=program.device,
+            channels_last=program.channels_last,
+            on_device=on_device,
+            shard=shard,
+        )
+
+    evaluation = in_order(bundle.eval)
+    if spec.self_supervised is not None:  # kNN: the training part is the memory bank
+        return _two_view_batches(
+            spec, bundle, program, on_device, KnnData(in_order(bundle.train), evaluation)
+        )
     return Batches(
         train_batches(
             bundle,
@@ -154,10 +160,10 @@ def eval_label(spec: Spec, split: str) -> str:
 
 
 def _two_view_batches(
-    spec: Spec, bundle: DataBundle, program: Program, evaluation: TensorBatches, on_device: bool
+    spec: Spec, bundle: DataBundle, program: Program, on_device: bool, knn: KnnData
 ) -> Batches:
-    """A self-supervised graph's batches: two augmented views per sample, and kNN evaluation
-    with the training part (unaugmented, in order) as its memory bank."""
+    """A self-supervised graph's batches: two augmented views per sample, and ``knn`` (the
+    training part unaugmented and in order as memory bank, then the evaluated part)."""
     assert spec.self_supervised is not None
     steps = [s.model_dump() for s in spec.self_supervised.augment]
     views = TwoViewBatches(
@@ -169,16 +175,7 @@ def _two_view_batches(
         drop_last=spec.data.drop_last,
         on_device=on_device,
     )
-    bank = eval_batches(
-        bundle.train,
-        evaluation.batch_size,
-        mean=bundle.mean,
-        std=bundle.std,
-        device=program.device,
-        channels_last=program.channels_last,
-        on_device=on_device,
-    )
-    return Batches(views, KnnData(bank, evaluation))
+    return Batches(views, knn)
 
 
 def compile_spec(
