@@ -47,10 +47,11 @@ def test_bundled_spec_trains_and_logs_knn_for_every_node(cli, tmp_path: Path) ->
     assert code == 1 and "is a self-supervised node" in err and "Traceback" not in err
 
 
-def test_nproc_refuses_a_self_supervised_graph_before_training(cli, tmp_path: Path) -> None:
-    code, _, err = cli("train", SPEC, "--nproc", "2", "--set", f"train.out_dir={tmp_path}")
+def test_nproc_refuses_replicas_of_a_self_supervised_graph(cli, tmp_path: Path) -> None:
+    sets = ["--set", f"train.out_dir={tmp_path}", "--set", "train.distributed.data_parallel=2"]
+    code, _, err = cli("train", SPEC, "--nproc", "2", *sets)
     assert code == 2 and "Traceback" not in err
-    assert "self-supervised graph trains on one process" in err and "without --nproc" in err
+    assert "self-supervised graph cannot have data_parallel 2 replicas" in err
     assert not any(tmp_path.iterdir())  # nothing started, nothing written
 
 

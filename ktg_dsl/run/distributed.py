@@ -17,6 +17,7 @@ import torch.distributed as dist
 from ..engine.distributed import DistributedEngine
 from ..engine.mesh import Mesh, balance, loads
 from ..engine.program import Program
+from ..engine.ssl_mesh import DistributedSelfSupervisedEngine
 from ..errors import ArgumentError, choices_hint
 from ..graph import GraphReport
 from ..spec.components import build
@@ -76,7 +77,8 @@ class Cluster:
         return self.mesh.replica, self.mesh.replicas
 
     def engine(self, program: Program) -> DistributedEngine:
-        return DistributedEngine(program, self.mesh, self.graph_group, self.replica_group)
+        make = DistributedEngine if program.knn is None else DistributedSelfSupervisedEngine
+        return make(program, self.mesh, self.graph_group, self.replica_group)
 
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every rank."""
@@ -114,13 +116,14 @@ def node_costs(
 def plan_mesh(spec: Spec, graph: GraphReport, rank: int, world: int) -> Mesh:
     """The mesh the spec asks for in a world of ``world`` ranks; ArgumentError (exit 2)
     naming what does not fit."""
-    if spec.self_supervised is not None and world > 1:
-        raise ArgumentError(
-            f"a self-supervised graph trains on one process for now ({world} asked): NT-Xent "
-            "over replicas needs every replica's negatives, not yet built; train without "
-            "--nproc (docs/self-supervised.md)"
-        )
     cfg = spec.train.distributed
+    if spec.self_supervised is not None and cfg.data_parallel > 1:
+        raise ArgumentError(
+            f"a self-supervised graph cannot have data_parallel {cfg.data_parallel} replicas "
+            "yet: NT-Xent over replicas needs every replica's negatives, not built; spread "
+            "its nodes over graph groups (data_parallel: 1) or train on one process "
+            "(docs/self-supervised.md)"
+        )
     d = cfg.data_parallel
     trained = [n for n in spec.node_names if n not in graph.frozen]
     if world % d:
