@@ -1,7 +1,8 @@
-"""A self-supervised graph on two graph groups (gloo, two CPU ranks) trains exactly as one
-process: the same two views on every rank, projections exchanged as logits are, each rank's
-receivers' views losses, kNN gathered so that every rank holds every node's score. Replicas
-(data_parallel above 1) are refused before training."""
+"""A self-supervised graph on two CPU ranks (gloo) trains exactly as one process: on two graph
+groups (projections exchanged as logits are, each rank's receivers' views losses), and as two
+replicas of every node (each replica's views gathered with their gradient, so NT-Xent and the
+similarity matrices see the whole batch; models without BatchNorm, whose statistics would be
+each replica's). kNN scores are gathered so that every rank holds every node's."""
 
 from __future__ import annotations
 
@@ -17,9 +18,7 @@ import torch.multiprocessing as mp
 from ktg_dsl.engine.mesh import Mesh
 from ktg_dsl.engine.ssl import KnnData, SelfSupervisedEngine
 from ktg_dsl.engine.ssl_mesh import DistributedSelfSupervisedEngine
-from ktg_dsl.errors import ArgumentError
 from ktg_dsl.run.data import compile_spec
-from ktg_dsl.run.distributed import plan_mesh
 
 from .test_ssl_engine import EDGES, INFO, ssl_spec
 
@@ -38,48 +37,65 @@ def knn_data() -> KnnData:
     return KnnData(bank, [(bank[0][0][:6] + 0.05, bank[0][1][:6])])
 
 
-def train(engine: Any, epochs: int) -> list[Any]:
+def train(engine: Any, epochs: int, shard: tuple[int, int] = (0, 1)) -> list[Any]:
     stats = []
+    replica, replicas = shard
     for epoch in range(epochs):
         for step, (x, y) in enumerate(views()):
-            engine.train_step(x, y, epoch, step)
+            part = x.tensor_split(replicas)[replica], y.tensor_split(replicas)[replica]
+            engine.train_step(*part, epoch, step)
         stats.append(engine.end_epoch(epoch))
     return stats
 
 
-def worker(rank: int, world: int, store: str, out: str) -> None:
+def staged() -> dict[str, Any]:
+    from ktg_dsl.registry import load_plugins
+
+    load_plugins(["ktg_test_plugin"])
+    return {n: {"model": {"type": "staged_net", "width": 4}} for n in "abc"}
+
+
+def worker(rank: int, world: int, store: str, out: str, replicas: int) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     torch.set_num_threads(1)
-    spec = ssl_spec(EDGES)
+    spec = ssl_spec(EDGES, staged() if replicas > 1 else None)
     program = compile_spec(spec, data_info=INFO, device="cpu", precision="fp32")
-    mesh = Mesh(rank, world, world, 1, {0: 0, 1: 1, 2: 1}, {})
-    graph = dist.new_group(mesh.graph_ranks(0))
-    engine = DistributedSelfSupervisedEngine(program, mesh, graph, None)
-    stats = train(engine, spec.train.epochs)
+    placement = {0: 0, 1: 0, 2: 0} if replicas > 1 else {0: 0, 1: 1, 2: 1}
+    mesh = Mesh(rank, world, world // replicas, replicas, placement, {})
+    graphs = [dist.new_group(mesh.graph_ranks(d)) for d in range(replicas)]
+    groups = [dist.new_group(mesh.replica_ranks(g)) for g in range(mesh.groups)]
+    graph = graphs[mesh.replica] if mesh.groups > 1 else None
+    replica = groups[mesh.group] if replicas > 1 else None
+    engine = DistributedSelfSupervisedEngine(program, mesh, graph, replica)
+    stats = train(engine, spec.train.epochs, (mesh.replica, replicas))
     states = {n.name: n.model.state_dict() for n in engine.trainable}
     torch.save({"states": states, "stats": stats, "eval": engine.evaluate_metrics(knn_data())}, out)
     dist.destroy_process_group()
 
 
 @pytest.mark.slow
-def test_graph_groups_train_as_one_process() -> None:
+@pytest.mark.parametrize("replicas", [1, 2], ids=["graph-groups", "replicas"])
+def test_two_ranks_train_as_one_process(replicas: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         outs = [os.path.join(tmp, f"rank{r}.pt") for r in range(2)]
         ctx = mp.get_context("spawn")
         store = os.path.join(tmp, "store")
-        procs = [ctx.Process(target=worker, args=(r, 2, store, outs[r])) for r in range(2)]
+        procs = [
+            ctx.Process(target=worker, args=(r, 2, store, outs[r], replicas)) for r in range(2)
+        ]
         for p in procs:
             p.start()
         for p in procs:
             p.join(timeout=300)
             assert p.exitcode == 0, f"rank failed with exit code {p.exitcode}"
         ranks = [torch.load(o, weights_only=False) for o in outs]
-    spec = ssl_spec(EDGES)
+    spec = ssl_spec(EDGES, staged() if replicas > 1 else None)
     program = compile_spec(spec, data_info=INFO, device="cpu", precision="fp32")
     engine = SelfSupervisedEngine(program)
     stats = train(engine, spec.train.epochs)
     evaluated = engine.evaluate_metrics(knn_data())
-    for name, rank in (("a", 0), ("b", 1), ("c", 1)):
+    homes = (("a", 0), ("b", 0), ("c", 0)) if replicas > 1 else (("a", 0), ("b", 1), ("c", 1))
+    for name, rank in homes:
         for key, value in ranks[rank]["states"][name].items():
             torch.testing.assert_close(
                 value, program.nodes[name].model.state_dict()[key], rtol=2e-4, atol=2e-5
@@ -87,14 +103,10 @@ def test_graph_groups_train_as_one_process() -> None:
     for r in ranks:
         for mine, theirs in zip(r["stats"], stats, strict=True):
             for name in theirs:
-                assert mine[name]["train_loss"] == pytest.approx(theirs[name]["train_loss"], 1e-4)
+                # abs: a near-zero similarity KL (collapsed tiny nodes) is float noise
+                want = pytest.approx(theirs[name]["train_loss"], rel=1e-4, abs=1e-6)
+                assert mine[name]["train_loss"] == want
                 assert mine[name]["train_top1"] == pytest.approx(theirs[name]["train_top1"])
         assert {k: v["knn_top1"] for k, v in r["eval"].items()} == pytest.approx(
             {k: v["knn_top1"] for k, v in evaluated.items()}
         )
-
-
-def test_replicas_of_a_self_supervised_graph_are_refused() -> None:
-    spec = ssl_spec(EDGES, distributed={"data_parallel": 2})
-    with pytest.raises(ArgumentError, match="data_parallel 2 replicas"):
-        plan_mesh(spec, None, 0, 2)  # type: ignore[arg-type]  # refused before the graph

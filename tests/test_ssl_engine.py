@@ -23,7 +23,7 @@ from ktg_dsl.run.data import compile_spec
 INFO = DatasetInfo(5, (3, 8, 8))
 
 
-def ssl_spec(edges: list[dict[str, Any]], **train: Any) -> Any:
+def ssl_spec(edges: list[dict[str, Any]], nodes: dict[str, Any] | None = None, **train: Any) -> Any:
     data = {
         "version": 1,
         "name": "ssl-eq",
@@ -31,7 +31,8 @@ def ssl_spec(edges: list[dict[str, Any]], **train: Any) -> Any:
         "data": {"dataset": {"type": "synthetic", "num_classes": 5, "image_size": 8}},
         "train": {"epochs": 4, "precision": "fp32", "device": "cpu", **train},
         "defaults": {"optimizer": {"type": "sgd", "lr": 0.1}, "scheduler": "cosine"},
-        "nodes": {
+        "nodes": nodes
+        or {
             "a": {"model": {"type": "small_cnn", "width": 8}},
             "b": {"model": {"type": "small_cnn", "width": 4}},
             "c": {"model": {"type": "small_cnn", "width": 4}},

@@ -1,16 +1,21 @@
-"""A self-supervised program on a mesh of graph groups (docs/distributed.md, ``--nproc``):
-every rank forwards its nodes on the same two views (2B), the graph groups exchange the
-nodes' detached projections as the supervised mesh exchanges logits (``_exchange``, rows of
-width ``dim``), and each rank computes its receivers' views losses as one process does
-(``SelfSupervisedEngine``). kNN evaluation: each rank scores its own nodes; the scores are
-gathered so that every rank holds all of them.
+"""A self-supervised program on a mesh (docs/distributed.md, ``--nproc``).
 
-Data-parallel replicas (``data_parallel`` above 1) are not built: NT-Xent would need the
-negatives of every replica (an ``all_gather`` that keeps the gradient) and the similarity
-matrices the whole batch; ``run.distributed.plan_mesh`` refuses them before training."""
+Graph groups: every rank forwards its nodes on its two views, the groups exchange the nodes'
+detached projections as the supervised mesh exchanges logits (``_exchange``, rows of width
+``dim``), and each rank computes its receivers' views losses as one process does.
+
+Replicas (``data_parallel`` D above 1): each replica forwards its share of the batch, then the
+views of every replica are gathered WITH their gradient (``torch.distributed.nn.functional.
+all_gather``), so NT-Xent sees the negatives of the whole batch and the similarity matrices
+are the whole batch's: every replica computes the one-process loss. The gather's backward sums
+the replicas' gradients into each share (D times the loss's), and DistributedDataParallel
+averages over the D replicas: the one-process gradient (BatchNorm aside: its statistics are
+each replica's). kNN: each rank scores its own nodes on the whole bank; every rank then holds
+every score."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,11 +36,8 @@ class DistributedSelfSupervisedEngine(SelfSupervisedEngine, DistributedEngine):
     def __init__(
         self, program: Program, mesh: Mesh, graph_group: Any = None, replica_group: Any = None
     ) -> None:
-        if program.knn is None or mesh.replicas > 1:
-            raise KtgRuntimeError(
-                "the self-supervised mesh engine runs self-supervised programs on graph "
-                "groups only (data_parallel 1)"
-            )
+        if program.knn is None:
+            raise KtgRuntimeError("this engine runs self-supervised programs only")
         DistributedEngine.__init__(self, program, mesh, graph_group, replica_group)
         self.knn = program.knn
 
@@ -54,7 +56,7 @@ class DistributedSelfSupervisedEngine(SelfSupervisedEngine, DistributedEngine):
         outs, features = self._forward_local(plan, local.sends[self.mesh.group], x)
         self._exchange(local.sends, outs, features, x.shape[0])
         stacked = torch.stack([outs[i].float() for i in plan.forward])
-        views = as_views(stacked)
+        views = self._whole_batch(as_views(stacked))
         blind = torch.zeros(views.shape[1], dtype=torch.long, device=views.device)
         losses, per_edge = edge_losses(plan, views, blind, weights, len(self.nodes), features)
         self._backward(plan, losses, stacked)
@@ -65,6 +67,19 @@ class DistributedSelfSupervisedEngine(SelfSupervisedEngine, DistributedEngine):
         self.meter.add(local.node_ids, sim, partner, losses)
         self.meter.add_edges(plan.edge_index, per_edge, weights, partner.shape[0])
         return {n.name: losses[n.index].detach() for n in self.trainable}
+
+    def _whole_batch(self, views: Tensor) -> Tensor:
+        """Every replica's views ``[M, b, 2, D]`` in replica order (the batch's order):
+        ``[M, B, 2, D]``, the gradient kept."""
+        if self.mesh.replicas == 1:
+            return views
+        from torch.distributed.nn.functional import all_gather
+
+        with warnings.catch_warnings():
+            # deprecated in favour of a private module's function; public, and tested here
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*all_gather")
+            parts = all_gather(views.contiguous(), group=self.replica_group)
+        return torch.cat(parts, dim=1)
 
     def evaluate_metrics(
         self, batches: Iterable[tuple[Tensor, Tensor]]

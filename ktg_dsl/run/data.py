@@ -122,7 +122,7 @@ def make_batches(
     # what a loss or a BatchNorm needs per step, against the smallest step: said before training
     check_batches(program, len(bundle.train), batch, spec.data.drop_last, shard[1])
 
-    def in_order(split: TensorSplit) -> TensorBatches:
+    def in_order(split: TensorSplit, shard: tuple[int, int] = shard) -> TensorBatches:
         return eval_batches(
             split,
             spec.data.eval_batch_size or 4 * batch,
@@ -135,10 +135,9 @@ def make_batches(
         )
 
     evaluation = in_order(bundle.eval)
-    if spec.self_supervised is not None:  # kNN: the training part is the memory bank
-        return _two_view_batches(
-            spec, bundle, program, on_device, KnnData(in_order(bundle.train), evaluation)
-        )
+    if spec.self_supervised is not None:  # kNN: the whole training part is the memory bank
+        knn = KnnData(in_order(bundle.train, (0, 1)), in_order(bundle.eval, (0, 1)))
+        return _two_view_batches(spec, bundle, program, on_device, knn, shard)
     return Batches(
         train_batches(
             bundle,
@@ -160,7 +159,12 @@ def eval_label(spec: Spec, split: str) -> str:
 
 
 def _two_view_batches(
-    spec: Spec, bundle: DataBundle, program: Program, on_device: bool, knn: KnnData
+    spec: Spec,
+    bundle: DataBundle,
+    program: Program,
+    on_device: bool,
+    knn: KnnData,
+    shard: tuple[int, int],
 ) -> Batches:
     """A self-supervised graph's batches: two augmented views per sample, and ``knn`` (the
     training part unaugmented and in order as memory bank, then the evaluated part)."""
@@ -174,6 +178,7 @@ def _two_view_batches(
         device=program.device,
         drop_last=spec.data.drop_last,
         on_device=on_device,
+        shard=shard,
     )
     return Batches(views, knn)
 

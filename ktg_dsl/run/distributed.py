@@ -117,13 +117,6 @@ def plan_mesh(spec: Spec, graph: GraphReport, rank: int, world: int) -> Mesh:
     """The mesh the spec asks for in a world of ``world`` ranks; ArgumentError (exit 2)
     naming what does not fit."""
     cfg = spec.train.distributed
-    if spec.self_supervised is not None and cfg.data_parallel > 1:
-        raise ArgumentError(
-            f"a self-supervised graph cannot have data_parallel {cfg.data_parallel} replicas "
-            "yet: NT-Xent over replicas needs every replica's negatives, not built; spread "
-            "its nodes over graph groups (data_parallel: 1) or train on one process "
-            "(docs/self-supervised.md)"
-        )
     d = cfg.data_parallel
     trained = [n for n in spec.node_names if n not in graph.frozen]
     if world % d:

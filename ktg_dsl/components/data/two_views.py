@@ -69,6 +69,9 @@ class TwoViewBatches:
         shard: tuple[int, int] = (0, 1),
     ) -> None:
         channels, height, width = bundle.input_shape
+        # the whole batch is augmented and this replica's part cut from it: every replica
+        # draws what one process draws (exactly its views)
+        self.shard = shard
         self.raw = TensorBatches(
             bundle.train,
             batch_size,
@@ -79,7 +82,6 @@ class TwoViewBatches:
             device=device,
             seed=seed,
             on_device=on_device,
-            shard=shard,
         )
         self.seed = seed
         self.pipeline = build_pipeline(steps, channels, (height, width))
@@ -101,8 +103,12 @@ class TwoViewBatches:
         return self.iterate()
 
     def iterate(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        replica, replicas = self.shard
         for i, (x, y) in enumerate(self.raw.iterate(start), start=start):
-            yield self.views(x, i), y
+            both = self.views(x, i)
+            if replicas > 1:
+                both, y = both.tensor_split(replicas)[replica], y.tensor_split(replicas)[replica]
+            yield both, y
 
     def views(self, x: torch.Tensor, batch: int) -> torch.Tensor:
         """Two augmentations of ``x`` (in ``[0, 1]``), normalised: ``[B, 2, C, H, W]``."""
