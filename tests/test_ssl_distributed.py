@@ -18,7 +18,9 @@ import torch.multiprocessing as mp
 from ktg_dsl.engine.mesh import Mesh
 from ktg_dsl.engine.ssl import KnnData, SelfSupervisedEngine
 from ktg_dsl.engine.ssl_mesh import DistributedSelfSupervisedEngine
-from ktg_dsl.run.data import compile_spec
+from ktg_dsl.errors import ArgumentError
+from ktg_dsl.run.data import checked, compile_spec
+from ktg_dsl.run.distributed import plan_mesh
 
 from .test_ssl_engine import EDGES, INFO, ssl_spec
 
@@ -110,3 +112,13 @@ def test_two_ranks_train_as_one_process(replicas: int) -> None:
         assert {k: v["knn_top1"] for k, v in r["eval"].items()} == pytest.approx(
             {k: v["knn_top1"] for k, v in evaluated.items()}
         )
+
+
+def test_replicas_need_equal_shares_of_every_batch() -> None:
+    spec = ssl_spec(EDGES, distributed={"data_parallel": 2})
+    graph = checked(spec)
+    assert plan_mesh(spec, graph, 0, 2).replicas == 2  # batch 64, last batch dropped
+    for bad in ({"batch_size": 63}, {"drop_last": False}):
+        odd = spec.model_copy(update={"data": spec.data.model_copy(update=bad)})
+        with pytest.raises(ArgumentError, match="equal shares of every batch"):
+            plan_mesh(odd, graph, 0, 2)

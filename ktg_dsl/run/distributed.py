@@ -130,6 +130,13 @@ def plan_mesh(spec: Spec, graph: GraphReport, rank: int, world: int) -> Mesh:
             f"data_parallel: {d} shares: a replica would train on nothing at every step; "
             f"set batch_size to at least {d}, or data_parallel lower"
         )
+    uneven = spec.data.batch_size % d or not spec.data.drop_last
+    if spec.self_supervised is not None and d > 1 and uneven:
+        raise ArgumentError(
+            f"a self-supervised graph's {d} replicas gather each other's views, which needs "
+            f"equal shares of every batch: set data.batch_size to a multiple of {d} "
+            f"(it is {spec.data.batch_size}) and data.drop_last: true"
+        )
     g = world // d
     if cfg.graph_groups != "auto" and cfg.graph_groups != g:
         raise ArgumentError(
