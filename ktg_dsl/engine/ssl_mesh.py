@@ -45,16 +45,8 @@ class DistributedSelfSupervisedEngine(SelfSupervisedEngine, DistributedEngine):
         self, x: Tensor, y: Tensor, epoch: int, step: int | None = None
     ) -> dict[str, Tensor]:
         x, _ = self._two_views(x, y)
-        opened, table, row = self._weights(epoch, step)
-        local = self._local_plan(opened)
+        local, weights, outs, features = self._mesh_forward(x, epoch, step)
         plan = local.plan
-        weights = table[row].index_select(0, local.columns)
-        self._set_mode("train")
-        for node in self.trainable:
-            assert node.optimizer is not None
-            node.optimizer.zero_grad(set_to_none=True)
-        outs, features = self._forward_local(plan, local.sends[self.mesh.group], x)
-        self._exchange(local.sends, outs, features, x.shape[0])
         stacked = torch.stack([outs[i].float() for i in plan.forward])
         views = self._whole_batch(as_views(stacked))
         blind = torch.zeros(views.shape[1], dtype=torch.long, device=views.device)
