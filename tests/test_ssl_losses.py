@@ -171,3 +171,10 @@ def test_view_mse_says_when_the_projection_widths_differ() -> None:
     assert message is not None and "128" in message and "64" in message
     assert "similarity_kl" in message
     assert SimilarityKL("similarity_kl").check_shapes((2, 128), (2, 64)) is None
+
+
+def test_logits_instead_of_views_are_an_error() -> None:
+    logits = torch.randn(8, 10)
+    for loss in (NTXent("nt_xent"), SimilarityKL("similarity_kl"), ViewMSE("view_mse")):
+        with pytest.raises(ValueError, match=r"\[B, 2, D\], but got a tensor of shape \(8, 10\)"):
+            loss.per_sample(logits, logits)

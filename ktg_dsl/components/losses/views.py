@@ -29,9 +29,16 @@ if TYPE_CHECKING:
 
 
 def _full(x: Tensor) -> Tensor:
-    """float32 for half-precision projections (AMP), float64 kept (the reference tests)."""
+    """Two views ``[..., B, 2, D]``, in float32 for half-precision projections (AMP), float64
+    kept (the reference tests). Anything else (a model's logits ``[B, C]`` on an edge that was
+    not given views) is an error, not a loss computed on the wrong axes."""
     import torch
 
+    if x.ndim < 3 or x.shape[-2] != 2:
+        raise ValueError(
+            f"a two-view loss compares a node's projections of two views, [B, 2, D], but got "
+            f"a tensor of shape {tuple(x.shape)}: the edge's ends must give views"
+        )
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
