@@ -22,10 +22,10 @@ from torch import nn
 
 from .components.data import DatasetInfo
 from .contracts import EdgeLoss
-from .engine.program import EdgeSlot, Precision, Program, RuntimeNode, Target
+from .engine.program import EdgeSlot, KnnSettings, Precision, Program, RuntimeNode, Target
 from .engine.taps import TapError, tap_shapes
 from .errors import KtgRuntimeError
-from .graph import GraphEdge, GraphReport
+from .graph import GraphEdge, GraphReport, loss_target
 from .registry import OPTIMIZERS, SCHEDULERS
 from .spec.components import build
 from .spec.schema import LABELS, NodeConfig, OptimizerRef, Spec
@@ -75,7 +75,7 @@ def _build_model(spec: Spec, name: str, position: int, classes: int, channels: i
 
     def make() -> nn.Module:
         module: nn.Module = build(cfg.model, num_classes=classes, in_channels=channels)
-        return module
+        return _with_head(spec, name, module)
 
     model = _seeded(node_seed(spec.seed, position), make)
     if not isinstance(model, nn.Module):
@@ -84,6 +84,28 @@ def _build_model(spec: Spec, name: str, position: int, classes: int, channels: i
             f"{type(model).__name__}, not a torch.nn.Module"
         )
     return model
+
+
+def _with_head(spec: Spec, name: str, model: nn.Module) -> nn.Module:
+    """A self-supervised node's model: its encoder and projector (components/models/heads)."""
+    ssl = spec.self_supervised
+    if ssl is None or not isinstance(model, nn.Module):
+        return model
+    from .components.models.heads import HeadError, with_projector
+
+    try:
+        return with_projector(model, ssl.head.classifier, ssl.head.hidden, ssl.head.dim)
+    except HeadError as exc:
+        raise KtgRuntimeError(
+            f"node '{name}': {exc}; name its classifier in self_supervised.head.classifier"
+        ) from None
+
+
+def _knn(spec: Spec) -> KnnSettings | None:
+    ssl = spec.self_supervised
+    if ssl is None:
+        return None
+    return KnnSettings(ssl.knn.k, ssl.knn.weighted, ssl.knn.temperature, ssl.linear_probe)
 
 
 def compile_program(
@@ -111,8 +133,11 @@ def compile_program(
         if target.compile and device.type != "meta":
             model.compile()  # in place: state_dict keys stay those of the plain model
         frozen = name in graph.frozen
-        node = RuntimeNode(name, position, model, device, frozen, classes, cfg)
-        node.taps = dict(cfg.taps or {})
+        ssl = spec.self_supervised
+        out = ssl.head.dim if ssl else classes  # a self-supervised model outputs projections
+        node = RuntimeNode(name, position, model, device, frozen, out, cfg)
+        node.taps = {t: f"encoder.{p}" if ssl else p for t, p in (cfg.taps or {}).items()}
+        node.features = "encoder" if ssl else None
         nodes[name] = node
     edges = _edge_slots(spec, graph, nodes, target, data_info)
     for node in nodes.values():
@@ -134,6 +159,7 @@ def compile_program(
         grad_clip=spec.train.grad_clip,
         steps_per_epoch=steps_per_epoch,
         spec=spec,
+        knn=_knn(spec),
     )
 
 
@@ -167,7 +193,10 @@ def _edge_slots(
         adapter = (
             _adapter(spec, e, loss, shapes, nodes[e.receiver], target) if e.on_features else None
         )
-        edges.append(EdgeSlot(r, s, e.gate, loss, scale, e.receiver_tap, e.sender_tap, adapter))
+        views = loss_target(e.loss_ref) == "views"
+        edges.append(
+            EdgeSlot(r, s, e.gate, loss, scale, e.receiver_tap, e.sender_tap, adapter, views)
+        )
     for name, node in nodes.items():
         node.tap_shapes = shapes.known(name)
     return sorted(
@@ -189,14 +218,15 @@ class _TapShapes:
         if node not in self._shapes:
             runtime = self.nodes[node]
             assert self.info.input_shape is not None
+            cfg = self.spec.nodes[node]  # taps name modules of the model as registered
             with torch.device("meta"):
                 model = build(
-                    self.spec.nodes[node].model,
-                    num_classes=runtime.num_classes,
+                    cfg.model,
+                    num_classes=cfg.num_classes or self.info.num_classes or runtime.num_classes,
                     in_channels=self.info.input_shape[0],
                 )
             try:
-                self._shapes[node] = tap_shapes(model, runtime.taps, self.info.input_shape)
+                self._shapes[node] = tap_shapes(model, dict(cfg.taps or {}), self.info.input_shape)
             except TapError as exc:
                 raise KtgRuntimeError(f"nodes.{node}.taps: {exc}") from None
         return self._shapes[node][tap]

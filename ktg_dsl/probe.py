@@ -46,6 +46,7 @@ def probe_models(spec: Spec, report: GraphReport) -> list[SpecIssue]:
         issues += found
         if model is not None:
             issues += _checkpoint_fits(spec, name, model, classes, name in report.frozen)
+            issues += _head_fits(spec, name, model)
         for i, choice in enumerate(spec.search.models.get(name, []) if spec.search else []):
             issues += _probe(choice, ("search", "models", name, i), classes, info)[1]
     return issues
@@ -75,6 +76,26 @@ def _probe(
         message = f"'{ref.type}' returns {got} for a batch of 2, expected (2, {classes})"
         return None, [SpecIssue(where, message, hint="the model must return one logit per class")]
     return model, []
+
+
+def _head_fits(spec: Spec, name: str, model: nn.Module) -> list[SpecIssue]:
+    """A self-supervised node's projector goes where its classifier was: that layer exists."""
+    if spec.self_supervised is None:
+        return []
+    from .components.models.heads import HeadError, find_classifier
+
+    head = spec.self_supervised.head
+    try:
+        find_classifier(model, head.classifier)
+    except HeadError as exc:
+        return [
+            SpecIssue(
+                ("self_supervised", "head", "classifier"),
+                f"node '{name}': {exc}",
+                hint="name the model's classifier (a Linear layer), e.g. fc",
+            )
+        ]
+    return []
 
 
 def _checkpoint_fits(

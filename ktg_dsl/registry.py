@@ -90,9 +90,10 @@ class GateMeta(Meta):
 class LossMeta(Meta):
     """``target``: what the loss compares: ``labels`` (the ground truth), ``logits`` (two
     models' outputs), ``features`` (two taps), ``outputs`` (logits or taps, alike at both
-    ends). The graph checks match it against the edge's ends."""
+    ends), ``views`` (a node's projections of two augmented views, ``[B, 2, D]``). The graph
+    checks match it against the edge's ends."""
 
-    target: Literal["labels", "logits", "features", "outputs"] | None = None
+    target: Literal["labels", "logits", "features", "outputs", "views"] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class DatasetMeta(Meta):
 
 @dataclass(frozen=True)
 class OptimizerMeta(Meta):
-    torch_name: str | None = None  # the torch.optim class it builds (docs and messages)
+    torch_name: str | None = None  # the torch.optim class it builds (None: one of ktg's own)
 
 
 @dataclass(frozen=True)

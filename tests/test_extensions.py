@@ -23,7 +23,7 @@ from ktg_dsl.components.losses import EdgeLoss
 from ktg_dsl.engine import Engine, NodeOutput, Program, TrainingEngine
 from ktg_dsl.errors import KtgRuntimeError
 from ktg_dsl.registry import GATES, LOSSES
-from ktg_dsl.run.recipe import Recipe
+from ktg_dsl.run.recipe import Recipe, default_engine
 
 from .conftest import small_spec, write_spec
 
@@ -249,7 +249,9 @@ def test_the_recipe_refuses_an_engine_it_would_not_run(tmp_path: Path) -> None:
     recipe.cluster = object()  # type: ignore[assignment]  # any mesh: the refusal comes first
     with pytest.raises(KtgRuntimeError, match=r"Recipe\(engine=\.\.\.\) runs on one process"):
         recipe._engine_maker()
-    assert Recipe(spec, tmp_path / "run2")._engine_maker() is Engine
+    assert Recipe(spec, tmp_path / "run2", engine=Engine)._engine_maker() is Engine
+    # no engine=: the one the program needs (the self-supervised engine for such a program)
+    assert Recipe(spec, tmp_path / "run2")._engine_maker() is default_engine
 
 
 def test_a_node_forward_is_a_node_output() -> None:

@@ -89,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
     from ..bench.compare import read_earlier
 
     spec, _ = checked(args.spec, args.set)
+    if spec.self_supervised is not None:
+        raise UsageError(
+            "ktg bench measures supervised graphs (its baseline is a per-node loop over labels "
+            "and logits); a self-supervised graph is not benchmarked yet: time `ktg train`"
+        )
     if args.nproc is not None and (args.compile or args.variants or args.compare):
         flag = "--compile" if args.compile else "--variants" if args.variants else "--compare"
         raise UsageError(f"{flag} goes with the single-process measurement; leave out --nproc")

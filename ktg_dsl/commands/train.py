@@ -162,6 +162,7 @@ def _live(args: argparse.Namespace, spec: Spec, graph: GraphReport) -> Callable[
 
 def _report(spec: Spec, run: RunDir, result: RunResult | None, again: str | None = None) -> int:
     """The final table, or how to continue an interrupted run (``again``: the command)."""
+    from ..run.data import eval_label
     from ..run.session import results_table
 
     if result is None:
@@ -170,7 +171,7 @@ def _report(spec: Spec, run: RunDir, result: RunResult | None, again: str | None
         again = again or f"ktg train --resume {run.path}"
         say(f"stopped; saved {run.last}. Continue with:\n  {again}")
         return EXIT_INTERRUPTED
-    print(results_table(result, list(spec.nodes), spec.data.split))
+    print(results_table(result, list(spec.nodes), eval_label(spec, spec.data.split)))
     print(f"\n{result.epochs_done} epochs in {result.wall_time:.1f} s; run directory: {run.path}")
     return EXIT_OK
 

@@ -1,9 +1,11 @@
-"""Optimizers: torch.optim classes under their lower-case names.
+"""Optimizers: torch.optim classes under their lower-case names, and LARS (``lars.py``; torch
+has none).
 
-Each wrapper repeats its torch class's user-facing arguments with types and bounds, so a spec is
+Each wrapper repeats its class's user-facing arguments with types and bounds, so a spec is
 checked without importing torch; ``tests/test_components.py`` keeps the names and defaults equal
-to the installed torch's signatures. ``foreach``/``fused`` are chosen by the engine: fused kernels
-where the class has them, else the multi-tensor (foreach) path.
+to the installed torch's signatures (``tests/test_ssl_optim.py``: LARS's). ``foreach``/``fused``
+are chosen by the engine: fused kernels where the class has them, else the multi-tensor
+(foreach) path.
 """
 
 from __future__ import annotations
@@ -173,3 +175,31 @@ def radam(
 ) -> Any:
     """RAdam (torch.optim.RAdam)."""
     return _build("RAdam", **locals())
+
+
+@OPTIMIZERS.register()
+def lars(
+    params: Any,
+    lr: LR = 1.0,
+    momentum: NonNeg = 0.9,
+    weight_decay: NonNeg = 1e-6,
+    eta: Annotated[float, Field(gt=0.0, le=1.0)] = 0.001,
+    exclude_bias_and_norm: bool = True,
+    foreach: bool | None = None,
+    fused: bool | None = None,
+) -> Any:
+    """LARS (You et al. 2017), SimCLR's large-batch optimizer; defaults: the original's SimCLR
+    example (lr 1.0, momentum 0.9, weight decay 1e-6, trust coefficient eta 0.001).
+    ``exclude_bias_and_norm``: biases and norm layers (parameters of one dimension) get plain
+    momentum SGD, no weight decay, as SimCLR does (the original's example excludes nothing:
+    set it false to match). One loop over the parameters (no fused or foreach kernel)."""
+    from .lars import LARS
+
+    return LARS(
+        list(params),
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        eta=eta,
+        exclude_bias_and_norm=exclude_bias_and_norm,
+    )

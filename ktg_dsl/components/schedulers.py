@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from ..errors import KtgRuntimeError
 from ..registry import SCHEDULERS
 
 NonNeg = Annotated[float, Field(ge=0.0)]
@@ -78,21 +79,42 @@ class _WarmupCosine:
         return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * min(p, 1.0)))
 
 
-@SCHEDULERS.register(interval="step")
+def _one_floor(args: dict[str, Any]) -> None:
+    """warmup_cosine's check: one way to say where the cosine ends."""
+    if args.get("eta_min") and args.get("min_factor"):
+        raise ValueError(
+            "give eta_min (a learning rate) or min_factor (a fraction of the optimizer's lr) "
+            "for where the cosine ends, not both"
+        )
+
+
+@SCHEDULERS.register(interval="step", check=_one_floor)
 def warmup_cosine(
     optimizer: Any,
     epochs: int,
     steps_per_epoch: int,
-    warmup_epochs: Annotated[float, Field(ge=0.0)] = 5.0,
+    warmup_epochs: Annotated[float, Field(ge=0.0)] = 10.0,
+    eta_min: NonNeg = 0.0,
     min_factor: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0,
 ) -> Any:
-    """Linear warm-up over ``warmup_epochs``, then cosine decay to ``min_factor`` x lr,
-    updated every step."""
+    """Linear warm-up over ``warmup_epochs`` (lr x step / warm-up steps, from the first step),
+    then cosine decay to ``eta_min`` (or ``min_factor`` x lr), updated every step. Defaults:
+    the original's SimCLR (10 warm-up epochs, then cosine to 0)."""
     from torch.optim.lr_scheduler import LambdaLR
 
+    if warmup_epochs and warmup_epochs >= epochs:
+        raise KtgRuntimeError(
+            f"scheduler warmup_cosine warms up for {warmup_epochs:g} epochs, but training runs "
+            f"{epochs}: the cosine would never start; set the scheduler's warmup_epochs below "
+            f"train.epochs (e.g. {max(0.0, epochs / 10):g}), or 0 for no warm-up"
+        )
     total = epochs * steps_per_epoch
     warm = round(warmup_epochs * steps_per_epoch)
-    return LambdaLR(optimizer, _WarmupCosine(warm, total, min_factor))
+    floors = [
+        eta_min / group.get("initial_lr", group["lr"]) if eta_min else min_factor
+        for group in optimizer.param_groups
+    ]
+    return LambdaLR(optimizer, [_WarmupCosine(warm, total, floor) for floor in floors])
 
 
 @SCHEDULERS.register(interval="step")

@@ -7,11 +7,10 @@
         stats = engine.end_epoch(epoch)           # one host sync: loss, top-1, lr per node
         top1 = engine.evaluate(val_batches)       # {node: top-1 %}
 
-The step follows the original KTG algorithm: every node forwards the same batch, node i's loss
-is sum_j gate_ij(t) * loss_ij with senders detached, and each node's optimizer steps on its own
-loss. It is computed as ONE backward over the sum of node losses (see ``step.py``), which is
-exactly the same thing because no gradient crosses an edge. Frozen teachers run in eval mode
-without autograd (the original left them in train mode, updating their BN statistics).
+The step follows the original KTG: every node forwards the same batch, node i's loss is
+sum_j gate_ij(t) * loss_ij with senders detached, each node's optimizer steps on its own loss;
+as ONE backward over the sum of node losses (``step.py``): the same, as no gradient crosses an
+edge. Frozen teachers run in eval mode without autograd (the original: train mode).
 """
 
 from __future__ import annotations
@@ -31,18 +30,15 @@ from .mesh import Coordinator, Solo
 from .metrics import EpochMeter, NonFiniteLossError, check_labels
 from .program import Program, RuntimeNode
 from .step import (
-    EdgeGroup,
     Features,
     PlanCacheInfo,
-    SingleEdge,
     StepPlan,
     StepSummary,
     build_plan,
-    describe_group,
     edge_losses,
-    end_name,
     open_set,
     stacked_cross_entropy,
+    summarize,
 )
 from .taps import capture
 
@@ -122,26 +118,7 @@ class Engine:
         """What ``train_step`` computes at this time (for inspection and tests)."""
         opened, table, row = self._weights(epoch, step)
         plan = build_plan(self.program, opened, self.device)
-        names = self.program.names
-
-        def pairs(edges: tuple[tuple[int, int], ...]) -> list[tuple[str, str]]:
-            return [(names[r], "labels" if r == s else names[s]) for r, s in edges]
-
-        parts: list[EdgeGroup | SingleEdge] = [*plan.groups, *plan.singles]
-        weights = {}
-        for i, w in zip(opened, table[row].tolist(), strict=True):
-            e = self.program.edges[i]
-            sender = "labels" if e.is_labels else names[e.sender]
-            weights[
-                (end_name(names[e.receiver], e.receiver_tap), end_name(sender, e.sender_tap))
-            ] = w
-        return StepSummary(
-            [names[i] for i in plan.forward],
-            [names[i] for i in plan.stepping],
-            [(kind, pairs(edges)) for kind, edges in map(describe_group, parts)],
-            weights,
-            {names[i]: sorted(taps) for i, taps in plan.taps.items()},
-        )
+        return summarize(self.program, plan, table[row].tolist())
 
     def _inputs(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         x = x.to(self.device, non_blocking=True)
@@ -203,6 +180,17 @@ class Engine:
         per-step gates). Returns each trained node's loss as a 0-d tensor on the device; no
         host synchronisation happens here."""
         x, y = self._inputs(x, y)
+        plan, weights, logits, features = self._forward_step(x, epoch, step)
+        losses, per_edge = edge_losses(plan, logits, y, weights, len(self.nodes), features)
+        self._update(plan, losses)
+        self.meter.add(plan.forward_index, logits, y, losses)
+        self.meter.add_edges(plan.edge_index, per_edge, weights, y.shape[0])
+        return {n.name: losses[n.index].detach() for n in self.trainable}
+
+    def _forward_step(
+        self, x: Tensor, epoch: int, step: int | None
+    ) -> tuple[StepPlan, Tensor, Tensor, Features]:
+        """A step's plan, open edges' weights, and forward (gradients zeroed first)."""
         opened, table, row = self._weights(epoch, step)
         plan = self._plan(opened)
         self._set_mode("train")
@@ -210,8 +198,12 @@ class Engine:
             assert node.optimizer is not None
             node.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
-            logits, features = self._forward(plan, plan.forward, x, train=True)
-        losses, per_edge = edge_losses(plan, logits, y, table[row], len(self.nodes), features)
+            out, features = self._forward(plan, plan.forward, x, train=True)
+        return plan, table[row], out, features
+
+    def _update(self, plan: StepPlan, losses: Tensor) -> None:
+        """ONE backward of the stepping nodes' losses, their optimizer steps, and the
+        schedulers that step every batch."""
         total = self._scaled_total(plan, losses)
         if total is not None:
             total.backward()
@@ -222,9 +214,6 @@ class Engine:
             for node in self.trainable:
                 if node.scheduler_interval == "step" and node.scheduler is not None:
                     node.scheduler.step()
-        self.meter.add(plan.forward_index, logits, y, losses)
-        self.meter.add_edges(plan.edge_index, per_edge, table[row], y.shape[0])
-        return {n.name: losses[n.index].detach() for n in self.trainable}
 
     def _scaled_total(self, plan: StepPlan, losses: Tensor) -> Tensor | None:
         if not plan.stepping:
@@ -346,8 +335,7 @@ class Engine:
             if int(k[node.index])
         }
 
-    def _evaluated(self) -> list[int]:
-        """The nodes this process evaluates: all of them."""
+    def _evaluated(self) -> list[int]:  # the nodes this process evaluates: all of them
         return list(range(len(self.nodes)))
 
     def _reduce_eval(self, *sums: Tensor) -> tuple[Tensor, ...]:
@@ -375,8 +363,7 @@ class Engine:
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Every trained node's state (a frozen teacher's is optional: its weights come from
-        its own checkpoint)."""
+        """Every trained node's state (a frozen teacher's is optional: its own checkpoint)."""
         missing = [n.name for n in self.trainable if n.name not in state]
         if missing:
             raise KtgRuntimeError(f"the checkpoint has no state for node(s) {missing}")

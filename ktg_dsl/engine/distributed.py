@@ -151,16 +151,8 @@ class DistributedEngine(Engine):
         self, x: Tensor, y: Tensor, epoch: int, step: int | None = None
     ) -> dict[str, Tensor]:
         x, y = self._inputs(x, y)
-        opened, table, row = self._weights(epoch, step)
-        local = self._local_plan(opened)
+        local, weights, outs, features = self._mesh_forward(x, epoch, step)
         plan = local.plan
-        weights = table[row].index_select(0, local.columns)
-        self._set_mode("train")
-        for node in self.trainable:
-            assert node.optimizer is not None
-            node.optimizer.zero_grad(set_to_none=True)
-        outs, features = self._forward_local(plan, local.sends[self.mesh.group], x)
-        self._exchange(local.sends, outs, features, x.shape[0])
         logits = torch.stack([outs[i].float() for i in plan.forward])
         losses, per_edge = edge_losses(plan, logits, y, weights, len(self.nodes), features)
         self._backward(plan, losses, logits)
@@ -170,6 +162,21 @@ class DistributedEngine(Engine):
         self.meter.add(local.node_ids, logits.index_select(0, local.rows), y, losses)
         self.meter.add_edges(plan.edge_index, per_edge, weights, y.shape[0])
         return {n.name: losses[n.index].detach() for n in self.trainable}
+
+    def _mesh_forward(
+        self, x: Tensor, epoch: int, step: int | None
+    ) -> tuple[_Local, Tensor, dict[int, Tensor], Features]:
+        """The local plan, its edges' weights, and every output its losses read (forwarded
+        here or exchanged); gradients zeroed first."""
+        opened, table, row = self._weights(epoch, step)
+        local = self._local_plan(opened)
+        self._set_mode("train")
+        for node in self.trainable:
+            assert node.optimizer is not None
+            node.optimizer.zero_grad(set_to_none=True)
+        outs, features = self._forward_local(local.plan, local.sends[self.mesh.group], x)
+        self._exchange(local.sends, outs, features, x.shape[0])
+        return local, table[row].index_select(0, local.columns), outs, features
 
     def _forward_local(
         self, plan: StepPlan, sends: list[Item], x: Tensor

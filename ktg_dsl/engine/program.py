@@ -30,6 +30,17 @@ class Target:
     remote: frozenset[str] = frozenset()  # trained elsewhere (another rank): built on meta
 
 
+@dataclass(frozen=True)
+class KnnSettings:
+    """A self-supervised program's evaluation: kNN on each node's features (its ``features``
+    module's output), the training part as memory bank; optionally a linear probe."""
+
+    k: int = 20
+    weighted: bool = False
+    temperature: float = 0.07
+    linear_probe: bool = False
+
+
 @dataclass
 class RuntimeNode:
     """One model and everything that trains it. ``config`` is the node's section of the spec,
@@ -48,6 +59,7 @@ class RuntimeNode:
     scaler: torch.amp.GradScaler | None = None
     taps: dict[str, str] = field(default_factory=dict)  # tap name -> module path
     tap_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # without the batch
+    features: str | None = None  # self-supervised: the module whose output kNN reads
     # modules owned by the edges into this node (a hint's regressor): trained by its
     # optimizer, saved with it
     adapters: nn.ModuleDict = field(default_factory=nn.ModuleDict)
@@ -73,6 +85,7 @@ class EdgeSlot:
     receiver_tap: str | None = None  # a feature edge compares taps, not logits
     sender_tap: str | None = None
     adapter: nn.Module | None = None  # applied to the receiver's output first (a hint)
+    views: bool = False  # a views loss (self-supervised): its self edge reads no labels
 
     @property
     def is_labels(self) -> bool:
@@ -100,6 +113,7 @@ class Program:
     grad_clip: float | None = None
     steps_per_epoch: int | None = None
     spec: Any = None
+    knn: KnnSettings | None = None  # set: a self-supervised program (engine/ssl.py)
 
     @property
     def names(self) -> list[str]:

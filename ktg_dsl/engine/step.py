@@ -239,8 +239,8 @@ def single_loss(e: EdgeSlot, plan: StepPlan, z: Tensor, y: Tensor, features: Fea
         receiver = z[plan.position[e.receiver]]
     else:
         receiver = features[(e.receiver, e.receiver_tap)].float()
-    if e.is_labels:
-        target = y
+    if e.is_labels:  # a views loss's self edge: the receiver's own views, not labels
+        target = receiver.detach() if e.views else y
     elif e.sender_tap is None:
         target = z[plan.position[e.sender]].detach()
     else:
@@ -290,3 +290,25 @@ class StepSummary:
 
 def end_name(node: str, tap: str | None) -> str:
     return node if tap is None else f"{node}.{tap}"
+
+
+def summarize(program: Program, plan: StepPlan, weights: list[float]) -> StepSummary:
+    """A plan in plain values (``Engine.step_summary``), with its open edges' weights."""
+    names = program.names
+
+    def pairs(edges: tuple[tuple[int, int], ...]) -> list[tuple[str, str]]:
+        return [(names[r], "labels" if r == s else names[s]) for r, s in edges]
+
+    parts: list[EdgeGroup | SingleEdge] = [*plan.groups, *plan.singles]
+    by_edge = {}
+    for i, w in zip(plan.open, weights, strict=True):
+        e = program.edges[i]
+        sender = "labels" if e.is_labels else names[e.sender]
+        by_edge[(end_name(names[e.receiver], e.receiver_tap), end_name(sender, e.sender_tap))] = w
+    return StepSummary(
+        [names[i] for i in plan.forward],
+        [names[i] for i in plan.stepping],
+        [(kind, pairs(edges)) for kind, edges in map(describe_group, parts)],
+        by_edge,
+        {names[i]: sorted(taps) for i, taps in plan.taps.items()},
+    )

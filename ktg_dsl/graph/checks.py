@@ -17,6 +17,7 @@ from .checkpoints import check_checkpoints
 from .data import check_class_counts, check_data_files, check_training_size
 from .placement import check_placement
 from .report import Edge, GraphEdge, GraphReport, end_name, loss_target
+from .ssl import check_self_supervised
 
 
 @dataclass
@@ -333,6 +334,7 @@ CHECKS: list[Callable[[Linked], list[SpecIssue]]] = [
     check_node_names,
     check_edge_ends,
     check_losses_fit_edges,
+    check_self_supervised,
     check_frozen,
     check_isolated,
     check_reaches_knowledge,

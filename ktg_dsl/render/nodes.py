@@ -101,10 +101,12 @@ def node_id(name: str) -> str:
 
 
 def add_nodes(dot: graphviz.Digraph, spec: Spec, report: GraphReport) -> None:
-    """The labels source, then every model in spec order."""
+    """The labels source (a self-supervised graph's self edges: its two augmented views), then
+    every model in spec order."""
+    what = "two views, no labels" if spec.self_supervised is not None else "ground truth"
     dot.node(
         LABELS,
-        '<<b>labels</b><br/><font point-size="10">ground truth</font>>',
+        f'<<b>labels</b><br/><font point-size="10">{what}</font>>',
         shape="cylinder",
         style="filled",
         fillcolor="#fff4c2",

@@ -123,6 +123,8 @@ def node_checkpoint(
     }
     if data is not None:
         out["data"] = data
+    if node.features is not None:  # an encoder and a projector, not a classifier
+        out["self_supervised"] = True
     return out
 
 

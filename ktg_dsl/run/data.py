@@ -13,9 +13,11 @@ import torch
 from ..check import check_spec
 from ..compiler import compile_program
 from ..components.data import DatasetInfo
-from ..components.data.bundle import DataBundle
+from ..components.data.bundle import DataBundle, TensorSplit
 from ..components.data.loader import TensorBatches, eval_batches, train_batches
+from ..components.data.two_views import TwoViewBatches
 from ..engine.program import Program
+from ..engine.ssl import KnnData
 from ..errors import KtgRuntimeError, SpecError
 from ..graph import GraphReport
 from ..registry import DATASETS
@@ -92,8 +94,8 @@ def steps_per_epoch(spec: Spec, bundle: DataBundle) -> int:
 
 @dataclass
 class Batches:
-    train: TensorBatches
-    eval: TensorBatches
+    train: TensorBatches | TwoViewBatches  # two views per sample: a self-supervised graph
+    eval: TensorBatches | KnnData  # with the memory bank: a self-supervised graph
 
 
 def _on_device(spec: Spec, bundle: DataBundle, program: Program) -> bool:
@@ -119,6 +121,23 @@ def make_batches(
     batch = spec.data.batch_size
     # what a loss or a BatchNorm needs per step, against the smallest step: said before training
     check_batches(program, len(bundle.train), batch, spec.data.drop_last, shard[1])
+
+    def in_order(split: TensorSplit, shard: tuple[int, int] = shard) -> TensorBatches:
+        return eval_batches(
+            split,
+            spec.data.eval_batch_size or 4 * batch,
+            mean=bundle.mean,
+            std=bundle.std,
+            device=program.device,
+            channels_last=program.channels_last,
+            on_device=on_device,
+            shard=shard,
+        )
+
+    evaluation = in_order(bundle.eval)
+    if spec.self_supervised is not None:  # kNN: the whole training part is the memory bank
+        knn = KnnData(in_order(bundle.train, (0, 1)), in_order(bundle.eval, (0, 1)))
+        return _two_view_batches(spec, bundle, program, on_device, knn, shard)
     return Batches(
         train_batches(
             bundle,
@@ -130,17 +149,38 @@ def make_batches(
             on_device=on_device,
             shard=shard,
         ),
-        eval_batches(
-            bundle.eval,
-            spec.data.eval_batch_size or 4 * batch,
-            mean=bundle.mean,
-            std=bundle.std,
-            device=program.device,
-            channels_last=program.channels_last,
-            on_device=on_device,
-            shard=shard,
-        ),
+        evaluation,
     )
+
+
+def eval_label(spec: Spec, split: str) -> str:
+    """How tables name the evaluation: the split, as kNN on it in a self-supervised graph."""
+    return f"kNN {split}" if spec.self_supervised is not None else split
+
+
+def _two_view_batches(
+    spec: Spec,
+    bundle: DataBundle,
+    program: Program,
+    on_device: bool,
+    knn: KnnData,
+    shard: tuple[int, int],
+) -> Batches:
+    """A self-supervised graph's batches: two augmented views per sample, and ``knn`` (the
+    training part unaugmented and in order as memory bank, then the evaluated part)."""
+    assert spec.self_supervised is not None
+    steps = [s.model_dump() for s in spec.self_supervised.augment]
+    views = TwoViewBatches(
+        bundle,
+        spec.data.batch_size,
+        steps,
+        seed=spec.seed,
+        device=program.device,
+        drop_last=spec.data.drop_last,
+        on_device=on_device,
+        shard=shard,
+    )
+    return Batches(views, knn)
 
 
 def compile_spec(

@@ -17,6 +17,7 @@ import torch.distributed as dist
 from ..engine.distributed import DistributedEngine
 from ..engine.mesh import Mesh, balance, loads
 from ..engine.program import Program
+from ..engine.ssl_mesh import DistributedSelfSupervisedEngine
 from ..errors import ArgumentError, choices_hint
 from ..graph import GraphReport
 from ..spec.components import build
@@ -76,7 +77,8 @@ class Cluster:
         return self.mesh.replica, self.mesh.replicas
 
     def engine(self, program: Program) -> DistributedEngine:
-        return DistributedEngine(program, self.mesh, self.graph_group, self.replica_group)
+        make = DistributedEngine if program.knn is None else DistributedSelfSupervisedEngine
+        return make(program, self.mesh, self.graph_group, self.replica_group)
 
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every rank."""
@@ -127,6 +129,13 @@ def plan_mesh(spec: Spec, graph: GraphReport, rank: int, world: int) -> Mesh:
             f"data.batch_size {spec.data.batch_size} is cut into train.distributed."
             f"data_parallel: {d} shares: a replica would train on nothing at every step; "
             f"set batch_size to at least {d}, or data_parallel lower"
+        )
+    uneven = spec.data.batch_size % d or not spec.data.drop_last
+    if spec.self_supervised is not None and d > 1 and uneven:
+        raise ArgumentError(
+            f"a self-supervised graph's {d} replicas gather each other's views, which needs "
+            f"equal shares of every batch: set data.batch_size to a multiple of {d} "
+            f"(it is {spec.data.batch_size}) and data.drop_last: true"
         )
     g = world // d
     if cfg.graph_groups != "auto" and cfg.graph_groups != g:

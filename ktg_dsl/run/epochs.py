@@ -35,6 +35,9 @@ def epoch_rows(
             "frozen": node.frozen,
             "gates": {k: round(w, 6) for k, w in weights[node.index].items() if w > 0},
         }
+        for extra in ("knn_top1", "probe_top1"):  # a self-supervised graph's evaluation
+            if extra in evaluated.get(node.name, {}):
+                rows[node.name][extra] = evaluated[node.name][extra]
         edges = stats.get(node.name, {}).get("edges")
         if edges:
             rows[node.name]["edges"] = edges

@@ -56,6 +56,12 @@ def evaluate_run(
 ) -> list[NodeScores]:
     """Every trained node of the run at ``path`` (or ``nodes``) from its ``checkpoint``
     (best/<node>.pt, or last.pt), on the evaluation split of ``spec``."""
+    if spec.self_supervised is not None:
+        raise KtgRuntimeError(
+            "ktg eval measures classifiers, and this run is self-supervised (its nodes are "
+            "encoders with projectors): its kNN top-1 per epoch is knn_top1 in metrics.jsonl "
+            "(docs/self-supervised.md)"
+        )
     bundle = load_bundle(spec)
     program = program_for(spec, graph, bundle)
     chosen = nodes or [n.name for n in program.trainable()]

@@ -24,6 +24,8 @@ TB_TAGS = {
     "lr": "train_lr",
     "val_top1": "test_score",
     "val_loss": "test_loss",
+    "knn_top1": "knn_score",  # a self-supervised graph (test_score holds the same value)
+    "probe_top1": "probe_score",
 }
 # per incoming edge (in the receiver's event files, so a node's edges share a section):
 EDGE_TAGS = {"term": "edge_term", "weight": "edge_weight", "loss": "edge_loss"}
@@ -160,7 +162,7 @@ class DamagedLog(KtgRuntimeError):
     """A metrics log that cannot be read as one (what and where is in the message)."""
 
 
-_PERCENTS = ("train_top1", "val_top1")  # accuracies: 0 to 100
+_PERCENTS = ("train_top1", "val_top1", "knn_top1", "probe_top1")  # accuracies: 0 to 100
 _LOSSES = ("train_loss", "val_loss")  # a diverged loss (NaN, inf) is a true record
 _AMOUNTS = ("lr", "epoch_time", "elapsed")  # finite, not negative
 MAX_EPOCH = 1_000_000  # the schema's bound on train.epochs

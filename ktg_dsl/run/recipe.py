@@ -14,11 +14,12 @@ from pathlib import Path
 
 from ..components.data.bundle import DataBundle
 from ..engine import Engine, NonFiniteLossError, Program, TrainingEngine
+from ..engine.ssl import SelfSupervisedEngine
 from ..errors import KtgRuntimeError
 from ..graph import GraphReport
 from ..spec.schema import Spec
 from . import checkpoint as ckpt
-from .data import bundle_facts, load_bundle, make_batches, program_for
+from .data import bundle_facts, eval_label, load_bundle, make_batches, program_for
 from .distributed import Cluster
 from .env import seed_generators, set_determinism
 from .epochs import Rows, epoch_rows, save_best, stamp
@@ -32,6 +33,12 @@ from .threads import ThreadGovernor, apply_threads
 AGREE_EVERY = 8  # steps between the ranks' agreements on a stop (one acts at once)
 
 EpochHook = Callable[[int, Rows], None]
+
+
+def default_engine(program: Program) -> TrainingEngine:
+    """The single-process engine a program needs: the self-supervised one for a
+    self-supervised program (``program.knn`` set), else the supervised one."""
+    return SelfSupervisedEngine(program) if program.knn is not None else Engine(program)
 
 
 class Recipe:
@@ -64,7 +71,7 @@ class Recipe:
         processes the DistributedEngine, the one engine that exchanges between ranks: an
         ``engine=`` there is refused, not silently replaced."""
         if self.cluster is None:
-            return self.make_engine or Engine
+            return self.make_engine or default_engine
         if self.make_engine is not None:
             raise KtgRuntimeError(
                 "Recipe(engine=...) runs on one process; on several processes ktg runs its "
@@ -137,7 +144,7 @@ class Recipe:
         stopping = self.stop.requested = self.engine.coordinator.agree(self.stop.requested)
         if due or stopping:
             self.save(epoch + 1, 0)
-        self.progress.end(epoch, epochs, rows, self.bundle.eval_name)
+        self.progress.end(epoch, epochs, rows, eval_label(self.spec, self.bundle.eval_name))
         for hook in self.hooks:
             hook(epoch, rows)
         alone = self.engine.coordinator.world == 1  # ranks act only on what they agreed on

@@ -76,6 +76,12 @@ def load_node(path: str | Path) -> TrainedNode:
             f"{file} is not a ktg node file (best/<node>.pt of a run); a run's last.pt or a "
             "plain state_dict holds no model description"
         )
+    if obj.get("self_supervised"):
+        raise KtgRuntimeError(
+            f"{file} is a self-supervised node (an encoder and a projector, no classifier): "
+            "ktg eval, ktg export and load_node take classifiers; its weights are "
+            "torch.load(file, weights_only=True)['state_dict'] (encoder.* and projector.*)"
+        )
     load_builtins()
     model_ref = _model_ref(obj, file)
     classes = obj.get("num_classes")

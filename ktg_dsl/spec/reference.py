@@ -24,6 +24,15 @@ from .schema import (
     Spec,
     TrainConfig,
 )
+from .self_supervised import (
+    ColorJitter,
+    Grayscale,
+    Head,
+    HorizontalFlip,
+    Knn,
+    RandomResizedCrop,
+    SelfSupervised,
+)
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("top level", Spec),
@@ -37,6 +46,13 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("search.objective", Objective),
     ("search.edges[i]", EdgeChoice),
     ("search.params[i]", NumericRange),
+    ("self_supervised", SelfSupervised),
+    ("self_supervised.head", Head),
+    ("self_supervised.knn", Knn),
+    ("self_supervised.augment[i]: random_resized_crop", RandomResizedCrop),
+    ("self_supervised.augment[i]: horizontal_flip", HorizontalFlip),
+    ("self_supervised.augment[i]: color_jitter", ColorJitter),
+    ("self_supervised.augment[i]: grayscale", Grayscale),
 ]
 
 

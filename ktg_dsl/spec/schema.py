@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BeforeValidator,
-    Field,
-    PrivateAttr,
-)
+from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 
 from ..registry import NOT_BOOL, NOT_BOOL_FLOAT
+from .distributed import DistributedConfig
+from .self_supervised import SelfSupervised, with_defaults
 from .types import (
     LABELS,
     Bool,
@@ -38,7 +36,6 @@ from .types import (
     Switch,
     TapName,
     UserPath,
-    auto_or_count,
     version_not_bool,
 )
 
@@ -97,31 +94,6 @@ class DataConfig(StrictModel):
 
 
 DevicePattern = DeviceName
-
-
-class DistributedConfig(StrictModel):
-    """How a run spreads over processes started by torchrun or ``ktg train --nproc N``: the
-    ranks form G graph groups x D replicas (docs/distributed.md). Ignored in one process."""
-
-    graph_groups: Annotated[
-        Literal["auto"] | Annotated[int, Field(ge=1, le=4096)], BeforeValidator(auto_or_count)
-    ] = Field(
-        "auto", description="G, the groups the nodes are placed on; auto: ranks / data_parallel"
-    )
-    data_parallel: Annotated[int, Field(ge=1, le=4096), NOT_BOOL] = Field(
-        1, description="D, the replicas of every node (DistributedDataParallel)"
-    )
-    backend: Literal["auto", "nccl", "gloo"] = Field(
-        "auto", description="auto: nccl on CUDA, gloo on CPU"
-    )
-    timeout: Annotated[float, Field(ge=1.0, le=86400.0), NOT_BOOL_FLOAT] = Field(
-        600.0, description="seconds a collective may wait before the run stops with an error"
-    )
-    placement: dict[NodeName, Annotated[int, Field(ge=0), NOT_BOOL]] | None = Field(
-        None,
-        description="node -> graph group; default: balanced by each model's forward FLOPs "
-        "(the same for a given world size)",
-    )
 
 
 class TrainConfig(StrictModel):
@@ -270,8 +242,9 @@ class EdgeConfig(StrictModel):
 
 class Objective(StrictModel):
     node: NodeName | None = Field(None, description="default: the first node")
-    metric: Literal["val_top1", "train_top1", "train_loss"] = Field(
-        "val_top1", description="what the objective node is scored on"
+    metric: Literal["val_top1", "knn_top1", "train_top1", "train_loss"] = Field(
+        "val_top1",
+        description="what the objective node is scored on (knn_top1: self-supervised graphs)",
     )
     direction: Literal["maximize", "minimize"] | None = Field(
         None, description="default: maximize accuracies, minimize losses"
@@ -371,9 +344,14 @@ class Spec(StrictModel):
         "the labels edge",
     )
     search: SearchConfig | None = Field(None, description="see `search` below")
+    self_supervised: SelfSupervised | None = Field(
+        None, description="a label-free graph (docs/self-supervised.md): see below"
+    )
 
     _source: Any = PrivateAttr(default=None)  # spec.loader.SourceMap, when loaded from a file
     _raw: Any = PrivateAttr(default=None)  # the data it was validated from (overrides applied)
+
+    _ssl_defaults = model_validator(mode="before")(with_defaults)
 
     @property
     def node_names(self) -> list[str]:

@@ -250,4 +250,6 @@ def run_rows(path: Path) -> tuple[list[dict], str, str]:
         raise NotARun(f"{path} has no finished epoch yet: nothing to plot")
     spec = spec if isinstance(spec, dict) else {}
     split = str((spec.get("data") or {}).get("split", "val"))
+    if spec.get("self_supervised") is not None:
+        split = f"kNN {split}"  # val_top1 of a self-supervised graph is kNN accuracy
     return rows, split, str(spec.get("name", path.name))

@@ -1,5 +1,6 @@
 """Edge losses, registered by name. ``target`` says what a loss compares: the ``labels``, two
-models' ``logits``, two taps' ``features``, or either (``outputs``, alike at both ends). Each
+models' ``logits``, two taps' ``features``, either (``outputs``, alike at both ends), or
+``views``: a node's projections of two augmented views, ``[B, 2, D]`` (self-supervised graphs). Each
 argument's default is the one its paper (or the benchmark code of RepDistiller / mdistiller,
 where the paper gives none) uses; docs/losses.md has every formula."""
 
@@ -13,6 +14,7 @@ from ...registry import LOSSES
 from .base import EdgeLoss
 from .features import Attention, Hint, Relational, Similarity
 from .logits import KL, MSE, CrossEntropy, DecoupledKD, Dist
+from .views import NTXent, SimilarityKL, ViewMSE
 
 __all__ = [
     "KL",
@@ -23,8 +25,11 @@ __all__ = [
     "Dist",
     "EdgeLoss",
     "Hint",
+    "NTXent",
     "Relational",
     "Similarity",
+    "SimilarityKL",
+    "ViewMSE",
 ]
 
 Temperature = Annotated[float, Field(gt=0.0, le=1000.0)]
@@ -104,3 +109,25 @@ def rkd(distance: Weight = 25.0, angle: Weight = 50.0, weight: Weight = 1.0) -> 
     """Relational KD (Park et al. 2019): Huber distances between the two outputs' normalised
     pairwise distances and between their triplet angles (taps or logits, as vectors)."""
     return Relational("rkd", distance=distance, angle=angle, weight=weight)
+
+
+@LOSSES.register(target="views", check=_temperature_fits)
+def nt_xent(temperature: Temperature = 0.3) -> EdgeLoss:
+    """SimCLR's NT-Xent (Chen et al. 2020) on a node's own two views (its self edge): each
+    projection's positive is its other view, the other 2B - 2 its negatives, at T (the
+    original's 0.3)."""
+    return NTXent("nt_xent", temperature=temperature)
+
+
+@LOSSES.register(target="views", check=_temperature_fits)
+def similarity_kl(temperature: Temperature = 0.3) -> EdgeLoss:
+    """DoGo (Bhat et al. 2021): KL between the two nodes' softmaxed B x B view-1/view-2
+    cosine-similarity matrices, row by row, at T (the original's 0.3), times T^2."""
+    return SimilarityKL("similarity_kl", temperature=temperature)
+
+
+@LOSSES.register(target="views")
+def view_mse() -> EdgeLoss:
+    """DisCo-style (Gao et al. 2022): the mean squared difference of the two nodes'
+    projections of both views (sender detached), as the original's two-view feature MSE."""
+    return ViewMSE("view_mse")

@@ -1,0 +1,120 @@
+"""Two augmented views of every training batch, for self-supervised graphs.
+
+:class:`TwoViewBatches` takes the same shuffled, seeded batches as supervised training
+(:class:`~ktg_dsl.components.data.loader.TensorBatches`, without its crop-and-flip), scaled to
+``[0, 1]``, and augments each batch twice with the declared pipeline, per sample and on the
+batch's device, by kornia (the well-kept library of batched GPU augmentations: a crop, flip or
+jitter drawn for every image), then normalises with the training part's mean and std. Batches
+are ``x [B, 2, C, H, W]`` (view 1 at ``[:, 0]``) and the labels ``y [B]`` (kept for the record;
+the self-supervised engine never trains on them).
+
+The augmentation's randomness is seeded from ``(seed, epoch, batch)`` alone, so a run resumed
+mid-epoch sees the same views. Steps: ``random_resized_crop`` (to the image's own size),
+``horizontal_flip``, ``color_jitter`` (saturation and hue leave a one-channel image as it is),
+``grayscale``; their options are those of ``spec/self_supervised.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from .bundle import DataBundle, derive_seed
+from .loader import Device, TensorBatches
+
+
+def build_pipeline(steps: Sequence[dict[str, Any]], channels: int, size: tuple[int, int]) -> Any:
+    """A kornia ``AugmentationSequential`` for the declared steps (plain mappings with a
+    ``type``, as the spec writes them)."""
+    import kornia.augmentation as K
+
+    def make(step: dict[str, Any]) -> Any:
+        kind = step["type"]
+        if kind == "random_resized_crop":
+            return K.RandomResizedCrop(size, scale=tuple(step["scale"]), ratio=tuple(step["ratio"]))
+        if kind == "horizontal_flip":
+            return K.RandomHorizontalFlip(p=step["p"])
+        if kind == "color_jitter":
+            colour = channels == 3  # saturation and hue need RGB
+            return K.ColorJitter(
+                step["brightness"],
+                step["contrast"],
+                step["saturation"] if colour else 0.0,
+                step["hue"] if colour else 0.0,
+                p=step["p"],
+            )
+        if kind == "grayscale":
+            return K.RandomGrayscale(p=step["p"])
+        raise ValueError(f"unknown augmentation step '{kind}'")
+
+    return K.AugmentationSequential(*[make(s) for s in steps])
+
+
+class TwoViewBatches:
+    """``(x [B, 2, C, H, W], y [B])`` batches of the bundle's training part; see the module
+    docstring. ``set_epoch``, ``iterate(start)`` and ``len`` as ``TensorBatches``."""
+
+    def __init__(
+        self,
+        bundle: DataBundle,
+        batch_size: int,
+        steps: Sequence[dict[str, Any]],
+        *,
+        seed: int,
+        device: Device = "cpu",
+        drop_last: bool = True,
+        on_device: bool = False,
+        shard: tuple[int, int] = (0, 1),
+    ) -> None:
+        channels, height, width = bundle.input_shape
+        # the whole batch is augmented and this replica's part cut from it: every replica
+        # draws what one process draws (exactly its views)
+        self.shard = shard
+        self.raw = TensorBatches(
+            bundle.train,
+            batch_size,
+            mean=[0.0] * channels,
+            std=[1.0] * channels,
+            shuffle=True,
+            drop_last=drop_last,
+            device=device,
+            seed=seed,
+            on_device=on_device,
+        )
+        self.seed = seed
+        self.pipeline = build_pipeline(steps, channels, (height, width))
+        dev = torch.device(device)
+        self._mean = torch.tensor(bundle.mean, dtype=torch.float32, device=dev).view(1, -1, 1, 1)
+        self._std = torch.tensor(bundle.std, dtype=torch.float32, device=dev).view(1, -1, 1, 1)
+
+    @property
+    def epoch(self) -> int:
+        return self.raw.epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.raw.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.iterate()
+
+    def iterate(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        replica, replicas = self.shard
+        for i, (x, y) in enumerate(self.raw.iterate(start), start=start):
+            both = self.views(x, i)
+            if replicas > 1:
+                both, y = both.tensor_split(replicas)[replica], y.tensor_split(replicas)[replica]
+            yield both, y
+
+    def views(self, x: torch.Tensor, batch: int) -> torch.Tensor:
+        """Two augmentations of ``x`` (in ``[0, 1]``), normalised: ``[B, 2, C, H, W]``."""
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices, device_type=x.device.type):
+            torch.manual_seed(derive_seed("views", self.seed, self.raw.epoch, batch))
+            one, two = self.pipeline(x), self.pipeline(x)
+        both = torch.stack([one, two], dim=1)
+        return (both - self._mean.unsqueeze(1)) / self._std.unsqueeze(1)
