@@ -13,7 +13,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from torch import Tensor
 
-from ktg_dsl.engine.knn import knn_predict, knn_top1, linear_probe, linear_probe_top1
+from ktg_dsl.engine.knn import (
+    knn_predict,
+    knn_top1,
+    knn_votes,
+    linear_probe,
+    linear_probe_top1,
+)
 
 C = 5
 
@@ -47,6 +53,16 @@ def test_unweighted_knn_in_float32_agrees_with_scikit_learn() -> None:
     sk = KNeighborsClassifier(n_neighbors=20, algorithm="brute").fit(bank.numpy(), bank_y.numpy())
     mine = knn_predict(bank, bank_y, query, num_classes=C)
     assert np.array_equal(mine.numpy(), sk.predict(query.numpy()))
+
+
+def test_unweighted_votes_are_scikit_learns_class_probabilities_times_k() -> None:
+    """ktg eval's kNN top-5 ranks the classes by these votes."""
+    bank, bank_y = clusters(300, 8, seed=5)
+    query, _ = clusters(90, 8, seed=6)
+    votes = knn_votes(bank, bank_y, query, num_classes=C, k=20, chunk=40)
+    sk = KNeighborsClassifier(n_neighbors=20, algorithm="brute").fit(bank.numpy(), bank_y.numpy())
+    assert np.allclose(votes.numpy() / 20, sk.predict_proba(query.numpy()))
+    assert torch.equal(votes.argmax(1), knn_predict(bank, bank_y, query, num_classes=C, k=20))
 
 
 def test_class_ties_go_to_the_lowest_class_index() -> None:

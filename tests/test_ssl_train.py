@@ -17,6 +17,7 @@ SPEC = ROOT / "specs" / "digits-simclr.yaml"
 FAST = (
     "train.epochs=1",
     "train.threads=1",
+    "train.precision=fp32",  # ktg eval (fp32) then reproduces the logged kNN exactly
     "data.dataset={type: digits, train_per_class: 40}",
     "data.batch_size=128",
 )
@@ -40,9 +41,16 @@ def test_bundled_spec_trains_and_logs_knn_for_every_node(cli, tmp_path: Path) ->
     events = EventAccumulator(str(run.tensorboard("b")))
     events.Reload()
     assert [e.value for e in events.Scalars("knn_score")] == pytest.approx([nodes["b"]["knn_top1"]])
-    # eval and export take classifiers: a self-supervised run is refused, clearly
-    code, _, err = cli("eval", run.path, "--node", "a")
-    assert code == 1 and "knn_top1 in metrics.jsonl" in err and "Traceback" not in err
+    # ktg eval scores the best weights by kNN as training did: the logged best, in fp32 exactly
+    code, out, err = cli("eval", run.path, "--json", "--pictures", "none")
+    assert code == 0, err
+    scores = {s["node"]: s for s in json.loads(out)}
+    for name in ("a", "b"):
+        assert scores[name]["split"] == "kNN val"
+        assert scores[name]["top1"] == pytest.approx(result.best[name]["val_top1"], abs=1e-9)
+        assert scores[name]["top1"] <= scores[name]["top5"] <= 100.0
+        assert sum(map(sum, scores[name]["confusion"])) == scores[name]["samples"]
+    # export takes classifiers: a self-supervised node is refused, clearly
     code, _, err = cli("export", run.path, "--node", "a", "-o", tmp_path / "a.onnx")
     assert code == 1 and "is a self-supervised node" in err and "Traceback" not in err
 

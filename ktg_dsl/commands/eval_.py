@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
         for r in results:
             title = f"{r.node} ({r.checkpoint}, {r.split}): top-1 {r.top1:.2f}%"
-            file = folder / f"{r.node}-{r.checkpoint}-{r.split}-confusion.svg"
+            split = r.split.replace("kNN ", "knn-")  # a self-supervised run: kNN on the split
+            file = folder / f"{r.node}-{r.checkpoint}-{split}-confusion.svg"
             pictures.append(draw_confusion(r.confusion, r.classes, title, file))
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=1))
@@ -86,11 +87,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _table(results: list[NodeScores]) -> None:
-    print(f"{'node':<12} weights  epoch split   top-1   top-5 samples")
+    wide = max([5, *(len(r.split) for r in results)])  # "kNN test": a self-supervised run
+    print(f"{'node':<12} weights  epoch {'split':<{wide}}   top-1   top-5 samples")
     for r in results:
         epoch = "-" if r.epoch is None else str(r.epoch)
         print(
-            f"{r.node:<12} {r.checkpoint:<8} {epoch:>5} {r.split:<5} {r.top1:>6.2f}% "
+            f"{r.node:<12} {r.checkpoint:<8} {epoch:>5} {r.split:<{wide}} {r.top1:>6.2f}% "
             f"{r.top5:>6.2f}% {r.samples:>7}"
         )
     for r in results:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["knn_predict", "knn_top1", "linear_probe", "linear_probe_top1"]
+__all__ = ["knn_predict", "knn_top1", "knn_votes", "linear_probe", "linear_probe_top1"]
 
 
 def _check(
@@ -66,6 +66,34 @@ def knn_predict(
     ``bank`` ``[N, D]`` (labels ``[N]``, long). Unweighted: Euclidean distance, one vote each;
     weighted: cosine similarity of the L2-normalised features, votes ``exp(sim / T)``. Ties
     between classes: the lowest class index."""
+    votes = knn_votes(
+        bank,
+        bank_labels,
+        query,
+        num_classes=num_classes,
+        k=k,
+        weighted=weighted,
+        temperature=temperature,
+        chunk=chunk,
+    )
+    return votes.argmax(1)  # the first maximum: the lowest class index
+
+
+@torch.no_grad()
+def knn_votes(
+    bank: Tensor,
+    bank_labels: Tensor,
+    query: Tensor,
+    *,
+    num_classes: int,
+    k: int = 20,
+    weighted: bool = False,
+    temperature: float = 0.07,
+    chunk: int = 1024,
+) -> Tensor:
+    """Each query's votes per class ``[M, C]`` from its ``k`` nearest neighbours (see
+    :func:`knn_predict`; weighted votes are scaled per query so that the largest is 1). Their
+    argmax is the prediction; their order ranks the classes (top-5)."""
     _check(bank, bank_labels, query, num_classes, k, temperature, chunk)
     if weighted:
         bank = F.normalize(bank, dim=1)
@@ -86,8 +114,10 @@ def knn_predict(
             votes = torch.ones(idx.shape, dtype=bank.dtype, device=bank.device)
         counts = torch.zeros(len(q), num_classes, dtype=votes.dtype, device=votes.device)
         counts.scatter_add_(1, labels[idx], votes)
-        out.append(counts.argmax(1))  # the first maximum: the lowest class index
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=bank.device)
+        out.append(counts)
+    if not out:
+        return torch.empty(0, num_classes, dtype=bank.dtype, device=bank.device)
+    return torch.cat(out)
 
 
 def _percent(pred: Tensor, labels: Tensor) -> float:

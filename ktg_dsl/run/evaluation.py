@@ -1,5 +1,7 @@
 """``ktg eval``: a trained run's nodes measured on a split, from their saved weights (best or
-last), without training: top-1, top-5, per-class accuracy and the confusion matrix.
+last), without training: top-1, top-5, per-class accuracy and the confusion matrix. A
+self-supervised run's nodes are scored by kNN on their encoder's features against the training
+part (its spec's ``self_supervised.knn``), as its training evaluated them.
 
 The run's own resolved spec says what the data and the models are; only ``data.split`` may
 differ (``test``: the held-out test set, whatever split the run chose its best epoch on).
@@ -56,12 +58,6 @@ def evaluate_run(
 ) -> list[NodeScores]:
     """Every trained node of the run at ``path`` (or ``nodes``) from its ``checkpoint``
     (best/<node>.pt, or last.pt), on the evaluation split of ``spec``."""
-    if spec.self_supervised is not None:
-        raise KtgRuntimeError(
-            "ktg eval measures classifiers, and this run is self-supervised (its nodes are "
-            "encoders with projectors): its kNN top-1 per epoch is knn_top1 in metrics.jsonl "
-            "(docs/self-supervised.md)"
-        )
     bundle = load_bundle(spec)
     program = program_for(spec, graph, bundle)
     chosen = nodes or [n.name for n in program.trainable()]
@@ -78,13 +74,67 @@ def evaluate_run(
         device=program.device,
     )
     names = bundle.class_names or [str(i) for i in range(bundle.num_classes)]
+    bank = None
+    if spec.self_supervised is not None:  # kNN against the training part, as in training
+        size = spec.data.eval_batch_size or 4 * spec.data.batch_size
+        bank = eval_batches(
+            bundle.train, size, mean=bundle.mean, std=bundle.std, device=program.device
+        )
     out = []
     for name in chosen:
         node = program.nodes[name]
         epoch = _load(RunDir(path), program, node, checkpoint)
-        matrix = confusion(node.model, batches, bundle.num_classes, node.device)
-        out.append(scores(name, checkpoint, epoch, bundle.eval_name, names, *matrix))
+        if bank is None:
+            matrix = confusion(node.model, batches, bundle.num_classes, node.device)
+            split = bundle.eval_name
+        else:
+            assert spec.self_supervised is not None
+            matrix = knn_confusion(node, bank, batches, bundle.num_classes, spec)
+            split = f"kNN {bundle.eval_name}"
+        out.append(scores(name, checkpoint, epoch, split, names, *matrix))
     return out
+
+
+@torch.no_grad()
+def encoder_features(node: RuntimeNode, batches: Any) -> tuple[Tensor, Tensor]:
+    """A self-supervised node's representation ``[N, d]`` (float32: its encoder's output,
+    what kNN reads in training) over ``batches``, and their labels ``[N]``."""
+    assert node.features is not None
+    encoder = node.model.get_submodule(node.features)
+    node.model.eval()
+    feats, labels = [], []
+    for x, y in batches:
+        feats.append(encoder(x.to(node.device)).flatten(1).float())
+        labels.append(y.to(node.device))
+    if not feats:
+        raise KtgRuntimeError(f"node '{node.name}': no batch to compute features on")
+    return torch.cat(feats), torch.cat(labels)
+
+
+def knn_confusion(
+    node: RuntimeNode, bank: Any, query: Any, classes: int, spec: Spec
+) -> tuple[Tensor, Tensor]:
+    """:func:`confusion` for a self-supervised node: each query classified by its nearest
+    neighbours in the bank (the spec's ``self_supervised.knn``); top-5 by their votes."""
+    from ..engine.knn import knn_votes
+
+    assert spec.self_supervised is not None
+    knn = spec.self_supervised.knn
+    bank_x, bank_y = encoder_features(node, bank)
+    query_x, query_y = encoder_features(node, query)
+    if knn.k > len(bank_y):
+        raise KtgRuntimeError(
+            f"kNN with k = {knn.k} needs a memory bank of at least k samples; the training "
+            f"part has {len(bank_y)}"
+        )
+    votes = knn_votes(
+        bank_x, bank_y, query_x,
+        num_classes=classes, k=knn.k, weighted=knn.weighted, temperature=knn.temperature,
+    )  # fmt: skip
+    pred = votes.argmax(1)  # as knn_predict: ties to the lowest class index
+    matrix = torch.bincount(query_y * classes + pred, minlength=classes * classes)
+    top5 = (votes.topk(min(5, classes), dim=1).indices == query_y[:, None]).any(1).sum()
+    return matrix.view(classes, classes).cpu(), top5.cpu()
 
 
 def _load(run: RunDir, program: Program, node: RuntimeNode, checkpoint: str) -> int | None:
