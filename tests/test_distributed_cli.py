@@ -19,6 +19,7 @@ from ktg_dsl.run import checkpoint as ckpt
 from ktg_dsl.run.manifest import node_states
 
 from .conftest import run_ktg, start_ktg_marked, write_spec
+from .reportfiles import page_data
 
 
 def spec_data(epochs: int = 3, **distributed: Any) -> dict[str, Any]:
@@ -97,11 +98,16 @@ def test_two_ranks_train_as_one_process(tmp_path: Path) -> None:
     one = ktg("train", spec, "--run-dir", tmp_path / "one", "--no-progress", cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     two = ktg(
-        "train", spec, "--nproc", "2", "--run-dir", tmp_path / "two", "--no-progress", cwd=tmp_path
-    )
+        "train", spec, "--nproc", "2", "--run-dir", tmp_path / "two", "--no-progress", "--report",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert two.returncode == 0, two.stderr
     assert two.stdout.count("best val top-1") == 1, "rank 0 alone prints the table"
     assert_same_run(tmp_path / "one", tmp_path / "two")
+    # --report: rank 0, which writes the logs, keeps the page and the TensorBoard picture
+    page = page_data((tmp_path / "two" / "report.html").read_text())["run"]
+    assert page["epochs"] == [0, 1, 2] and set(page["nodes"]) == {"a", "b", "c"}
+    assert (tmp_path / "two" / "tb" / "ktg.graph").is_dir()
     manifest = ckpt.load(tmp_path / "two" / "last.pt")
     assert manifest["mesh"] == {"world": 2, "groups": 2, "replicas": 1}
     # a run of two processes resumes on one: the state is per node

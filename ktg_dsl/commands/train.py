@@ -99,11 +99,6 @@ def run(args: argparse.Namespace) -> int:
             f"--max-restarts {args.max_restarts} restarts the processes of --nproc N (N >= 2); "
             "one process has none to restart (under torchrun, give torchrun --max_restarts)"
         )
-    if args.report and (args.nproc > 1 or world_size() > 1):
-        raise UsageError(
-            "--report keeps a run's page on one process; with several, run "
-            "ktg report RUN_DIR when it ends (or during training)"
-        )
     if world_size() > 1:
         return _rank(args)
     if args.nproc > 1:
@@ -195,6 +190,7 @@ def _rank(args: argparse.Namespace) -> int:
             approximate=args.approximate,
             progress=not args.no_progress,
             say=say,
+            hooks_for=_live(args, spec, graph),
         )
     except RuntimeError as exc:
         if not lost_peer(exc):
@@ -234,6 +230,7 @@ def _launch(args: argparse.Namespace) -> int:
     # reaches the ranks as the name it is
     argv = ["train", *(f"--set={s}" for s in args.set), *(f"--plugin={p}" for p in args.plugin)]
     argv += ["--no-progress"] * args.no_progress + ["--approximate"] * args.approximate
+    argv += ["--report"] * args.report  # rank 0 keeps the page, as it writes the logs
     if args.resume:
         _check_resumable(args.resume)
         spec, graph = _resumed_spec(Path(args.resume) / "spec.resolved.yaml", args.set)

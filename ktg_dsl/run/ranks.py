@@ -13,6 +13,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from ..graph import GraphReport
 from ..spec.schema import Spec
 from .data import load_bundle
 from .distributed import Cluster, restarted, start
+from .recipe import EpochHook
 from .rundir import RunDir, claim_existing, claim_new, empty
 from .session import Say, train_in
 from .state import RunResult
@@ -118,8 +120,10 @@ def train_ranks(
     approximate: bool = False,
     progress: bool = True,
     say: Say = lambda _: None,
+    hooks_for: Callable[[RunDir], Sequence[EpochHook]] | None = None,
 ) -> tuple[RunDir, RunResult | None, bool]:
-    """Train on this rank; the run directory, the result, and whether this rank writes."""
+    """Train on this rank; the run directory, the result, and whether this rank writes.
+    ``hooks_for``: epoch hooks made for the run directory, called on the writing rank only."""
     watch_launcher(spec.train.distributed.timeout + LAUNCHER_GRACE)
     cluster = start(spec, graph)
     writer = cluster.mesh.rank == 0
@@ -136,6 +140,7 @@ def train_ranks(
             bundle=bundle,
             cluster=cluster,
             approximate=approximate,
+            hooks=hooks_for(run) if hooks_for is not None and writer else (),
         )
         return run, result, writer
     finally:
