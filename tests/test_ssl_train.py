@@ -108,3 +108,32 @@ def test_a_search_scores_trials_by_knn(cli, tmp_path: Path) -> None:
     rows = [json.loads(line) for p in (tmp_path / "runs").rglob("metrics.jsonl")
             for line in p.read_text().splitlines()]  # fmt: skip
     assert len({r["knn_top1"] for r in rows if r["node"] == "a"}) >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["alone", "dml", "ktg"])
+def test_the_cifar10_simclr_specs_train_on_cifar10_files(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """The bundled CIFAR-10 SimCLR specs as written (ResNet-32 nodes, LARS, warm-up + cosine,
+    SimCLR's augmentation at 32 x 32) for one short epoch on a small CIFAR-10 in the real
+    on-disk format (torchvision's loader): each node logs its kNN top-1."""
+    from .test_data import _write_cifar
+
+    _write_cifar(tmp_path / "cifar", 10, monkeypatch, per_batch=12, test_size=10)
+    spec = ROOT / "specs" / f"cifar10-simclr-{name}.yaml"
+    sets = [
+        f"data.root={tmp_path / 'cifar'}",
+        "data.batch_size=20",  # 60 training images: 3 steps
+        "train.epochs=1",
+        "defaults.scheduler.warmup_epochs=0.5",  # of 10: the cosine must start within the run
+        "train.threads=1",
+        f"train.out_dir={tmp_path / 'runs'}",
+        "self_supervised.knn.k=5",
+    ]
+    code, _, err = cli("train", spec, "--no-progress", *(a for s in sets for a in ("--set", s)))
+    assert code == 0, err
+    (log,) = (tmp_path / "runs").rglob("metrics.jsonl")
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    nodes = load_spec(spec).nodes
+    assert {r["node"] for r in rows if 0.0 <= r["knn_top1"] <= 100.0} == set(nodes)
