@@ -50,6 +50,11 @@ def test_bundled_spec_trains_and_logs_knn_for_every_node(cli, tmp_path: Path) ->
         assert scores[name]["top1"] == pytest.approx(result.best[name]["val_top1"], abs=1e-9)
         assert scores[name]["top1"] <= scores[name]["top5"] <= 100.0
         assert sum(map(sum, scores[name]["confusion"])) == scores[name]["samples"]
+    # ktg plot: the evaluation is kNN, the training top-1 the contrastive accuracy
+    code, _, err = cli("plot", run.path, "-o", tmp_path / "curves.svg")
+    assert code == 0, err
+    svg = (tmp_path / "curves.svg").read_text()
+    assert "<!-- a kNN val -->" in svg and "<!-- b train (contrastive) -->" in svg
     # export takes classifiers: a self-supervised node is refused, clearly
     code, _, err = cli("export", run.path, "--node", "a", "-o", tmp_path / "a.onnx")
     assert code == 1 and "is a self-supervised node" in err and "Traceback" not in err

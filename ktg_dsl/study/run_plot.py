@@ -81,9 +81,11 @@ def plot_run(
 def _accuracy(
     ax: Any, by_node: dict[str, list[dict[str, Any]]], eval_name: str, points: Points
 ) -> None:
+    # a self-supervised run's train_top1 is the contrastive accuracy (docs/self-supervised.md)
+    train = "train (contrastive)" if eval_name.startswith("kNN") else "train"
     for i, (node, mine) in enumerate(by_node.items()):
         for key, style, label in (
-            ("train_top1", "--", f"{node} train"),
+            ("train_top1", "--", f"{node} {train}"),
             ("val_top1", "-", f"{node} {eval_name}"),
         ):
             xs, ys = points.of(mine, lambda r, k=key: r.get(k))
