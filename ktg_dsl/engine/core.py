@@ -187,16 +187,20 @@ class Engine:
         self.meter.add_edges(plan.edge_index, per_edge, weights, y.shape[0])
         return {n.name: losses[n.index].detach() for n in self.trainable}
 
+    def _start_training(self) -> None:
+        """Train mode, and every trainable node's gradients cleared (a step begins)."""
+        self._set_mode("train")
+        for node in self.trainable:
+            assert node.optimizer is not None
+            node.optimizer.zero_grad(set_to_none=True)
+
     def _forward_step(
         self, x: Tensor, epoch: int, step: int | None
     ) -> tuple[StepPlan, Tensor, Tensor, Features]:
         """A step's plan, open edges' weights, and forward (gradients zeroed first)."""
         opened, table, row = self._weights(epoch, step)
         plan = self._plan(opened)
-        self._set_mode("train")
-        for node in self.trainable:
-            assert node.optimizer is not None
-            node.optimizer.zero_grad(set_to_none=True)
+        self._start_training()
         with self.autocast():
             out, features = self._forward(plan, plan.forward, x, train=True)
         return plan, table[row], out, features

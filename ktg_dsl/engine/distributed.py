@@ -170,10 +170,7 @@ class DistributedEngine(Engine):
         here or exchanged); gradients zeroed first."""
         opened, table, row = self._weights(epoch, step)
         local = self._local_plan(opened)
-        self._set_mode("train")
-        for node in self.trainable:
-            assert node.optimizer is not None
-            node.optimizer.zero_grad(set_to_none=True)
+        self._start_training()
         outs, features = self._forward_local(local.plan, local.sends[self.mesh.group], x)
         self._exchange(local.sends, outs, features, x.shape[0])
         return local, table[row].index_select(0, local.columns), outs, features
