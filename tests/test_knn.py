@@ -140,3 +140,23 @@ def test_linear_probe_is_scikit_learns_logistic_regression() -> None:
     assert acc == pytest.approx(100.0 * sk.score(z.numpy(), test_y.numpy()))
     again = linear_probe_top1(train, train_y, test, test_y, num_classes=C, epochs=200, l2=l2)
     assert again == acc  # deterministic
+
+
+def test_knn_top5_counts_only_voted_classes() -> None:
+    """ktg eval's kNN top-5: with k = 1 one class has a vote, so top-5 is top-1; a class
+    with no vote is never a hit, whatever order the zero votes tie in."""
+    from ktg_dsl.run.evaluation import vote_confusion
+
+    bank, bank_y = clusters(300, 8, seed=7)
+    query, query_y = clusters(200, 8, seed=8)
+    votes = knn_votes(bank, bank_y, query, num_classes=C, k=1)
+    matrix, top5 = vote_confusion(votes, query_y)
+    assert int(top5) == int(matrix.trace()) < 200
+    votes = knn_votes(bank, bank_y, query, num_classes=C, k=20)
+    matrix, top5 = vote_confusion(votes, query_y)
+    expected = sum(
+        float(v[y]) > 0 and y in v.topk(5).indices.tolist()
+        for v, y in zip(votes, query_y.tolist(), strict=True)
+    )
+    assert int(top5) == expected and int(matrix.sum()) == 200
+    assert torch.equal(matrix.diagonal().sum(), (votes.argmax(1) == query_y).sum())

@@ -131,10 +131,20 @@ def knn_confusion(
         bank_x, bank_y, query_x,
         num_classes=classes, k=knn.k, weighted=knn.weighted, temperature=knn.temperature,
     )  # fmt: skip
-    pred = votes.argmax(1)  # as knn_predict: ties to the lowest class index
-    matrix = torch.bincount(query_y * classes + pred, minlength=classes * classes)
-    top5 = (votes.topk(min(5, classes), dim=1).indices == query_y[:, None]).any(1).sum()
-    return matrix.view(classes, classes).cpu(), top5.cpu()
+    return vote_confusion(votes, query_y)
+
+
+def vote_confusion(votes: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """The confusion matrix and top-5 hits of kNN votes ``[M, C]`` for true ``labels``: the
+    prediction is the most voted class (ties: the lowest index, as ``knn_predict``); a top-5
+    hit is the true class among the five most voted, and voted for at all (with k < 5 fewer
+    than five classes have votes: the unvoted rank nowhere)."""
+    classes = votes.shape[1]
+    pred = votes.argmax(1)
+    matrix = torch.bincount(labels * classes + pred, minlength=classes * classes)
+    voted = votes.gather(1, labels[:, None]).squeeze(1) > 0
+    ranked = (votes.topk(min(5, classes), dim=1).indices == labels[:, None]).any(1)
+    return matrix.view(classes, classes).cpu(), (ranked & voted).sum().cpu()
 
 
 def _load(run: RunDir, program: Program, node: RuntimeNode, checkpoint: str) -> int | None:
