@@ -4,7 +4,11 @@
 (:class:`~ktg_dsl.components.data.loader.TensorBatches`, without its crop-and-flip), scaled to
 ``[0, 1]``, and augments each batch twice with the declared pipeline, per sample and on the
 batch's device, by kornia (the well-kept library of batched GPU augmentations: a crop, flip or
-jitter drawn for every image), then normalises with the training part's mean and std. Batches
+jitter drawn for every image), then normalises with the training part's mean and std.
+Images of 8 bits are divided by 255; float images that reach outside ``[0, 1]`` are mapped
+onto it by the training part's minimum and maximum for the augmentation and back after it
+(kornia's colour steps clamp to ``[0, 1]``: they would clip such images, and the views would
+no longer be the images the kNN bank holds). Batches
 are ``x [B, 2, C, H, W]`` (view 1 at ``[:, 0]``) and the labels ``y [B]`` (kept for the record;
 the self-supervised engine never trains on them).
 
@@ -85,6 +89,7 @@ class TwoViewBatches:
         )
         self.seed = seed
         self.pipeline = build_pipeline(steps, channels, (height, width))
+        self.low, self.span = pixel_range(bundle.train.images)
         dev = torch.device(device)
         self._mean = torch.tensor(bundle.mean, dtype=torch.float32, device=dev).view(1, -1, 1, 1)
         self._std = torch.tensor(bundle.std, dtype=torch.float32, device=dev).view(1, -1, 1, 1)
@@ -111,10 +116,25 @@ class TwoViewBatches:
             yield both, y
 
     def views(self, x: torch.Tensor, batch: int) -> torch.Tensor:
-        """Two augmentations of ``x`` (in ``[0, 1]``), normalised: ``[B, 2, C, H, W]``."""
+        """Two augmentations of ``x`` (as the loader gives it, unnormalised), normalised:
+        ``[B, 2, C, H, W]``."""
+        unit = x if (self.low, self.span) == (0.0, 1.0) else (x - self.low) / self.span
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices, device_type=x.device.type):
             torch.manual_seed(derive_seed("views", self.seed, self.raw.epoch, batch))
-            one, two = self.pipeline(x), self.pipeline(x)
+            one, two = self.pipeline(unit), self.pipeline(unit)
         both = torch.stack([one, two], dim=1)
+        if (self.low, self.span) != (0.0, 1.0):
+            both = both * self.span + self.low
         return (both - self._mean.unsqueeze(1)) / self._std.unsqueeze(1)
+
+
+def pixel_range(images: torch.Tensor) -> tuple[float, float]:
+    """``(low, span)`` that map the training images onto ``[0, 1]`` for the augmentation:
+    ``(0, 1)`` for 8-bit images (the loader divides them by 255) and for float images inside
+    ``[0, 1]``; else the images' own minimum and range (widened to hold ``[0, 1]``)."""
+    if not images.is_floating_point() or images.numel() == 0:
+        return 0.0, 1.0
+    low = min(float(images.min()), 0.0)
+    high = max(float(images.max()), 1.0)
+    return low, high - low
