@@ -4,10 +4,11 @@ directory (study.json) or a search study (an Optuna journal file, a folder holdi
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from pathlib import Path
 
-from ..run.rundir import METRICS, RESOLVED
+from ..run.rundir import METRICS, RESOLVED, RUN_INFO
 from .rundata import NotAReport
 
 STUDY_FILE = "study.json"  # study/manifest's name for a study directory's manifest
@@ -34,6 +35,12 @@ def kind_of(path: str) -> tuple[Kind, str]:
             return Kind.STUDY, str(p)
         if (p / JOURNAL).is_file():
             return Kind.SEARCH, str(p / JOURNAL)
+        if (p / RESOLVED).exists() or (p / RUN_INFO).exists():  # a run before its first epoch
+            broken = " (a broken link)" if os.path.lexists(p / METRICS) else ""
+            raise NotAReport(
+                f"{path} is a run directory without its {METRICS}{broken}: no epoch has "
+                "finished yet (training writes it after the first), or it was moved or deleted"
+            )
         raise NotAReport(
             f"{path} is not a run, a study or a search: it holds no {METRICS} (a run "
             f"directory, e.g. runs/<name>/latest), no {STUDY_FILE} (a `ktg study` folder) and "
@@ -41,6 +48,16 @@ def kind_of(path: str) -> tuple[Kind, str]:
         )
     if p.is_file() and _is_journal(p):
         return Kind.SEARCH, str(p)
+    if not p.is_file():
+        raise NotAReport(
+            f"{path} is a device, pipe or socket, not a file or folder; give a run directory, "
+            "a study directory, a search's journal file (or its folder) or a storage URL"
+        )
+    if p.stat().st_size == 0:
+        raise NotAReport(
+            f"{path} is an empty file; give a run directory, a study directory, a search's "
+            "journal file (or its folder) or a storage URL (sqlite:///ktg.db)"
+        )
     raise NotAReport(
         f"{path} is a file but not a search journal; give a run directory, a study directory, "
         "a search's journal file (or its folder) or a storage URL (sqlite:///ktg.db)"
