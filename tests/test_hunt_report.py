@@ -295,12 +295,13 @@ def test_journal_refusals(tmp_path: Path, cli: Any) -> None:
 
 
 def test_a_search_without_a_complete_trial_still_has_a_page(tmp_path: Path, cli: Any) -> None:
-    journal = journal_study(tmp_path / "j.journal", ["fail", "pruned"])
+    journal = journal_study(tmp_path / "j.journal", ["fail", "pruned"], "s", {"fail_reason": "OOM"})
     code, _, err = cli("report", journal, "-o", tmp_path / "p.html")
     assert code == 0, err
     text = (tmp_path / "p.html").read_text()
     assert "No complete trial yet: no graph." in text and "The best 0" not in text
     assert "2 trials (1 fail, 1 pruned)" in text
+    assert ">fail: OOM</td>" in text and ">pruned</td>" in text  # why it failed
 
 
 def test_trials_with_damaged_records_are_shown_without_them(tmp_path: Path, cli: Any) -> None:

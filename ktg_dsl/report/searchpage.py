@@ -153,8 +153,9 @@ def _trials(data: SearchData, out: Path | None) -> str:
             rel = os.path.relpath(Path(t.run_dir).resolve(), base)
             folder = Markup(f'<a href="{esc(href(rel))}">{esc(Path(t.run_dir).name)}</a>')
         values = [_short(t.params.get(p)) for p in params]
-        rows.append([t.number, t.state, number(t.value, 4), number(t.seconds, 1), *values, folder])
-        keys.append([t.number, t.state, t.value, t.seconds, *values, t.run_dir])
+        state = f"{t.state}: {t.reason}" if t.reason and t.state == "fail" else t.state
+        rows.append([t.number, state, number(t.value, 4), number(t.seconds, 1), *values, folder])
+        keys.append([t.number, state, t.value, t.seconds, *values, t.run_dir])
     head = ["trial", "state", data.metric, "time (s)", *params, "run folder"]
     return table(head, rows, cls="sortable", ident="trials", sort_keys=keys)
 
