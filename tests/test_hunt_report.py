@@ -356,8 +356,13 @@ def test_a_database_with_two_studies(tmp_path: Path, cli: Any) -> None:
     )
     assert "has no study 'nope'" in refused(cli, url, "--study", "nope", "-o", tmp_path / "p.html")
     assert "give -o FILE" in refused(cli, url, "--study", "one")
-    code, _, err = cli("report", url, "--study", "two", "--top", 10**9, "-o", tmp_path / "p.html")
+    code, _, err = cli("report", url, "--study", "two", "--top", 40, "-o", tmp_path / "p.html")
     assert code == 0, err
+    for top in ("0", "-1", "41", str(10**30), "x"):
+        with pytest.raises(SystemExit) as stop:  # argparse: usage, the error, exit 2
+            cli("report", url, "--study", "two", "--top", top, "-o", tmp_path / "q.html")
+        assert stop.value.code == 2
+    assert not (tmp_path / "q.html").exists()
 
 
 # ---- what ktg itself wrote (slow: training) -----------------------------------------------

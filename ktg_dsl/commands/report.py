@@ -13,6 +13,7 @@ NAME = "report"
 HELP = "write one self-contained HTML page for a run, a study or a search"
 DEFAULT = "report.html"
 SUFFIXES = (".html", ".htm")
+MAX_TOP = 40  # as many run pages as a study's page embeds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,11 +33,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", metavar="NAME", help="a search: the study of the storage")
     parser.add_argument(
         "--top",
-        type=positive_int,
+        type=_top,
         default=3,
         metavar="K",
-        help="a search: how many of the best trials' graphs to draw (default 3)",
+        help=f"a search: how many of the best trials' graphs to draw (default 3; 1 to {MAX_TOP})",
     )
+
+
+def _top(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_TOP:  # each is a graph and its run's whole page, inside this one
+        raise argparse.ArgumentTypeError(
+            f"must be from 1 to {MAX_TOP} (each graph brings its run's page), got {value}"
+        )
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
