@@ -110,6 +110,13 @@ def test_a_path_that_is_an_empty_file_or_a_device(tmp_path: Path, cli: Any) -> N
     (tmp_path / "e.journal").write_bytes(b"")
     assert "is an empty file" in refused(cli, tmp_path / "e.journal")
     assert "a device, pipe or socket" in refused(cli, "/dev/null")
+    run = fake_run(tmp_path / "run")
+    err = refused(cli, run / "metrics.jsonl")
+    assert f"is a file of a run directory; give the directory: ktg report {run}" in err
+    (tmp_path / "x.yaml").write_text("a: 1\n")  # a spec, not what training wrote
+    assert "`ktg train SPEC --report`" in refused(cli, tmp_path / "x.yaml")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert "a loop of links" in refused(cli, tmp_path / "loop")
 
 
 # ---- the output -------------------------------------------------------------------------
@@ -390,3 +397,20 @@ def test_a_self_supervised_run(tmp_path: Path, cli: Any) -> None:
         rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         assert data["nodes"]["a"]["val_top1"] == [r["knn_top1"] for r in rows if r["node"] == "a"]
         assert data["nodes"]["a"]["val_loss"] == [None, None]
+
+
+def test_a_best_trial_whose_run_is_damaged_is_drawn_from_its_spec(tmp_path: Path, cli: Any) -> None:
+    import yaml
+
+    from tests.reportfiles import SPEC
+
+    run = fake_run(tmp_path / "trial-0000")
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write("garbage\n")
+    attrs = {"spec": yaml.safe_dump(SPEC), "run_dir": str(run)}
+    journal = journal_study(tmp_path / "j.journal", ["complete"], "s", attrs)
+    code, _, err = cli("report", journal, "-o", tmp_path / "p.html")
+    assert code == 0, err
+    text = (tmp_path / "p.html").read_text()
+    assert "its run cannot be read: " in text and "is damaged at line 7" in text
+    assert 'class="graph"' in text  # the graph, as its spec draws it

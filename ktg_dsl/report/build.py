@@ -27,7 +27,8 @@ def kind_of(path: str) -> tuple[Kind, str]:
         return Kind.SEARCH, path
     p = Path(path).expanduser()
     if not p.exists():
-        raise NotAReport(f"{path}: no such file or folder")
+        broken = " (a link to nothing, or a loop of links)" if os.path.lexists(p) else ""
+        raise NotAReport(f"{path}: no such file or folder{broken}")
     if p.is_dir():
         if (p / METRICS).exists():
             return Kind.RUN, str(p)
@@ -53,6 +54,16 @@ def kind_of(path: str) -> tuple[Kind, str]:
             f"{path} is a device, pipe or socket, not a file or folder; give a run directory, "
             "a study directory, a search's journal file (or its folder) or a storage URL"
         )
+    if p.name in (METRICS, RESOLVED, RUN_INFO, STUDY_FILE) and kind_of_folder(p.parent):
+        raise NotAReport(
+            f"{path} is a file of a {kind_of_folder(p.parent)} directory; give the directory: "
+            f"ktg report {p.parent}"
+        )
+    if p.suffix.lower() in (".yaml", ".yml"):
+        raise NotAReport(
+            f"{path} is a file, not a run: a page is made of what a spec's training wrote (a "
+            "spec? `ktg train SPEC --report` keeps its run's page; then ktg report RUN_DIR)"
+        )
     if p.stat().st_size == 0:
         raise NotAReport(
             f"{path} is an empty file; give a run directory, a study directory, a search's "
@@ -62,6 +73,13 @@ def kind_of(path: str) -> tuple[Kind, str]:
         f"{path} is a file but not a search journal; give a run directory, a study directory, "
         "a search's journal file (or its folder) or a storage URL (sqlite:///ktg.db)"
     )
+
+
+def kind_of_folder(folder: Path) -> str:
+    """``run`` or ``study`` for a folder that is one, else ``""``."""
+    if (folder / METRICS).is_file():
+        return "run"
+    return "study" if (folder / STUDY_FILE).is_file() else ""
 
 
 def _is_journal(path: Path) -> bool:

@@ -106,8 +106,9 @@ def _best_graphs(best: list[Trial]) -> tuple[list[str], list[dict[str, Any]], di
                 f' <button class="open-run" type="button" data-page="trial{t.number}" '
                 f'data-title="trial {t.number}">open its run</button>'
             )
-        except KtgRuntimeError:
-            pass
+        except KtgRuntimeError as exc:
+            if t.run_dir and Path(t.run_dir).is_dir():  # there, but damaged: say so
+                note = f"its spec's gates; its run cannot be read: {exc}"
         figures.append(
             f"<figure><figcaption>#{i + 1}: trial {t.number} · {number(t.value, 4)} "
             f"<span class='note'>({note})</span>{button}</figcaption>{svg}</figure>"
