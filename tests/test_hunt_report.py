@@ -41,6 +41,12 @@ def test_a_run_directory_without_its_log_or_its_spec(tmp_path: Path, cli: Any) -
     (run / "metrics.jsonl").unlink()
     err = refused(cli, run)
     assert f"{run} is a run directory without its metrics.jsonl" in err
+    started = tmp_path / "started"  # a run (and a study) claims its folder before it writes
+    started.mkdir()
+    (started / ".ktg.lock").write_text("1")
+    assert "is a run directory without its metrics.jsonl" in refused(cli, started)
+    (started / ".ktg.lock").rename(started / ".ktg-study.lock")
+    assert "is a study directory without its study.json yet" in refused(cli, started)
     run = fake_run(tmp_path / "run2")
     (run / "spec.resolved.yaml").unlink()
     err = refused(cli, run, "-o", tmp_path / "p.html")

@@ -8,10 +8,11 @@ import os
 from enum import Enum
 from pathlib import Path
 
-from ..run.rundir import METRICS, RESOLVED, RUN_INFO
+from ..run.rundir import LOCK, METRICS, RESOLVED, RUN_INFO
 from .rundata import NotAReport
 
 STUDY_FILE = "study.json"  # study/manifest's name for a study directory's manifest
+STUDY_LOCK = ".ktg-study.lock"  # study/manifest's lock, taken before it writes study.json
 JOURNAL = "study.journal"  # search/storage's name for a search's default journal
 
 
@@ -36,11 +37,16 @@ def kind_of(path: str) -> tuple[Kind, str]:
             return Kind.STUDY, str(p)
         if (p / JOURNAL).is_file():
             return Kind.SEARCH, str(p / JOURNAL)
-        if (p / RESOLVED).exists() or (p / RUN_INFO).exists():  # a run before its first epoch
+        if any((p / f).exists() for f in (RESOLVED, RUN_INFO, LOCK)):  # before its first epoch
             broken = " (a broken link)" if os.path.lexists(p / METRICS) else ""
             raise NotAReport(
                 f"{path} is a run directory without its {METRICS}{broken}: no epoch has "
                 "finished yet (training writes it after the first), or it was moved or deleted"
+            )
+        if (p / STUDY_LOCK).exists():
+            raise NotAReport(
+                f"{path} is a study directory without its {STUDY_FILE} yet (`ktg study` writes "
+                "it when it starts), or it was moved or deleted"
             )
         raise NotAReport(
             f"{path} is not a run, a study or a search: it holds no {METRICS} (a run "
