@@ -369,6 +369,11 @@ def test_a_database_with_two_studies(tmp_path: Path, cli: Any) -> None:
     )
     assert "has no study 'nope'" in refused(cli, url, "--study", "nope", "-o", tmp_path / "p.html")
     assert "give -o FILE" in refused(cli, url, "--study", "one")
+    page = tmp_path / "db.html"  # a page written over the database it reads
+    page.write_bytes((tmp_path / "two.db").read_bytes())
+    err = refused(cli, f"sqlite:///{page}", "--study", "one", "-o", page)
+    assert f"is the search database {page}" in err
+    assert page.read_bytes() == (tmp_path / "two.db").read_bytes()
     code, _, err = cli("report", url, "--study", "two", "--top", 40, "-o", tmp_path / "p.html")
     assert code == 0, err
     for top in ("0", "-1", "41", str(10**30), "x"):

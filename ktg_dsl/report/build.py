@@ -123,6 +123,8 @@ def build_page(
 def inputs_of(kind: Kind, target: str) -> dict[str, str]:
     """The files a page is made from, which ``-o`` must never replace."""
     if kind is Kind.SEARCH:
+        if target.startswith("sqlite:///"):
+            return {"the search database": target[len("sqlite:///") :].split("?", 1)[0]}
         return {} if "://" in target else {"the search journal": target}
     p = Path(target)
     if kind is Kind.RUN:
