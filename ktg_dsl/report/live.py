@@ -11,11 +11,12 @@ import re
 import sys
 from typing import Any
 
-from ..atomic import write_text_atomic
-from ..errors import KtgRuntimeError
+from ..atomic import check_not_inputs, write_text_atomic
+from ..errors import ArgumentError, KtgRuntimeError
 from ..graph import GraphReport
 from ..run.rundir import REPORT, TB_GRAPH, RunDir
 from ..spec.schema import Spec
+from .build import Kind, inputs_of
 from .rundata import RunData, load_run
 from .runpage import run_document
 from .svg import graph_svg
@@ -95,10 +96,13 @@ class LiveReport:
             text, svg, _ = self._draw()
             data, _, _ = load_run(self.run.path, (text, self.spec, self.graph))
             live = epoch + 1 < self.spec.train.epochs
-            write_text_atomic(self.run.path / REPORT, run_document(data, svg, live=live))
+            page = self.run.path / REPORT
+            # a report.html that links to the run's log or spec: writing would replace it
+            check_not_inputs({"the page": str(page)}, inputs_of(Kind.RUN, str(self.run.path)))
+            write_text_atomic(page, run_document(data, svg, live=live))
             if self.tensorboard:
                 self._image(data, epoch)
-        except (KtgRuntimeError, OSError) as exc:
+        except (KtgRuntimeError, ArgumentError, OSError) as exc:
             self.failed = True
             print(
                 f"ktg: warning: --report: {exc}; the run goes on without its page",

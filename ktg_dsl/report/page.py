@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -60,6 +61,14 @@ def document(title: str, kind: str, body: str, data: Any) -> str:
 
 def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
+
+
+def href(folder: str) -> str:
+    """A relative link to a folder: each part percent-encoded (a '#', '?' or '%' in a folder's
+    name is a character of the name, not the address's fragment, query or escape)."""
+    from urllib.parse import quote
+
+    return "/".join(quote(part) for part in folder.split(os.sep)) + "/"
 
 
 def number(value: Any, digits: int = 2) -> str:

@@ -8,6 +8,9 @@ as JSON."""
 from __future__ import annotations
 
 import json
+import math
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,12 +87,26 @@ def run_spec(path: Path) -> tuple[str, Spec, GraphReport]:
     from ..check import check_data
 
     file = path / RESOLVED
+    why = "the page draws the graph from it (ktg train writes it when a run starts)"
+    if not os.path.lexists(file):
+        raise NotAReport(f"{path} is a run directory without its spec {RESOLVED}: {why}")
     try:
         text = read_text_capped(file, SPEC_LIMIT, "the run's spec")
+    except ReadRefused as exc:
+        raise NotAReport(f"{exc}; {why}") from None
+    except OSError as exc:
+        raise NotAReport(f"cannot read the run's spec {file}: {exc.strerror or exc}") from None
+    try:
         data = yaml.safe_load(text)
-    except (OSError, ReadRefused, yaml.YAMLError) as exc:
-        raise NotAReport(f"cannot read {file}: {str(exc).splitlines()[0]}") from None
-    report = check_data(data if isinstance(data, dict) else {})
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise NotAReport(f"{file} is not YAML{where} ({problem}); {why}") from None
+    if not isinstance(data, dict):
+        what = "empty" if data is None else f"a YAML {type(data).__name__}, not a mapping"
+        raise NotAReport(f"{file} is not a spec: it is {what}; {why}")
+    report = check_data(data)
     if report.spec is None or report.graph is None:
         first = report.errors[0].format() if report.errors else "not a spec"
         raise NotAReport(f"{file} is not a valid spec: {first}")
@@ -119,6 +136,7 @@ def load_run(
     except NotARun as exc:
         raise NotAReport(str(exc)) from None
     text, spec, graph = checked or run_spec(path)
+    rows = _matching(rows, path, spec)
     epochs = sorted({int(r["epoch"]) for r in rows})
     at = {e: i for i, e in enumerate(epochs)}
     table: dict[tuple[int, str], dict[str, Any]] = {(r["epoch"], r["node"]): r for r in rows}
@@ -144,6 +162,61 @@ def load_run(
         elapsed=first[-1].get("elapsed") if first else None,
     )
     return data, spec, graph
+
+
+def _matching(rows: list[dict[str, Any]], path: Path, spec: Spec) -> list[dict[str, Any]]:
+    """The rows, checked against the run's spec: a row of a node the spec does not have means
+    the log and the spec are of different runs (refused); a last epoch that has fewer nodes'
+    rows than the one before is still being written (a run training now) and is left out."""
+    from ..run.rundir import METRICS
+
+    known = set(spec.node_names)
+    strangers = sorted({str(r["node"]) for r in rows} - known)
+    if strangers:
+        raise NotAReport(
+            f"{path / METRICS} has rows of node(s) {', '.join(map(repr, strangers[:5]))} that "
+            f"its spec {path / RESOLVED} does not have (it has {', '.join(spec.node_names)}): "
+            "the log and the spec are of different runs"
+        )
+    for r in rows:
+        _check_gates(r, path / METRICS)
+    by_epoch: dict[int, set[str]] = {}
+    for r in rows:
+        by_epoch.setdefault(int(r["epoch"]), set()).add(str(r["node"]))
+    order = sorted(by_epoch)
+    if len(order) > 1 and by_epoch[order[-1]] < by_epoch[order[-2]]:
+        print(
+            f'ktg: warning: {path / METRICS}: its last epoch ("epoch": {order[-1]}) has '
+            f"rows of {len(by_epoch[order[-1]])} of {len(by_epoch[order[-2]])} nodes (still "
+            "being written?); left out",
+            file=sys.stderr,
+        )
+        rows = [r for r in rows if int(r["epoch"]) != order[-1]]
+    return rows
+
+
+def _check_gates(row: dict[str, Any], log: Path) -> None:
+    """A row's ``gates`` (read_metrics checks ``edges``, not these): per edge, its gate's mean
+    weight, a finite number not below 0."""
+    gates = row.get("gates")
+    where = f'{log} is damaged: its row of node {row["node"]!r}, "epoch": {row["epoch"]}, has'
+    if gates is None:
+        return
+    if not isinstance(gates, dict):
+        raise NotAReport(f"{where} 'gates' {_shown(gates)}, not an object of gate weights")
+    for key, w in gates.items():
+        ok = isinstance(w, int | float) and not isinstance(w, bool)
+        try:
+            ok = ok and math.isfinite(w) and w >= 0
+        except OverflowError:  # a whole number past a float's range
+            ok = False
+        if not ok:
+            raise NotAReport(f"{where} 'gates.{key}' {_shown(w)}, not a weight (finite, >= 0)")
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _edge_series(

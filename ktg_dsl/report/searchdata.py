@@ -4,7 +4,9 @@ the trials that made it did."""
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,18 +49,88 @@ class SearchData:
 
 
 def open_search(url: str, name: str | None) -> SearchData:
-    """The study ``name`` of the storage at ``url`` (the only study when not named)."""
-    import optuna
+    """The study ``name`` of the storage at ``url`` (the only study when not named). Read
+    only: a journal is read as it is (a record cut short at its end, one a worker is writing
+    now, left out), and a database is opened only when it holds Optuna's tables (opening
+    another would add them)."""
+    import tempfile
 
     from ..search.storage import open_storage, route_optuna_logging
 
-    if "://" not in url and not Path(url).is_file():
-        raise NotAReport(f"{url}: no such search journal")
-    database = url.split(":///", 1)[1] if url.startswith("sqlite:///") else None
-    if database is not None and not Path(database).is_file():  # opening would create it
-        raise NotAReport(f"{url}: no such database file ({database})")
     route_optuna_logging()
-    storage = open_storage(url)
+    if "://" in url:
+        _check_database(url)
+        return _read_study(open_storage(url), url, name)
+    if not Path(url).is_file():
+        raise NotAReport(f"{url}: no such search journal")
+    with tempfile.TemporaryDirectory(prefix="ktg-report-") as folder:
+        copy = Path(folder) / "study.journal"
+        copy.write_bytes(_journal_records(url))
+        try:
+            return _read_study(open_storage(str(copy)), url, name)
+        except KtgRuntimeError as exc:  # said of the journal, not of the copy read
+            raise KtgRuntimeError(str(exc).replace(str(copy), url)) from None
+
+
+def _journal_records(url: str) -> bytes:
+    """The whole records of the journal file ``url``, read without changing it."""
+    from ..bounded import ReadRefused, read_bytes_capped
+    from ..search.journal import JOURNAL_LIMIT, is_record, mend
+
+    try:
+        data = read_bytes_capped(url, JOURNAL_LIMIT, "the study journal")
+    except ReadRefused as exc:
+        raise NotAReport(str(exc)) from None
+    except OSError as exc:
+        raise NotAReport(f"cannot read the search journal {url}: {exc.strerror or exc}") from None
+    if not data.strip():
+        raise NotAReport(f"{url} holds no study yet (the journal is empty)")
+    if not is_record(data.split(b"\n", 1)[0]):
+        raise NotAReport(
+            f"{url} is not an Optuna journal file (its first line is not a study record); "
+            "give the journal `ktg search` writes (runs/<name>/search/study.journal)"
+        )
+    mended = mend(data, url)
+    for note in mended.notes:  # what a search would mend in the file, done to what is read
+        print(
+            f"ktg: warning: {note}, in what the page reads (a search may be writing that "
+            "record now); the file itself is not changed",
+            file=sys.stderr,
+        )
+    return mended.data
+
+
+def _check_database(url: str) -> None:
+    """A sqlite URL: a file that exists and holds Optuna's tables, checked read-only."""
+    import sqlite3
+
+    if not url.startswith("sqlite:"):
+        return  # a database server: Optuna's driver says what is wrong
+    database = url[len("sqlite:///") :].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+    if not database or database == ":memory:":
+        raise NotAReport(f"{url} names no database file; give one, e.g. sqlite:///ktg.db")
+    file = Path(database)
+    if file.is_dir():
+        raise NotAReport(f"{url}: {database} is a folder, not a database file")
+    if not file.is_file():  # opening would create it
+        raise NotAReport(f"{url}: no such database file ({database})")
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+        ) as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.Error as exc:
+        raise NotAReport(f"{url}: {database} is not a SQLite database ({exc})") from None
+    if "studies" not in tables:
+        raise NotAReport(
+            f"{url}: {database} holds no Optuna study (no 'studies' table): not the database "
+            "of a `ktg search --storage`"
+        )
+
+
+def _read_study(storage: Any, url: str, name: str | None) -> SearchData:
+    import optuna
+
     try:
         names = optuna.get_all_study_names(storage)
     except Exception as exc:  # a storage Optuna cannot read: said in its words
@@ -86,10 +158,10 @@ def _search_data(study: Any, url: str) -> SearchData:
         t.run_dir = _found(t.run_dir, url)
     metric = "objective"
     try:  # the spec the study was started with (search/key records it): its objective
-        recorded = json.loads(study.user_attrs.get(SPEC_ATTR) or "{}")
+        recorded = json.loads(_text(study.user_attrs.get(SPEC_ATTR)) or "{}")
         goal = (recorded.get("search") or {}).get("objective") or {}
         metric = f"{goal.get('node', '')} {goal.get('metric', metric)}".strip()
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError, RecursionError):
         pass
     return SearchData(study.study_name, url, study.direction.name.lower(), metric, trials)
 
@@ -117,10 +189,16 @@ def _trial(t: Any) -> Trial:
         value=value,
         seconds=seconds,
         params=dict(t.params),
-        spec_text=t.user_attrs.get("spec"),
-        run_dir=t.user_attrs.get("run_dir"),
-        reason=t.user_attrs.get("fail_reason", ""),
+        spec_text=_text(t.user_attrs.get("spec")),
+        run_dir=_text(t.user_attrs.get("run_dir")) or None,
+        reason=_text(t.user_attrs.get("fail_reason")) or "",
     )
+
+
+def _text(value: Any) -> str | None:
+    """A trial's recorded text (its spec, run folder, why it failed); None for anything else
+    (a journal edited by hand, or written by another tool)."""
+    return value if isinstance(value, str) else None
 
 
 @dataclass

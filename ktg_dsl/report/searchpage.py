@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from ..errors import KtgRuntimeError
-from .page import Markup, document, esc, number, table
+from .page import Markup, document, esc, href, number, table
 from .plot import Series, chart, legend
 from .rundata import load_run
 from .runpage import run_document
@@ -32,7 +32,7 @@ def search_page(url: str, name: str | None, top: int, out: Path | None = None) -
         f"{better} is better</p></header>",
         "<h2>Objective over trials</h2>",
         _objective(data),
-        f"<h2>The best {len(best)} graphs</h2>",
+        _best_heading(len(best)),
         '<div class="side-by-side">' + "".join(figures) + "</div>",
         "<h2>Which choice went with better trials</h2>",
         _choices(data),
@@ -42,6 +42,12 @@ def search_page(url: str, name: str | None, top: int, out: Path | None = None) -
     ]
     title = f"search {data.name}: ktg report"
     return document(title, "search", "\n".join(body), {"graphs": graphs, "pages": pages})
+
+
+def _best_heading(count: int) -> str:
+    if not count:
+        return "<h2>The best graphs</h2><p class='note'>No complete trial yet: no graph.</p>"
+    return f"<h2>The best {count} graph{'' if count == 1 else 's'}</h2>"
 
 
 def _counts(data: SearchData) -> str:
@@ -76,8 +82,17 @@ def _best_graphs(best: list[Trial]) -> tuple[list[str], list[dict[str, Any]], di
 
     figures, graphs, pages = [], [], {}
     for i, t in enumerate(best):
-        report = check_data(yaml.safe_load(t.spec_text or "") or {})
-        if report.spec is None or report.graph is None:
+        try:
+            recorded = yaml.safe_load(t.spec_text or "")
+        except yaml.YAMLError:
+            recorded = None
+        report = check_data(recorded) if isinstance(recorded, dict) else None
+        if report is None or report.spec is None or report.graph is None:
+            figures.append(
+                f"<figure><figcaption>#{i + 1}: trial {t.number} · {number(t.value, 4)} "
+                "<span class='note'>(the spec its trial recorded cannot be read: no graph)"
+                "</span></figcaption></figure>"
+            )
             continue
         prefix = f"t{t.number}-"
         svg = graph_svg(report.spec, report.graph, prefix)
@@ -91,8 +106,9 @@ def _best_graphs(best: list[Trial]) -> tuple[list[str], list[dict[str, Any]], di
                 f' <button class="open-run" type="button" data-page="trial{t.number}" '
                 f'data-title="trial {t.number}">open its run</button>'
             )
-        except KtgRuntimeError:
-            pass
+        except KtgRuntimeError as exc:
+            if t.run_dir and Path(t.run_dir).is_dir():  # there, but damaged: say so
+                note = f"its spec's gates; its run cannot be read: {exc}"
         figures.append(
             f"<figure><figcaption>#{i + 1}: trial {t.number} · {number(t.value, 4)} "
             f"<span class='note'>({note})</span>{button}</figcaption>{svg}</figure>"
@@ -136,10 +152,11 @@ def _trials(data: SearchData, out: Path | None) -> str:
         folder: Any = ""
         if t.run_dir and Path(t.run_dir).is_dir():
             rel = os.path.relpath(Path(t.run_dir).resolve(), base)
-            folder = Markup(f'<a href="{esc(rel)}/">{esc(Path(t.run_dir).name)}</a>')
+            folder = Markup(f'<a href="{esc(href(rel))}">{esc(Path(t.run_dir).name)}</a>')
         values = [_short(t.params.get(p)) for p in params]
-        rows.append([t.number, t.state, number(t.value, 4), number(t.seconds, 1), *values, folder])
-        keys.append([t.number, t.state, t.value, t.seconds, *values, t.run_dir])
+        state = f"{t.state}: {t.reason}" if t.reason and t.state == "fail" else t.state
+        rows.append([t.number, state, number(t.value, 4), number(t.seconds, 1), *values, folder])
+        keys.append([t.number, state, t.value, t.seconds, *values, t.run_dir])
     head = ["trial", "state", data.metric, "time (s)", *params, "run folder"]
     return table(head, rows, cls="sortable", ident="trials", sort_keys=keys)
 

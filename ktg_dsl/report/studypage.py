@@ -6,15 +6,16 @@ a frame; the first ``EMBED_RUNS`` runs)."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from ..bounded import ReadRefused, read_text_capped
 from ..errors import KtgRuntimeError
-from .page import Markup, details, document, esc, number, table
+from .page import Markup, details, document, esc, href, number, table
 from .rundata import NotAReport, load_run
 from .runpage import run_document
-from .svg import graph_svg, inline_svg
+from .svg import graph_svg, safe_svg
 
 EMBED_RUNS = 40  # a run page is ~50 kB: the page stays a few MB
 PICTURES = ("curves.svg", "final.svg")
@@ -132,8 +133,9 @@ def _pictures(path: Path) -> str:
             continue
         try:
             text = read_text_capped(file, PICTURE_LIMIT, f"the study's {name}")
-            out.append(f"<figure>{inline_svg(text, name.split('.')[0] + '-')}</figure>")
+            out.append(f"<figure>{safe_svg(text, name.split('.')[0] + '-')}</figure>")
         except (OSError, ReadRefused, KtgRuntimeError) as exc:
+            print(f"ktg: warning: {file}: {exc}", file=sys.stderr)
             out.append(f"<p class='note'>{esc(name)}: {esc(exc)}</p>")
     if not out:
         return ""
@@ -145,7 +147,7 @@ def _runs(runs: list[tuple[Any, str]], path: Path, out: Path | None, pages: dict
     rows, keys = [], []
     for i, (record, problem) in enumerate(runs):
         folder = os.path.relpath((path / record.key).resolve(), base)
-        link = Markup(f'<a href="{esc(folder)}/">{esc(record.key)}</a>')
+        link = Markup(f'<a href="{esc(href(folder))}">{esc(record.key)}</a>')
         nodes = ", ".join(f"{n} {number(r.best)}" for n, r in record.nodes.items() if not r.frozen)
         page = f"run{i}"
         open_: Markup | str = problem or "–"

@@ -36,6 +36,38 @@ def inline_svg(text: str, prefix: str = "") -> str:
     return body.strip()
 
 
+# what a picture from another tool (or a file edited by hand) may hold that would run a
+# script in the page or fetch something: such a picture is not embedded
+_UNSAFE = re.compile(
+    r"<\s*(script|foreignObject|iframe|object|embed|image|img|a)[\s/>]"  # elements
+    r"|\son[a-z]+\s*="  # event handlers
+    r"|\ssrc\s*="
+    r"|href\s*=\s*(?![\"']?#)"  # a link anywhere but inside the picture
+    r"|url\(\s*(?![\"']?#)|@import|javascript:|https?:",
+    re.I,
+)
+
+
+def safe_svg(text: str, prefix: str = "") -> str:
+    """``inline_svg`` for a picture ktg did not draw itself (a study's curves.svg): refused,
+    with why, when it is not one well-formed SVG element or holds anything that could run or
+    fetch (a script, an event handler, a link or address outside the picture)."""
+    from xml.etree import ElementTree
+
+    body = inline_svg(text, prefix)
+    try:  # from its <svg> on (inline_svg found it): one element, nothing after it
+        ElementTree.fromstring(text[_HEAD.match(text).end() :])  # type: ignore[union-attr]
+    except ElementTree.ParseError as exc:
+        raise KtgRuntimeError(f"not a well-formed SVG picture ({exc})") from None
+    found = _UNSAFE.search(body)
+    if found:
+        raise KtgRuntimeError(
+            f"left out: it holds {found.group(0).strip()!r}, which a self-contained page "
+            "must not (a script, an event handler, or a link or address outside the picture)"
+        )
+    return body
+
+
 def graph_svg(spec: Spec, graph: GraphReport, prefix: str = "") -> str:
     """The graph as ``ktg render`` draws it (every edge at its full look: the page restyles
     each by its numbers at the chosen epoch), sized to its box (the page scales it)."""
