@@ -425,3 +425,13 @@ def test_a_best_trial_whose_run_is_damaged_is_drawn_from_its_spec(tmp_path: Path
     text = (tmp_path / "p.html").read_text()
     assert "its run cannot be read: " in text and "is damaged at line 7" in text
     assert 'class="graph"' in text  # the graph, as its spec draws it
+
+
+def test_a_chart_leaves_nan_and_infinite_values_out_of_its_lines() -> None:
+    """A damaged or hand-edited log's NaN or inf is a gap in the curve, never a coordinate."""
+    from ktg_dsl.report.plot import Series, chart
+
+    values = [1.0, float("nan"), 2.0, float("inf"), float("-inf"), 3.0]
+    svg = chart("loss", list(range(6)), [Series("a", values), Series("b", values, points=True)])
+    assert "nan" not in svg.lower() and "inf" not in svg.lower()
+    assert svg.count("<circle") == 3 and svg.count(" L") == 2  # three finite points each

@@ -104,7 +104,13 @@ def _axes(low, high, x0, x1, px, py, xlabel: str, width: int) -> list[str]:
 
 def _line(s: Series, xs: Sequence[float], px, py, color: str) -> str:
     label = html.escape(s.label)
-    points = [(px(x), py(v)) for x, v in zip(xs, s.values, strict=False) if v is not None]
+    # a NaN or infinite value (a damaged or hand-edited log) is a gap, as the axis range
+    # leaves it out: no "nan" coordinate in the path
+    points = [
+        (px(x), py(v))
+        for x, v in zip(xs, s.values, strict=False)
+        if v is not None and math.isfinite(v)
+    ]
     if s.points:
         dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3"/>' for x, y in points)
         return f'<g class="series" fill="{color}"><title>{label}</title>{dots}</g>'
