@@ -408,6 +408,7 @@ def test_a_self_supervised_run(tmp_path: Path, cli: Any) -> None:
         rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         assert data["nodes"]["a"]["val_top1"] == [r["knn_top1"] for r in rows if r["node"] == "a"]
         assert data["nodes"]["a"]["val_loss"] == [None, None]
+        assert "<th>contrastive top-1</th>" in text and "<th>eval loss (none: kNN)</th>" in text
 
 
 def test_a_best_trial_whose_run_is_damaged_is_drawn_from_its_spec(tmp_path: Path, cli: Any) -> None:

@@ -40,6 +40,7 @@ def run_page(path: Path, *, live: bool = False) -> str:
 def run_document(data: RunData, svg: str, *, live: bool = False) -> str:
     done, total = len(data.epochs), data.total_epochs
     state = f"{done} of {total} epochs" + (" so far (training: reload for more)" if live else "")
+    knn = data.split.startswith("kNN")  # self-supervised: train top-1 is contrastive, no loss
     body = [
         f"<header><h1>{esc(data.name)}</h1><p class='sub'>run {esc(data.path)} · {state}"
         f"{' · written ' + time.strftime('%H:%M:%S') if live else ''}</p></header>",
@@ -55,10 +56,10 @@ def run_document(data: RunData, svg: str, *, live: bool = False) -> str:
         table(
             [
                 "node",
-                "train top-1",
+                "contrastive top-1" if knn else "train top-1",
                 f"{data.split} top-1",
                 "train loss",
-                f"{data.split} loss",
+                "eval loss (none: kNN)" if knn else f"{data.split} loss",
                 "lr",
             ],
             [],
