@@ -79,11 +79,6 @@ def test_nproc_trains_a_self_supervised_graph(cli, tmp_path: Path, replicas: str
     assert {r["node"] for r in rows if 0 <= r["knn_top1"] <= 100} == {"a", "b"}
 
 
-def test_bench_refuses_a_self_supervised_graph_in_words(cli) -> None:
-    code, _, err = cli("bench", SPEC, "--threads", "1")
-    assert code == 2 and "not benchmarked yet" in err and "Traceback" not in err
-
-
 def test_a_model_without_the_named_classifier_is_a_spec_issue(cli, tmp_path: Path) -> None:
     spec = tmp_path / "s.yaml"
     text = SPEC.read_text().replace("head: {dim: 32}", "head: {dim: 32, classifier: body}")

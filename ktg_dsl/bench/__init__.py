@@ -13,6 +13,11 @@ Variants, all starting from the same initial weights and fed the same batches:
 * ``epoch``: the engine at ``auto`` fed by the real loader (gather, augmentation,
   normalisation), to show whether data loading hides behind the step.
 
+A self-supervised graph (a ``self_supervised:`` section) gets the same variants on batches of two
+views per sample ``[B, 2, C, H, W]``, as ``TwoViewBatches`` feeds ``ktg train``: the original's
+SimCLR loop as baseline, each node's isolated SimCLR step as ideal (``ssl.py``), the
+self-supervised engine, and the epoch with the real two-view loader (kornia augmentation).
+
 Ratios are of medians over rounds. Peak memory: CUDA max allocated per variant; on the CPU the
 process's peak RSS (VmHWM, reset before each variant where Linux allows).
 """
@@ -30,12 +35,14 @@ from ..components.data import DatasetInfo
 from ..engine.program import Program
 from ..errors import KtgRuntimeError
 from ..graph import data_info
+from ..registry import DATASETS
 from ..run.data import compile_spec
 from ..run.env import device_name
 from ..run.threads import thread_record, thread_text
 from ..spec.schema import Spec
 from .features import feature_programs, feature_ratios
 from .measure import Variant, _sync_for, measure
+from .ssl import SslBaseline, random_view_batches, ssl_ideal_step
 from .variants import baseline_step, engine_step, epoch_variant, ideal_step
 
 __all__ = ["format_result", "random_batches", "run_bench"]
@@ -65,7 +72,11 @@ def _compiled_variant(
 ) -> Variant:
     """The engine with ``train.compile: on``; its first (compiling) step is timed apart."""
     train = spec.train.model_copy(update={"compile": "on"})
-    compiled = compile_spec(spec.model_copy(update={"train": train}), data_info=info)
+    compiled = compile_spec(
+        spec.model_copy(update={"train": train}),
+        data_info=info,
+        steps_per_epoch=steps_per_epoch(spec),
+    )
     sync = _sync_for(compiled.device)
     variant = Variant(
         f"engine({compiled.precision},compiled)",
@@ -78,6 +89,21 @@ def _compiled_variant(
     sync()
     report(f"torch.compile: first step took {time.perf_counter() - tick:.1f} s")
     return variant
+
+
+def steps_per_epoch(spec: Spec) -> int:
+    """Training steps per epoch, as the dataset's registration knows its training part without
+    loading it; 100 where it does not (the step is timed at mid-training either way: only a
+    per-step schedule's value at that point depends on it)."""
+    meta = DATASETS.get(spec.data.dataset.type).meta
+    try:
+        size = meta.train_size(spec.data.dataset.args, spec.data.split) if meta.train_size else None
+    except ValueError:  # what ktg validate reports; not the bench's to say
+        size = None
+    batch = spec.data.batch_size
+    if size is None:
+        return 100
+    return max(1, size // batch if spec.data.drop_last else -(-size // batch))
 
 
 KINDS = ("baseline", "engine", "ideal", "epoch", "features")  # what --variants may name
@@ -100,33 +126,39 @@ def run_bench(
             "ktg bench needs a dataset whose shape is known without loading (e.g. synthetic)"
         )
     torch.manual_seed(spec.seed)
-    auto = compile_spec(spec, data_info=info)
+    per_epoch = steps_per_epoch(spec)  # a scheduler or gate that steps every batch needs it
+    auto = compile_spec(spec, data_info=info, steps_per_epoch=per_epoch)
     dev, batch = auto.device, spec.data.batch_size
-    batches = random_batches(info, batch, dev)
+    ssl = auto.knn is not None  # self-supervised: two views per sample, SimCLR's loop
+    batches = (random_view_batches if ssl else random_batches)(info, batch, dev)
+    baseline = SslBaseline if ssl else baseline_step
+    ideal = ssl_ideal_step if ssl else ideal_step
     sync = _sync_for(dev)
 
     def fp32() -> Program:
-        return compile_spec(spec, data_info=info, precision="fp32")
+        return compile_spec(spec, data_info=info, precision="fp32", steps_per_epoch=per_epoch)
 
     variants: list[Variant] = []
     if "baseline" in kinds:
-        variants.append(Variant("baseline", baseline_step(fp32()), batch, sync))
+        variants.append(Variant("baseline", baseline(fp32()), batch, sync))
     if "engine" in kinds:
         variants.append(Variant(f"engine({auto.precision})", engine_step(auto), batch, sync))
         if auto.precision != "fp32" or "baseline" in kinds or "ideal" in kinds:
             variants.append(Variant("engine(fp32)", engine_step(fp32()), batch, sync))
     if "ideal" in kinds:
-        variants.append(Variant(f"ideal({auto.precision})", ideal_step(auto), batch, sync))
-        variants.append(Variant("ideal(fp32)", ideal_step(fp32()), batch, sync))
+        variants.append(Variant(f"ideal({auto.precision})", ideal(auto), batch, sync))
+        variants.append(Variant("ideal(fp32)", ideal(fp32()), batch, sync))
     if "epoch" in kinds:
-        variants.append(epoch_variant(compile_spec(spec, data_info=info), spec, steps))
+        program = compile_spec(spec, data_info=info, steps_per_epoch=per_epoch)
+        variants.append(epoch_variant(program, spec, steps))
     if "features" in kinds:
-        for name, program in feature_programs(spec, info).items():
+        for name, program in feature_programs(spec, info, per_epoch).items():
             variants.append(Variant(name, engine_step(program), batch, sync))
     if with_compile:
         variants.append(_compiled_variant(spec, info, batches, report))
     report(
-        f"ktg bench: {spec.name}: nodes {[n.config.model.type for n in auto.nodes.values()]}, "
+        f"ktg bench: {spec.name}{' (self-supervised, two views)' if ssl else ''}: nodes "
+        f"{[n.config.model.type for n in auto.nodes.values()]}, "
         f"batch {batch}, input {info.input_shape}, {info.num_classes} classes, device {dev} "
         f"({device_name(dev)}), engine precision {auto.precision}, channels_last "
         f"{auto.channels_last}, torch {torch.__version__}, {thread_text()}"

@@ -39,15 +39,17 @@ def without_features(spec: Spec, keep_taps: bool) -> Spec:
     return report.spec
 
 
-def feature_programs(spec: Spec, info: DatasetInfo) -> dict[str, Any]:
+def feature_programs(spec: Spec, info: DatasetInfo, steps_per_epoch: int) -> dict[str, Any]:
     """The two comparison programs, by variant name (empty without feature edges)."""
     if not has_feature_edges(spec):
         return {}
     from ..run.data import compile_spec
 
     return {
-        "engine(logits edges)": compile_spec(without_features(spec, True), data_info=info),
-        "engine(no taps)": compile_spec(without_features(spec, False), data_info=info),
+        name: compile_spec(
+            without_features(spec, keep), data_info=info, steps_per_epoch=steps_per_epoch
+        )
+        for name, keep in (("engine(logits edges)", True), ("engine(no taps)", False))
     }
 
 
