@@ -88,12 +88,13 @@ def _head_fits(spec: Spec, name: str, model: nn.Module) -> list[SpecIssue]:
     try:
         find_classifier(model, head.classifier)
     except HeadError as exc:
+        try:
+            last = find_classifier(model, "auto")[0]
+            hint = f"name a Linear layer: the model's last is '{last}', which auto picks"
+        except HeadError:
+            hint = "the projector replaces a Linear classifier: use a model that has one"
         return [
-            SpecIssue(
-                ("self_supervised", "head", "classifier"),
-                f"node '{name}': {exc}",
-                hint="name the model's classifier (a Linear layer), e.g. fc",
-            )
+            SpecIssue(("self_supervised", "head", "classifier"), f"node '{name}': {exc}", hint=hint)
         ]
     return []
 
