@@ -407,3 +407,23 @@ def test_a_head_classifier_that_is_no_linear_layer_names_the_one_to_use(
     assert code == 1 and "Traceback" not in err
     assert f"self_supervised.head.classifier: node 'a': {said}" in err
     assert "(name a Linear layer: the model's last is 'fc', which auto picks)" in err
+
+
+def test_an_empty_self_supervised_section_is_not_read_as_absent(
+    tmp_path: Path, cli: Any, spec_file: Any
+) -> None:
+    """'self_supervised:' with every option commented out is null to YAML: it was read as no
+    section, and the graph validated (and trained) as a supervised one, on the labels."""
+    text = (
+        "version: 1\nname: s\ndata: {dataset: digits}\ntrain: {epochs: 2}\n"
+        "nodes:\n  a: {model: small_cnn}\nedges:\n  - {from: labels, to: a}\n"
+        "self_supervised:\n  # augment: [horizontal_flip]\n"
+    )
+    code, _, err = cli("validate", spec_file(text))
+    assert code == 1, err
+    assert ":9:1  self_supervised: the self_supervised section is empty: YAML reads it" in err
+    assert "write 'self_supervised: {}' for SimCLR's defaults" in err
+    code, _, err = cli(
+        "validate", spec_file(text.replace("self_supervised:\n", "self_supervised: {}\n"))
+    )
+    assert code == 0, err

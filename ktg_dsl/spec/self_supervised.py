@@ -204,6 +204,19 @@ class SelfSupervised(StrictModel):
     )
 
 
+def written_empty(value: Any) -> Any:
+    """``self_supervised:`` with nothing after it (every option commented out) is null to YAML:
+    read as absent, the graph would silently train on the labels. Say so instead."""
+    if value is None:
+        raise _hinted(
+            "the self_supervised section is empty: YAML reads it as nothing, which would make "
+            "this a supervised graph",
+            "write 'self_supervised: {}' for SimCLR's defaults, or remove the key for a "
+            "supervised graph",
+        )
+    return value
+
+
 def with_defaults(data: Any) -> Any:
     """A self-supervised spec's edges default to ``nt_xent`` (the self edge) and
     ``similarity_kl`` (node -> node) where the spec names no loss of its own."""
