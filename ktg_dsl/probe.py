@@ -44,9 +44,11 @@ def probe_models(spec: Spec, report: GraphReport) -> list[SpecIssue]:
             continue
         model, found = _probe(spec.nodes[name].model, ("nodes", name, "model"), classes, info)
         issues += found
-        if model is not None:
-            issues += _checkpoint_fits(spec, name, model, classes, name in report.frozen)
-            issues += _head_fits(spec, name, model)
+        head = _head_fits(spec, name, model) if model is not None else []
+        issues += head
+        if model is not None and not head:
+            trained = _as_trained(spec, model)
+            issues += _checkpoint_fits(spec, name, trained, classes, name in report.frozen)
         for i, choice in enumerate(spec.search.models.get(name, []) if spec.search else []):
             issues += _probe(choice, ("search", "models", name, i), classes, info)[1]
     return issues
@@ -99,6 +101,20 @@ def _head_fits(spec: Spec, name: str, model: nn.Module) -> list[SpecIssue]:
     return []
 
 
+def _as_trained(spec: Spec, model: nn.Module) -> nn.Module:
+    """The module a node's checkpoint is loaded into: a self-supervised node's is its encoder
+    and projector (``encoder.*``, ``projector.*``), as training builds it."""
+    ssl = spec.self_supervised
+    if ssl is None:
+        return model
+    import torch
+
+    from .components.models.heads import with_projector
+
+    with torch.device("meta"):
+        return with_projector(model, ssl.head.classifier, ssl.head.hidden, ssl.head.dim)
+
+
 def _checkpoint_fits(
     spec: Spec, name: str, model: nn.Module, classes: int, frozen: bool
 ) -> list[SpecIssue]:
@@ -118,7 +134,9 @@ def _checkpoint_fits(
             warnings.simplefilter("ignore")
             load_node_weights(runtime, Path(node.checkpoint))
     except KtgRuntimeError as exc:
-        return [SpecIssue(("nodes", name, "checkpoint"), str(exc), hint=_hint(node))]
+        other_kind = "self-supervised" in str(exc)  # which already says what to do
+        hint = None if other_kind else _hint(node)
+        return [SpecIssue(("nodes", name, "checkpoint"), str(exc), hint=hint)]
     return []
 
 

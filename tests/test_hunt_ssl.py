@@ -427,3 +427,64 @@ def test_an_empty_self_supervised_section_is_not_read_as_absent(
         "validate", spec_file(text.replace("self_supervised:\n", "self_supervised: {}\n"))
     )
     assert code == 0, err
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _weights(tmp_path: Path, self_supervised: bool) -> Path:
+    """A plain state_dict of a small_cnn (width 4, 4 classes, 1 channel): a classifier's, or a
+    self-supervised node's (encoder.*, projector.*, as best/<node>.pt holds)."""
+    import torch
+
+    from ktg_dsl.components.models.heads import with_projector
+    from ktg_dsl.registry import MODELS, load_builtins
+
+    load_builtins()
+    model = MODELS.get("small_cnn").build({"width": 4}, num_classes=4, in_channels=3)
+    if self_supervised:
+        model = with_projector(model, "auto", "auto", 8)
+    path = tmp_path / ("ssl.pt" if self_supervised else "classifier.pt")
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def _frozen_a(data: dict[str, Any], weights: Path, **more: Any) -> dict[str, Any]:
+    data["nodes"]["a"] = {**data["nodes"]["a"], "checkpoint": str(weights), **more}
+    data["edges"] = [e for e in data["edges"] if e["to"] != "a"]  # a: a frozen teacher
+    return data
+
+
+def test_deep_checks_a_self_supervised_teacher_as_training_loads_it(
+    tmp_path: Path, cli: Any
+) -> None:
+    """validate --deep loaded the checkpoint into the bare model: a self-supervised run's
+    best/<node>.pt (what the docs say fits) was refused, a classifier's passed and `train`
+    stopped on it after making a run directory."""
+    data = _frozen_a(spec(), _weights(tmp_path, self_supervised=True))
+    code, _, err = cli("validate", "--deep", write_spec(tmp_path, data))
+    assert code == 0, err
+    data = _frozen_a(spec(), _weights(tmp_path, self_supervised=False))
+    code, _, err = cli("validate", "--deep", write_spec(tmp_path, data))
+    assert code == 1 and "Traceback" not in err
+    assert "nodes.a.checkpoint: checkpoint " in err and "missing keys encoder." in err
+    assert "It holds a classifier's weights, and this node is self-supervised" in err
+
+
+def test_a_self_supervised_checkpoint_in_a_supervised_graph_says_how_to_use_it(
+    tmp_path: Path, cli: Any
+) -> None:
+    """The words say why the keys differ and how to start a classifier from the encoder; with
+    that, `validate --deep` was a traceback ('Tensor.item() cannot be called on meta
+    tensors': the partial load's own tensors are meta tensors there)."""
+    data = spec()
+    del data["self_supervised"]
+    data = _frozen_a(data, _weights(tmp_path, self_supervised=True))
+    code, _, err = cli("validate", "--deep", write_spec(tmp_path, data))
+    assert code == 1 and "Traceback" not in err
+    assert "It holds a self-supervised node's weights (an encoder and a projector" in err
+    assert "checkpoint_prefix: {'encoder.': ''} and checkpoint_fit: partial" in err
+    data["nodes"]["a"].update(checkpoint_prefix={"encoder.": ""}, checkpoint_fit="partial")
+    code, _, err = cli("validate", "--deep", write_spec(tmp_path, data))
+    assert code == 0 and "Traceback" not in err, err
+    assert "kept its own initialisation for 2: fc.weight, fc.bias" in err
