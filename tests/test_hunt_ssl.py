@@ -488,3 +488,25 @@ def test_a_self_supervised_checkpoint_in_a_supervised_graph_says_how_to_use_it(
     code, _, err = cli("validate", "--deep", write_spec(tmp_path, data))
     assert code == 0 and "Traceback" not in err, err
     assert "kept its own initialisation for 2: fc.weight, fc.bias" in err
+
+
+# --------------------------------------------------------------------------- options unused
+
+
+def test_options_that_change_nothing_are_warned_about(tmp_path: Path, cli: Any) -> None:
+    """A kNN temperature without weighted: true, and saturation or hue on one-channel images,
+    were silently ignored."""
+    data = spec(data={"dataset": {"type": "synthetic", "channels": 1, "image_size": 8}})
+    data["self_supervised"]["knn"]["temperature"] = 0.1
+    data["self_supervised"]["augment"].append(
+        {"type": "color_jitter", "brightness": 0.4, "hue": 0.1}
+    )
+    code, _, err = cli("validate", write_spec(tmp_path, data))
+    assert code == 0, err
+    assert "self_supervised.knn.temperature: warning: the temperature weighs the votes" in err
+    assert "self_supervised.augment[3].hue: warning: the images have one channel" in err
+    assert "saturation" not in err  # not written: its default is no choice of the user's
+    data["self_supervised"]["knn"]["weighted"] = True
+    data["data"]["dataset"]["channels"] = 3
+    code, _, err = cli("validate", write_spec(tmp_path, data))
+    assert code == 0 and "warning" not in err, err

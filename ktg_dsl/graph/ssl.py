@@ -31,7 +31,41 @@ def check_self_supervised(g: Linked) -> list[SpecIssue]:
                 hint="use val_top1, or add a self_supervised section",
             )
         )
-    return issues + _knn_fits(g)
+    return issues + _knn_fits(g) + _unused_options(g)
+
+
+def _unused_options(g: Linked) -> list[SpecIssue]:
+    """Options written that change nothing: a temperature for an unweighted kNN vote, and a
+    colour jitter's saturation or hue on one-channel images (warnings)."""
+    ssl = g.spec.self_supervised
+    if ssl is None:
+        return []
+    issues = []
+    if not ssl.knn.weighted and "temperature" in ssl.knn.model_fields_set:
+        issues.append(
+            SpecIssue(
+                ("self_supervised", "knn", "temperature"),
+                "the temperature weighs the votes of a weighted kNN, and this one is "
+                "unweighted (one vote per neighbour): it changes nothing",
+                severity="warning",
+                hint="add weighted: true, or remove the temperature",
+            )
+        )
+    shape = g.report.data_info.input_shape if g.report.data_info else None
+    for i, step in enumerate(ssl.augment):
+        if shape is None or shape[0] != 1 or step.type != "color_jitter":
+            continue
+        for key in sorted({"saturation", "hue"} & step.model_fields_set):
+            issues.append(
+                SpecIssue(
+                    ("self_supervised", "augment", i, key),
+                    f"the images have one channel: a colour jitter's {key} leaves them as "
+                    "they are",
+                    severity="warning",
+                    hint=f"remove {key}",
+                )
+            )
+    return issues
 
 
 _COMPARES = {
