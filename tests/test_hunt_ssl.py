@@ -510,3 +510,16 @@ def test_options_that_change_nothing_are_warned_about(tmp_path: Path, cli: Any) 
     data["data"]["dataset"]["channels"] = 3
     code, _, err = cli("validate", write_spec(tmp_path, data))
     assert code == 0 and "warning" not in err, err
+
+
+@pytest.mark.parametrize(("key", "value"), [("hidden", 1_000_000_000), ("dim", 65536)])
+def test_a_projector_too_wide_to_allocate_is_refused(
+    tmp_path: Path, cli: Any, key: str, value: int
+) -> None:
+    """hidden had no bound (a traceback from the allocator in `train`), dim one of 65536: with
+    hidden 65536 too, 17 GB of weights, and the process was killed for memory."""
+    data = spec()
+    data["self_supervised"]["head"][key] = value
+    code, lines = validate(tmp_path, cli, data)
+    assert code == 1 and len(lines) == 1, lines
+    assert f"self_supervised.head.{key}: must be <= 16384, got {value}" in lines[0]

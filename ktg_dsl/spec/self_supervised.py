@@ -15,7 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from ..registry import NOT_BOOL, NOT_BOOL_FLOAT
 from .messages import _show, shorten
-from .types import Bool, ModulePath, PosInt, StrictModel
+from .types import Bool, ModulePath, StrictModel
 
 Prob = Annotated[float, Field(ge=0.0, le=1.0), NOT_BOOL_FLOAT]
 NonNeg = Annotated[float, Field(ge=0.0), NOT_BOOL_FLOAT]
@@ -53,6 +53,10 @@ Ratio = Annotated[
     AfterValidator(_ordered),
 ]
 
+
+# a projector layer's width, bounded as the models' widths are: twice the widest published
+# projector (Barlow Twins' 8192); 65536 x 65536 was 17 GB of weights, the process killed
+Width = Annotated[int, Field(ge=1, le=16384), NOT_BOOL]
 
 STEPS = ("random_resized_crop", "horizontal_flip", "color_jitter", "grayscale")  # StepName's
 
@@ -161,10 +165,8 @@ class Head(StrictModel):
         description="the model's classifier, replaced by identity (the encoder's output is "
         "what it took); auto: the model's last Linear layer",
     )
-    hidden: Literal["auto"] | PosInt = Field("auto", description="auto: d, as SimCLR")
-    dim: Annotated[int, Field(ge=1, le=65536), NOT_BOOL] = Field(
-        128, description="the projection's size"
-    )
+    hidden: Literal["auto"] | Width = Field("auto", description="auto: d, as SimCLR")
+    dim: Width = Field(128, description="the projection's size")
 
 
 class Knn(StrictModel):
