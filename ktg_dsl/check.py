@@ -15,10 +15,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .check_schedule import check_schedules
 from .check_search import check_search, check_search_values
 from .errors import SpecError, SpecIssue
 from .graph import GraphReport, link
-from .registry import SCHEDULERS, UnknownComponentError, load_builtins, load_plugins
+from .registry import load_builtins, load_plugins
 from .spec.components import component_issues, data_component_issues
 from .spec.loader import SourceMap, load_file, load_text
 from .spec.messages import issues_from_validation
@@ -74,7 +75,7 @@ def check_spec(spec: Spec) -> CheckReport:
     graph = link(spec)
     issues = component_issues(spec) + graph.issues + check_search(spec)
     issues += check_search_values(spec) + _deprecated(spec) + _fp16_device(spec)
-    issues += _warmup_fits(spec)
+    issues += check_schedules(spec)
     source: SourceMap = spec.source or SourceMap("<spec>")
     return CheckReport(spec, graph, _in_file_order([source.attach(i) for i in issues]))
 
@@ -116,40 +117,6 @@ def _fp16_device(spec: Spec) -> list[SpecIssue]:
             hint="set train.device: cuda if the spec is meant for a GPU, or use precision: auto",
         )
     ]
-
-
-def _warmup_fits(spec: Spec) -> list[SpecIssue]:
-    """A ``warmup_cosine`` scheduler that warms up for the whole run (or longer): its cosine
-    would never start. Said here, before a run directory is made, for every scheduler a
-    training node uses (the defaults' once)."""
-    refs = {
-        ("nodes", name, "scheduler") if node.scheduler else ("defaults", "scheduler"): (
-            node.scheduler or spec.defaults.scheduler
-        )
-        for name, node in spec.nodes.items()
-    }
-    issues = []
-    for path, ref in refs.items():
-        if ref.type != "warmup_cosine":
-            continue
-        try:
-            warmup = SCHEDULERS.get(ref.type).check(ref.args).model_dump()["warmup_epochs"]
-        except (UnknownComponentError, ValidationError, KeyError):
-            continue  # the component checks say what is wrong with it
-        epochs = spec.train.epochs
-        if warmup and warmup >= epochs:
-            written = "warmup_epochs" in ref.args
-            issues.append(
-                SpecIssue(
-                    (*path, "warmup_epochs") if written else path,
-                    f"warmup_cosine warms up for {warmup:g} epochs"
-                    + ("" if written else " (its default)")
-                    + f", but training runs {epochs}: the cosine would never start",
-                    hint=f"set warmup_epochs below train.epochs (e.g. {epochs / 10:g}), or 0 "
-                    "for no warm-up",
-                )
-            )
-    return issues
 
 
 def check_data(

@@ -523,3 +523,24 @@ def test_a_projector_too_wide_to_allocate_is_refused(
     code, lines = validate(tmp_path, cli, data)
     assert code == 1 and len(lines) == 1, lines
     assert f"self_supervised.head.{key}: must be <= 16384, got {value}" in lines[0]
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "warmup_cosine"])
+def test_a_cosine_that_ends_above_the_learning_rate_is_warned_about(
+    tmp_path: Path, cli: Any, scheduler: str
+) -> None:
+    """eta_min is a learning rate; above the optimizer's, the schedule rose over the run."""
+    optimizer = {"type": "lars", "lr": 0.5}
+    sched = {"type": scheduler, "eta_min": 2.0}
+    sched.update({"warmup_epochs": 1} if scheduler == "warmup_cosine" else {})
+    data = spec(defaults={"optimizer": optimizer, "scheduler": sched})
+    code, _, err = cli("validate", write_spec(tmp_path, data))
+    assert code == 0, err
+    assert (
+        f"defaults.scheduler.eta_min: warning: {scheduler} ends at eta_min 2, above the lars "
+        "optimizer's lr 0.5: the learning rate would rise" in err
+    )
+    assert err.count("warning:") == 1  # said once for the two nodes that share it
+    data["defaults"]["scheduler"]["eta_min"] = 0.001
+    code, _, err = cli("validate", write_spec(tmp_path, data))
+    assert code == 0 and "warning" not in err, err

@@ -59,8 +59,7 @@ def _unused_options(g: Linked) -> list[SpecIssue]:
             issues.append(
                 SpecIssue(
                     ("self_supervised", "augment", i, key),
-                    f"the images have one channel: a colour jitter's {key} leaves them as "
-                    "they are",
+                    f"the images have one channel: a colour jitter's {key} leaves them as they are",
                     severity="warning",
                     hint=f"remove {key}",
                 )
