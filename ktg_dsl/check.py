@@ -15,7 +15,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .check_schedule import check_schedules
 from .check_search import check_search, check_search_values
 from .errors import SpecError, SpecIssue
 from .graph import GraphReport, link
@@ -75,7 +74,6 @@ def check_spec(spec: Spec) -> CheckReport:
     graph = link(spec)
     issues = component_issues(spec) + graph.issues + check_search(spec)
     issues += check_search_values(spec) + _deprecated(spec) + _fp16_device(spec)
-    issues += check_schedules(spec)
     source: SourceMap = spec.source or SourceMap("<spec>")
     return CheckReport(spec, graph, _in_file_order([source.attach(i) for i in issues]))
 

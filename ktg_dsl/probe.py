@@ -44,13 +44,18 @@ def probe_models(spec: Spec, report: GraphReport) -> list[SpecIssue]:
             continue
         model, found = _probe(spec.nodes[name].model, ("nodes", name, "model"), classes, info)
         issues += found
-        head = _head_fits(spec, name, model) if model is not None else []
+        head = _head_fits(spec, f"node '{name}'", model) if model is not None else []
         issues += head
         if model is not None and not head:
             trained = _as_trained(spec, model)
             issues += _checkpoint_fits(spec, name, trained, classes, name in report.frozen)
         for i, choice in enumerate(spec.search.models.get(name, []) if spec.search else []):
-            issues += _probe(choice, ("search", "models", name, i), classes, info)[1]
+            where = ("search", "models", name, i)
+            chosen, found = _probe(choice, where, classes, info)
+            issues += found
+            if chosen is not None:  # a trial that draws it builds its head the same way
+                who = f"node '{name}', search choice '{choice.type}'"
+                issues += _head_fits(spec, who, chosen)
     return issues
 
 
@@ -80,8 +85,9 @@ def _probe(
     return model, []
 
 
-def _head_fits(spec: Spec, name: str, model: nn.Module) -> list[SpecIssue]:
-    """A self-supervised node's projector goes where its classifier was: that layer exists."""
+def _head_fits(spec: Spec, who: str, model: nn.Module) -> list[SpecIssue]:
+    """A self-supervised node's projector goes where its classifier was: that layer exists.
+    ``who``: the node (or its search choice) in words."""
     if spec.self_supervised is None:
         return []
     from .components.models.heads import HeadError, find_classifier
@@ -95,9 +101,7 @@ def _head_fits(spec: Spec, name: str, model: nn.Module) -> list[SpecIssue]:
             hint = f"name a Linear layer: the model's last is '{last}', which auto picks"
         except HeadError:
             hint = "the projector replaces a Linear classifier: use a model that has one"
-        return [
-            SpecIssue(("self_supervised", "head", "classifier"), f"node '{name}': {exc}", hint=hint)
-        ]
+        return [SpecIssue(("self_supervised", "head", "classifier"), f"{who}: {exc}", hint=hint)]
     return []
 
 

@@ -544,3 +544,16 @@ def test_a_cosine_that_ends_above_the_learning_rate_is_warned_about(
     data["defaults"]["scheduler"]["eta_min"] = 0.001
     code, _, err = cli("validate", write_spec(tmp_path, data))
     assert code == 0 and "warning" not in err, err
+
+
+def test_deep_checks_the_head_of_every_search_model_choice(tmp_path: Path, cli: Any) -> None:
+    """The search's model choices were probed for their logits, not for the classifier the
+    projector replaces: a trial that drew one without it failed."""
+    data = spec(search={"objective": {"metric": "knn_top1"}, "models": {"a": ["resnet20"]}})
+    data["self_supervised"]["head"]["classifier"] = "block3.0"
+    code, _, err = cli("validate", "--deep", write_spec(tmp_path, data))
+    assert code == 1 and "Traceback" not in err
+    assert (
+        "self_supervised.head.classifier: node 'a', search choice 'resnet20': 'block3.0' is not "
+        "a module of 'CifarResNet'" in err
+    )

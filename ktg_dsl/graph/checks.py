@@ -22,6 +22,7 @@ from .data import (
 )
 from .placement import check_placement
 from .report import Edge, GraphEdge, GraphReport, end_name, loss_target
+from .schedule import check_schedules
 from .ssl import check_self_supervised
 
 
@@ -353,4 +354,5 @@ CHECKS: list[Callable[[Linked], list[SpecIssue]]] = [
     check_batch_needs,
     check_data_files,
     check_placement,
+    check_schedules,
 ]

@@ -1,25 +1,28 @@
-"""Checks of each training node's learning-rate schedule against the run, run by ``ktg
-validate`` with the others (torch-free): a ``warmup_cosine`` warm-up as long as the run (its
-cosine would never start; training refused it only after making a run directory), and a
-cosine whose end, ``eta_min``, is above the optimizer's learning rate (it would rise: a
-warning)."""
+"""Checks of each node's learning-rate schedule against the run (torch-free): a
+``warmup_cosine`` warm-up as long as the run (its cosine would never start; training refused it
+only after making a run directory), and a cosine whose end, ``eta_min``, is above the
+optimizer's learning rate (it would rise: a warning)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .errors import Path, SpecIssue
-from .registry import OPTIMIZERS, SCHEDULERS, UnknownComponentError
-from .spec.schema import ComponentRef, Spec
+from ..errors import Path, SpecIssue
+from ..registry import OPTIMIZERS, SCHEDULERS, UnknownComponentError
+from ..spec.schema import ComponentRef, Spec
+
+if TYPE_CHECKING:
+    from .checks import Linked
 
 COSINES = ("cosine", "warmup_cosine")
 
 
-def check_schedules(spec: Spec) -> list[SpecIssue]:
+def check_schedules(g: Linked) -> list[SpecIssue]:
     """Every issue of the schedules the nodes use, each said once at the key it comes from
     (``defaults.scheduler`` for every node that has none of its own)."""
+    spec = g.spec
     issues: dict[tuple[Path, str], SpecIssue] = {}
     for name, node in spec.nodes.items():
         where: Path = ("nodes", name) if node.scheduler else ("defaults",)
