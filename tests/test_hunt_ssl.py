@@ -557,3 +557,15 @@ def test_deep_checks_the_head_of_every_search_model_choice(tmp_path: Path, cli: 
         "self_supervised.head.classifier: node 'a', search choice 'resnet20': 'block3.0' is not "
         "a module of 'CifarResNet'" in err
     )
+
+
+def test_a_frozen_teacher_s_schedule_is_not_checked(tmp_path: Path, cli: Any) -> None:
+    """A frozen teacher has no optimizer: the defaults' warm-up, used by it alone, is no issue."""
+    data = _frozen_a(spec(), _weights(tmp_path, self_supervised=True))
+    data["defaults"] = {"scheduler": {"type": "warmup_cosine", "warmup_epochs": 5}}
+    data["nodes"]["b"]["scheduler"] = "cosine"
+    code, _, err = cli("validate", write_spec(tmp_path, data))
+    assert code == 0, err
+    del data["nodes"]["b"]["scheduler"]  # b trains with the defaults' warm-up: 5 of 2 epochs
+    code, _, err = cli("validate", write_spec(tmp_path, data))
+    assert code == 1 and "defaults.scheduler.warmup_epochs: warmup_cosine warms up" in err

@@ -20,11 +20,13 @@ COSINES = ("cosine", "warmup_cosine")
 
 
 def check_schedules(g: Linked) -> list[SpecIssue]:
-    """Every issue of the schedules the nodes use, each said once at the key it comes from
-    (``defaults.scheduler`` for every node that has none of its own)."""
+    """Every issue of the schedules the training nodes use, each said once at the key it comes
+    from (``defaults.scheduler`` for every node that has none of its own)."""
     spec = g.spec
     issues: dict[tuple[Path, str], SpecIssue] = {}
     for name, node in spec.nodes.items():
+        if name in g.frozen:
+            continue  # a frozen teacher has no optimizer, nor a schedule
         where: Path = ("nodes", name) if node.scheduler else ("defaults",)
         scheduler = node.scheduler or spec.defaults.scheduler
         if scheduler.type not in COSINES:
