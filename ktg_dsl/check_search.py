@@ -10,11 +10,20 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from .errors import Path, SpecIssue, choices_hint
-from .graph import loss_target
+from .graph import loss_target, loss_views_of
+from .registry import GATES, UnknownComponentError
 from .spec.components import component_issues
 from .spec.messages import issues_from_validation
 from .spec.overrides import parse_path, set_path, spec_default
-from .spec.schema import LABELS, ComponentRef, EdgeChoice, NumericRange, SearchConfig, Spec
+from .spec.schema import (
+    LABELS,
+    ComponentRef,
+    EdgeChoice,
+    GateRef,
+    NumericRange,
+    SearchConfig,
+    Spec,
+)
 
 
 def check_search(spec: Spec) -> list[SpecIssue]:
@@ -25,6 +34,7 @@ def check_search(spec: Spec) -> list[SpecIssue]:
     issues = _names(spec, s)
     issues += _edge_choices(spec, s)
     issues += _repeated(("search", "gates"), s.gates)
+    issues += _gates_without_logits(spec, s)
     for i, e in enumerate(s.edges):
         issues += _repeated(("search", "edges", i, "gates"), e.gates or [])
         issues += _repeated(("search", "edges", i, "losses"), e.losses or [])
@@ -152,13 +162,21 @@ def _loss_choices(spec: Spec, i: int, e: EdgeChoice) -> list[SpecIssue]:
     labels = e.from_ == LABELS
     for j, loss in enumerate(e.losses):
         target = loss_target(loss)
-        fits = target == "labels" if labels else target in ("logits", "outputs")
-        if target is not None and not fits:
+        if spec.self_supervised is not None:  # views losses only, each on its own edges
+            fits = target == "views" and loss_views_of(loss) != ("peers" if labels else "self")
+            need = (
+                "nt_xent (a self-supervised node's self edge contrasts its own two views)"
+                if labels
+                else "a loss between two nodes' views: similarity_kl or view_mse"
+            )
+        else:
+            fits = target == "labels" if labels else target in ("logits", "outputs")
             need = (
                 "a labels loss such as ce"
                 if labels
                 else "a loss between logits such as kl, dkd, dist or mse"
             )
+        if target is not None and not fits:
             issues.append(
                 SpecIssue(
                     (*where, j),
@@ -166,6 +184,33 @@ def _loss_choices(spec: Spec, i: int, e: EdgeChoice) -> list[SpecIssue]:
                     hint=f"this edge needs {need}",
                 )
             )
+    return issues
+
+
+def _gates_without_logits(spec: Spec, s: SearchConfig) -> list[SpecIssue]:
+    """A self-supervised graph has no class logits: a per-sample gate (``correct``) cannot be
+    among the choices any trial may draw."""
+    if spec.self_supervised is None:
+        return []
+    lists: list[tuple[Path, list[GateRef]]] = [(("search", "gates"), s.gates)]
+    lists += [(("search", "edges", i, "gates"), e.gates or []) for i, e in enumerate(s.edges)]
+    issues = []
+    for where, gates in lists:
+        for j, ref in enumerate(gates):
+            try:
+                per_sample = GATES.get(ref.type).build(ref.args).per_sample
+            except (UnknownComponentError, ValidationError, ValueError, TypeError):
+                continue  # the component checks say what is wrong with it
+            if per_sample:
+                issues.append(
+                    SpecIssue(
+                        (*where, j),
+                        f"gate '{ref.type}' weighs each sample by the sender's class logits; "
+                        "a self-supervised graph has none, so no trial can use it",
+                        hint="remove it from the choices; gates over time: through, cutoff, "
+                        "positive_linear, negative_linear, ...",
+                    )
+                )
     return issues
 
 

@@ -44,11 +44,18 @@ def probe_models(spec: Spec, report: GraphReport) -> list[SpecIssue]:
             continue
         model, found = _probe(spec.nodes[name].model, ("nodes", name, "model"), classes, info)
         issues += found
-        if model is not None:
-            issues += _checkpoint_fits(spec, name, model, classes, name in report.frozen)
-            issues += _head_fits(spec, name, model)
+        head = _head_fits(spec, f"node '{name}'", model) if model is not None else []
+        issues += head
+        if model is not None and not head:
+            trained = _as_trained(spec, model)
+            issues += _checkpoint_fits(spec, name, trained, classes, name in report.frozen)
         for i, choice in enumerate(spec.search.models.get(name, []) if spec.search else []):
-            issues += _probe(choice, ("search", "models", name, i), classes, info)[1]
+            where = ("search", "models", name, i)
+            chosen, found = _probe(choice, where, classes, info)
+            issues += found
+            if chosen is not None:  # a trial that draws it builds its head the same way
+                who = f"node '{name}', search choice '{choice.type}'"
+                issues += _head_fits(spec, who, chosen)
     return issues
 
 
@@ -78,8 +85,9 @@ def _probe(
     return model, []
 
 
-def _head_fits(spec: Spec, name: str, model: nn.Module) -> list[SpecIssue]:
-    """A self-supervised node's projector goes where its classifier was: that layer exists."""
+def _head_fits(spec: Spec, who: str, model: nn.Module) -> list[SpecIssue]:
+    """A self-supervised node's projector goes where its classifier was: that layer exists.
+    ``who``: the node (or its search choice) in words."""
     if spec.self_supervised is None:
         return []
     from .components.models.heads import HeadError, find_classifier
@@ -88,14 +96,27 @@ def _head_fits(spec: Spec, name: str, model: nn.Module) -> list[SpecIssue]:
     try:
         find_classifier(model, head.classifier)
     except HeadError as exc:
-        return [
-            SpecIssue(
-                ("self_supervised", "head", "classifier"),
-                f"node '{name}': {exc}",
-                hint="name the model's classifier (a Linear layer), e.g. fc",
-            )
-        ]
+        try:
+            last = find_classifier(model, "auto")[0]
+            hint = f"name a Linear layer: the model's last is '{last}', which auto picks"
+        except HeadError:
+            hint = "the projector replaces a Linear classifier: use a model that has one"
+        return [SpecIssue(("self_supervised", "head", "classifier"), f"{who}: {exc}", hint=hint)]
     return []
+
+
+def _as_trained(spec: Spec, model: nn.Module) -> nn.Module:
+    """The module a node's checkpoint is loaded into: a self-supervised node's is its encoder
+    and projector (``encoder.*``, ``projector.*``), as training builds it."""
+    ssl = spec.self_supervised
+    if ssl is None:
+        return model
+    import torch
+
+    from .components.models.heads import with_projector
+
+    with torch.device("meta"):
+        return with_projector(model, ssl.head.classifier, ssl.head.hidden, ssl.head.dim)
 
 
 def _checkpoint_fits(
@@ -117,7 +138,9 @@ def _checkpoint_fits(
             warnings.simplefilter("ignore")
             load_node_weights(runtime, Path(node.checkpoint))
     except KtgRuntimeError as exc:
-        return [SpecIssue(("nodes", name, "checkpoint"), str(exc), hint=_hint(node))]
+        other_kind = "self-supervised" in str(exc)  # which already says what to do
+        hint = None if other_kind else _hint(node)
+        return [SpecIssue(("nodes", name, "checkpoint"), str(exc), hint=hint)]
     return []
 
 

@@ -91,9 +91,13 @@ class LossMeta(Meta):
     """``target``: what the loss compares: ``labels`` (the ground truth), ``logits`` (two
     models' outputs), ``features`` (two taps), ``outputs`` (logits or taps, alike at both
     ends), ``views`` (a node's projections of two augmented views, ``[B, 2, D]``). The graph
-    checks match it against the edge's ends."""
+    checks match it against the edge's ends. ``views_of``, for a views loss: ``self``, it
+    contrasts the receiver's own two views (the self edge; a sender would be ignored);
+    ``peers``, it compares the receiver's views with a sender's (node -> node; on the self
+    edge it would compare a node with itself: no signal); None: either."""
 
     target: Literal["labels", "logits", "features", "outputs", "views"] | None = None
+    views_of: Literal["self", "peers"] | None = None
 
 
 @dataclass(frozen=True)

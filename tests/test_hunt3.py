@@ -106,7 +106,7 @@ def test_item2_rkd_on_a_batch_of_one_says_so(tmp_path: Path, cli: Any) -> None:
     assert code == 1, err
     _no_traceback(err)
     assert "the rkd loss of edge b -> a compares samples" in err
-    assert "needs at least 2 a step" in err
+    assert "needs at least 2" in err  # said by validate's checks, before a run directory
     assert "NaN" not in err and "learning rate" not in err
 
 
@@ -126,7 +126,9 @@ def test_item2_a_replica_with_nothing_to_train_on_is_refused_before_starting(
     """--nproc 2, data_parallel 2, batch_size 1: was a NaN blamed on the learning rate."""
     from .conftest import run_ktg
 
-    spec = write_spec(tmp_path, _rkd(2))
+    data = _rkd(2)
+    data["edges"][2]["loss"] = "kl"  # with rkd, validate refuses a batch of 1 itself (exit 1)
+    spec = write_spec(tmp_path, data)
     res = run_ktg(
         "train",
         spec,

@@ -85,7 +85,7 @@ def test_a_model_without_the_named_classifier_is_a_spec_issue(cli, tmp_path: Pat
     spec.write_text(text)
     code, _, err = cli("validate", "--deep", spec)
     assert code == 1 and "Traceback" not in err
-    assert "self_supervised.head.classifier: node 'a': 'body' of 'SmallCNN' is no such" in err
+    assert "self_supervised.head.classifier: node 'a': 'body' is not a module of 'SmallCNN'" in err
     code, _, err = cli("train", spec, "--set", f"train.out_dir={tmp_path / 'runs'}")
     assert code == 1 and "name its classifier in self_supervised.head.classifier" in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.pt"))

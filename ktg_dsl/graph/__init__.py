@@ -28,6 +28,7 @@ from .report import (
     end_name,
     gate_horizon,
     loss_target,
+    loss_views_of,
     split_end,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "gate_horizon",
     "link",
     "loss_target",
+    "loss_views_of",
     "spec_edges",
     "split_end",
 ]

@@ -14,9 +14,15 @@ from ..components.data import DatasetInfo
 from ..errors import Path, SpecIssue, choices_hint, format_path
 from ..spec.schema import LABELS, Spec
 from .checkpoints import check_checkpoints
-from .data import check_class_counts, check_data_files, check_training_size
+from .data import (
+    check_batch_needs,
+    check_class_counts,
+    check_data_files,
+    check_training_size,
+)
 from .placement import check_placement
 from .report import Edge, GraphEdge, GraphReport, end_name, loss_target
+from .schedule import check_schedules
 from .ssl import check_self_supervised
 
 
@@ -192,10 +198,14 @@ def check_edge_ends(g: Linked) -> list[SpecIssue]:
 
 def check_losses_fit_edges(g: Linked) -> list[SpecIssue]:
     """A labels edge needs a labels loss; a node -> node edge a loss between models, on
-    logits for a logits loss and on taps for a feature loss."""
+    logits for a logits loss and on taps for a feature loss. (In a self-supervised graph the
+    self edge and the labels and logits losses are ``check_self_supervised``'s.)"""
     issues = []
+    ssl = g.spec.self_supervised is not None
     for e in g.edges:
         target = loss_target(e.loss_ref)
+        if ssl and (e.is_labels or target in ("labels", "logits")):
+            continue  # said in a self-supervised graph's words (graph/ssl.py)
         if e.is_labels and target in ("logits", "features", "outputs"):
             issues.append(
                 SpecIssue(
@@ -341,6 +351,8 @@ CHECKS: list[Callable[[Linked], list[SpecIssue]]] = [
     check_checkpoints,
     check_class_counts,
     check_training_size,
+    check_batch_needs,
     check_data_files,
     check_placement,
+    check_schedules,
 ]

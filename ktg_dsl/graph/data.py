@@ -98,6 +98,53 @@ def check_training_size(g: Linked) -> list[SpecIssue]:
     ]
 
 
+def check_batch_needs(g: Linked) -> list[SpecIssue]:
+    """A loss that compares the samples of a batch with each other (``EdgeLoss.min_batch``:
+    NT-Xent's negatives, rkd's distances) against the smallest training batch: a batch_size
+    below it, or a last batch below it with ``drop_last: false``. Training checks it again
+    with the replicas' shares and the models' BatchNorms (run/batch_need.py)."""
+    needs = [
+        (e.loss.min_batch, e)
+        for e in g.edges
+        if e.loss is not None and not e.closed and e.receiver not in g.frozen
+    ]
+    need, e = max(needs, key=lambda n: n[0], default=(1, None))
+    if e is None or need < 2:
+        return []
+    data = g.spec.data
+    edge = f"the self edge of '{e.receiver}'" if e.is_labels else f"edge {e.sender_end} -> "
+    edge += "" if e.is_labels else e.receiver_end
+    why = f"the {e.loss_ref.type} loss of {edge} compares samples (those of a batch with "
+    why += f"each other): it needs at least {need} in every batch"
+    if data.batch_size < need:
+        return [
+            SpecIssue(
+                ("data", "batch_size"),
+                f"batch_size is {data.batch_size}, but {why}",
+                hint=f"set data.batch_size to {need} or more",
+            )
+        ]
+    meta = _meta(g)
+    size_of = meta.train_size if meta else None
+    if data.drop_last or (args := _hook_args(g, size_of)) is None or size_of is None:
+        return []
+    try:
+        size = size_of(args, data.split)
+    except ValueError:
+        return []  # check_training_size says what is wrong with the arguments
+    last = size % data.batch_size if size else 0
+    if not 0 < last < need:
+        return []
+    return [
+        SpecIssue(
+            ("data", "drop_last"),
+            f"the last training batch holds {last} sample(s) ({size:,} in batches of "
+            f"{data.batch_size}), but {why}",
+            hint="set data.drop_last: true, or a batch_size that leaves a larger last batch",
+        )
+    ]
+
+
 def check_data_files(g: Linked) -> list[SpecIssue]:
     """A dataset whose registration can tell (its ``files`` hook) that its files are neither
     on this machine nor to be downloaded: an error that says how to get them."""

@@ -185,6 +185,17 @@ def loss_target(ref: LossRef) -> str | None:
         return None
 
 
+def loss_views_of(ref: LossRef) -> str | None:
+    """Whose views a views loss compares (``LossMeta.views_of``): ``self``, the receiver's
+    own two (the self edge), ``peers``, the receiver's with a sender's; None if either, or
+    the loss is unknown."""
+    try:
+        views_of: str | None = LOSSES.get(ref.type).meta.views_of
+        return views_of
+    except UnknownComponentError:
+        return None
+
+
 def gate_horizon(spec: Spec) -> int:
     """T of the gates: epochs, or (a guess of) the total number of steps."""
     if spec.train.gate_unit == "epoch":

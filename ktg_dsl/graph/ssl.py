@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import SpecIssue
 from .data import _hook_args, _meta
-from .report import GraphEdge, loss_target
+from .report import GraphEdge, loss_target, loss_views_of
 
 if TYPE_CHECKING:
     from .checks import Linked
@@ -31,7 +31,48 @@ def check_self_supervised(g: Linked) -> list[SpecIssue]:
                 hint="use val_top1, or add a self_supervised section",
             )
         )
-    return issues + _knn_fits(g)
+    return issues + _knn_fits(g) + _unused_options(g)
+
+
+def _unused_options(g: Linked) -> list[SpecIssue]:
+    """Options written that change nothing: a temperature for an unweighted kNN vote, and a
+    colour jitter's saturation or hue on one-channel images (warnings)."""
+    ssl = g.spec.self_supervised
+    if ssl is None:
+        return []
+    issues = []
+    if not ssl.knn.weighted and "temperature" in ssl.knn.model_fields_set:
+        issues.append(
+            SpecIssue(
+                ("self_supervised", "knn", "temperature"),
+                "the temperature weighs the votes of a weighted kNN, and this one is "
+                "unweighted (one vote per neighbour): it changes nothing",
+                severity="warning",
+                hint="add weighted: true, or remove the temperature",
+            )
+        )
+    shape = g.report.data_info.input_shape if g.report.data_info else None
+    for i, step in enumerate(ssl.augment):
+        if shape is None or shape[0] != 1 or step.type != "color_jitter":
+            continue
+        for key in sorted({"saturation", "hue"} & step.model_fields_set):
+            issues.append(
+                SpecIssue(
+                    ("self_supervised", "augment", i, key),
+                    f"the images have one channel: a colour jitter's {key} leaves them as they are",
+                    severity="warning",
+                    hint=f"remove {key}",
+                )
+            )
+    return issues
+
+
+_COMPARES = {
+    "labels": "needs labels",
+    "logits": "compares class logits",
+    "features": "compares two taps' features",
+    "outputs": "compares two models' outputs",
+}
 
 
 def _ssl_edge(e: GraphEdge) -> list[SpecIssue]:
@@ -45,16 +86,9 @@ def _ssl_edge(e: GraphEdge) -> list[SpecIssue]:
                 hint="use a gate over time: through, cutoff, positive_linear, ...",
             )
         ]
-    if e.is_labels and target not in ("views", None):  # None: unknown, reported elsewhere
-        return [
-            SpecIssue(
-                e.path,
-                f"the self edge into '{e.receiver}' uses the '{name}' loss, which needs "
-                "labels or logits; a self-supervised graph trains without labels",
-                hint=VIEWS_HINT,
-            )
-        ]
-    if not e.is_labels and target in ("labels", "logits", "outputs"):
+    if e.is_labels:
+        return _self_edge(e, target, name)
+    if target in ("labels", "logits") or (target == "outputs" and not e.on_features):
         what = "labels" if target == "labels" else "class logits"
         return [
             SpecIssue(
@@ -71,6 +105,41 @@ def _ssl_edge(e: GraphEdge) -> list[SpecIssue]:
                 f"edge {e.sender_end} -> {e.receiver_end}: '{name}' compares two nodes' "
                 "projections, but its ends name taps",
                 hint=f"write the edge between nodes (to: {e.receiver}, from: {e.sender})",
+            )
+        ]
+    if target == "views" and loss_views_of(e.loss_ref) == "self":
+        return [
+            SpecIssue(
+                e.path,
+                f"edge {e.sender_end} -> {e.receiver_end} uses the '{name}' loss, which "
+                f"contrasts the receiver's own two views: '{e.sender}' would be ignored and "
+                f"the edge would only repeat the self edge of '{e.receiver}'",
+                hint=CROSS_HINT,
+            )
+        ]
+    return []
+
+
+def _self_edge(e: GraphEdge, target: str | None, name: str) -> list[SpecIssue]:
+    """The self edge contrasts the node's own two views: a views loss made for it."""
+    if target in _COMPARES:
+        return [
+            SpecIssue(
+                e.path,
+                f"the self edge into '{e.receiver}' uses the '{name}' loss, which "
+                f"{_COMPARES[target]}; in a self-supervised graph the self edge compares the "
+                "node's own two augmented views, without labels",
+                hint=VIEWS_HINT,
+            )
+        ]
+    if target == "views" and loss_views_of(e.loss_ref) == "peers":
+        return [
+            SpecIssue(
+                e.path,
+                f"the self edge into '{e.receiver}' uses the '{name}' loss, which compares a "
+                "node's views with another node's: on the self edge it would compare "
+                f"'{e.receiver}' with itself, a loss that teaches nothing",
+                hint=VIEWS_HINT,
             )
         ]
     return []

@@ -292,13 +292,14 @@ def load_node_weights(node: RuntimeNode, path: Path) -> None:
         getattr(cfg, "checkpoint_prefix", None),
     )
     state = fitting_part(node, state, path)
-    parts = fit_problems(node.model.state_dict(), state)
+    own = node.model.state_dict()
+    parts = fit_problems(own, state)
     if parts:
         kind = obj.get("model", {}).get("type") if isinstance(obj.get("model"), dict) else None
         what = f" (it holds a '{kind}')" if kind else ""
         raise KtgRuntimeError(
             f"checkpoint {path} does not fit node '{node.name}' "
-            f"('{node.config.model.type}'){what}: " + "; ".join(parts)
+            f"('{node.config.model.type}'){what}: " + "; ".join(parts) + _other_kind(own, state)
         )
     broken = not_finite(state)
     if broken:  # a teacher of NaN weights makes every receiver's loss NaN, whatever the lr
@@ -309,12 +310,33 @@ def load_node_weights(node: RuntimeNode, path: Path) -> None:
     node.model.load_state_dict(state)
 
 
+def _other_kind(own: dict[str, Any], state: dict[str, Any]) -> str:
+    """Why the keys differ when a self-supervised node's weights (``encoder.*``,
+    ``projector.*``) meet a classifier, or the other way round: said in words."""
+    ours, theirs = (any(k.startswith("projector.") for k in d) for d in (own, state))
+    if ours and not theirs:
+        return (
+            ". It holds a classifier's weights, and this node is self-supervised (an encoder and "
+            "a projector): name the best/<node>.pt of a self-supervised run"
+        )
+    if theirs and not ours:
+        return (
+            ". It holds a self-supervised node's weights (an encoder and a projector, no "
+            "classifier): to start this classifier from that encoder, give the node "
+            "checkpoint_prefix: {'encoder.': ''} and checkpoint_fit: partial"
+        )
+    return ""
+
+
 def not_finite(state: dict[str, Any]) -> list[str]:
-    """The keys of ``state`` whose floating-point (or complex) values are not all finite."""
+    """The keys of ``state`` whose floating-point (or complex) values are not all finite. A
+    meta tensor (``validate --deep``: the model's own, kept by ``checkpoint_fit: partial``)
+    has no values to look at."""
     return sorted(
         k
         for k, v in state.items()
         if isinstance(v, torch.Tensor)
+        and v.device.type != "meta"
         and (v.is_floating_point() or v.is_complex())
         and not bool(torch.isfinite(v).all())
     )

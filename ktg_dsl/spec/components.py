@@ -11,7 +11,8 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import Path, SpecIssue
 from ..registry import REGISTRIES, Component, UnknownComponentError
-from .messages import _unwrap, issues_from_validation
+from .locations import unwrap
+from .messages import issues_from_validation
 from .schema import ComponentRef, Spec
 
 
@@ -53,7 +54,7 @@ def data_component_issues(data: Any) -> list[SpecIssue]:
 
 
 def _raw_refs(value: Any, annotation: Any, path: Path) -> Iterator[tuple[Path, ComponentRef, bool]]:
-    for alt in _unwrap(annotation):
+    for alt in unwrap(annotation):
         origin = typing.get_origin(alt)
         if isinstance(alt, type) and issubclass(alt, ComponentRef):
             try:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import types
-import typing
 import unicodedata
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from ..errors import Path, SpecIssue, did_you_mean
+from .locations import field_names, model_at, plain_location
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -119,66 +118,6 @@ def shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _fields(model: type[BaseModel]) -> list[str]:
-    return [f.alias or name for name, f in model.model_fields.items()]
-
-
-def _unwrap(annotation: Any) -> list[Any]:
-    """Annotated/Optional/Union -> the concrete alternatives."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _unwrap(typing.get_args(annotation)[0])
-    if origin in (typing.Union, types.UnionType):
-        out: list[Any] = []
-        for arg in typing.get_args(annotation):
-            out.extend(_unwrap(arg))
-        return out
-    return [annotation]
-
-
-def model_at(root: type[BaseModel], loc: Path) -> type[BaseModel] | None:
-    """The pydantic model that validates the value at ``loc`` (None when not a model)."""
-    current: list[Any] = [root]
-    for part in loc:
-        nxt: list[Any] = []
-        for ann in current:
-            for alt in _unwrap(ann):
-                origin = typing.get_origin(alt)
-                if isinstance(alt, type) and issubclass(alt, BaseModel) and isinstance(part, str):
-                    for name, field in alt.model_fields.items():
-                        if part in (name, field.alias):
-                            nxt.append(field.annotation)
-                elif origin in (list, tuple) and isinstance(part, int):
-                    nxt.append(typing.get_args(alt)[0])
-                elif origin is dict:
-                    nxt.append(typing.get_args(alt)[1])
-        current = nxt
-    for ann in current:
-        for alt in _unwrap(ann):
-            if isinstance(alt, type) and issubclass(alt, BaseModel):
-                return alt
-    return None
-
-
-MISSING = object()
-
-
-def schema_default(root: type[BaseModel], path: Path) -> Any:
-    """The plain-data default of the key at ``path`` (MISSING when it has none)."""
-    if not path or not isinstance(path[-1], str):
-        return MISSING
-    parent = model_at(root, path[:-1])
-    if parent is None:
-        return MISSING
-    for name, field in parent.model_fields.items():
-        if path[-1] in (name, field.alias) and not field.is_required():
-            value = field.get_default(call_default_factory=True)
-            if isinstance(value, BaseModel):
-                return value.model_dump(by_alias=True, exclude_none=True)
-            return value
-    return MISSING
-
-
 def _show(value: Any) -> str:
     if isinstance(value, str):
         return repr(value) if len(value) < 60 else repr(value[:57] + "...")
@@ -231,7 +170,7 @@ def issue_from_error(err: Any, root: type[BaseModel], prefix: Path = ()) -> Spec
     kind = err["type"]
     value = err.get("input")
     ctx = err.get("ctx") or {}
-    path = (*prefix, *loc)
+    path = (*prefix, *plain_location(root, loc)[0])
     hint = None
     if kind == "extra_forbidden":
         message, hint = _unknown_key(loc, root)
@@ -264,13 +203,16 @@ def issue_from_error(err: Any, root: type[BaseModel], prefix: Path = ()) -> Spec
         message = err["msg"][0].lower() + err["msg"][1:]
     else:
         message = _other(err, kind, value)
+    if err.get("union_words"):
+        also = f"{err['union_words']} is also allowed here"
+        hint = f"{hint}; {also}" if hint else also
     return SpecIssue(path, message, hint=hint)
 
 
 def _unknown_key(loc: Path, root: type[BaseModel]) -> tuple[str, str | None]:
     key = str(loc[-1]) if loc else "?"
     parent = model_at(root, loc[:-1])
-    allowed = _fields(parent) if parent else []
+    allowed = field_names(parent) if parent else []
     message = f"unknown key '{shorten(key)}'"
     odd = describe_odd(key)
     if odd:  # 'nоdes' with a Cyrillic о: say so, "did you mean 'nodes'" reads as nonsense
@@ -336,7 +278,7 @@ def _meant(loc: Path, root: type[BaseModel]) -> str | None:
     """The key an unknown key at ``loc`` most likely meant (its did-you-mean), if any."""
     key = str(loc[-1]) if loc else ""
     parent = model_at(root, loc[:-1])
-    allowed = _fields(parent) if parent else []
+    allowed = field_names(parent) if parent else []
     plain = plain_spelling(key)
     if plain != key and plain in allowed:
         return plain
@@ -358,7 +300,7 @@ def issues_from_validation(
     }
     seen: set[tuple[Path, str]] = set()
     out: list[SpecIssue] = []
-    for err in errors:
+    for err in _one_per_union(errors, root):
         if err["type"] == "missing" and tuple(err["loc"]) in meant:
             continue
         issue = issue_from_error(err, root, prefix)
@@ -366,4 +308,30 @@ def issues_from_validation(
         if key not in seen:
             seen.add(key)
             out.append(issue)
+    return out
+
+
+def _one_per_union(errors: list[Any], root: type[BaseModel]) -> list[Any]:
+    """A value that fits no member of a union (``hidden: auto | integer >= 1`` given 0) fails
+    once per member; say it once: the member's own error, the words it may also be (``'auto'``)
+    as its hint, instead of one line per member in pydantic's labels."""
+    words: dict[Path, list[str]] = {}
+    others: dict[Path, int] = {}
+    for err in errors:
+        path, labelled = plain_location(root, tuple(err["loc"]))
+        if not labelled:
+            continue
+        if err["type"] == "literal_error":
+            words.setdefault(path, []).append(str((err.get("ctx") or {}).get("expected", "")))
+        else:
+            others[path] = others.get(path, 0) + 1
+    out: list[Any] = []
+    for err in errors:
+        path, labelled = plain_location(root, tuple(err["loc"]))
+        if labelled and path in words and others.get(path):
+            if err["type"] == "literal_error":
+                continue
+            also = " or ".join(w for w in words[path] if w)
+            err = {**err, "union_words": also}
+        out.append(err)
     return out

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import Path, SpecError, SpecIssue
-from .messages import MISSING, schema_default
+from .locations import MISSING, schema_default
 from .schema import Spec
 from .yaml_reader import load_yaml
 

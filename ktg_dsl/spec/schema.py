@@ -14,7 +14,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 
 from ..registry import NOT_BOOL, NOT_BOOL_FLOAT
 from .distributed import DistributedConfig
-from .self_supervised import SelfSupervised, with_defaults
+from .self_supervised import SelfSupervised, with_defaults, written_empty
 from .types import (
     LABELS,
     Bool,
@@ -344,7 +344,7 @@ class Spec(StrictModel):
         "the labels edge",
     )
     search: SearchConfig | None = Field(None, description="see `search` below")
-    self_supervised: SelfSupervised | None = Field(
+    self_supervised: Annotated[SelfSupervised | None, BeforeValidator(written_empty)] = Field(
         None, description="a label-free graph (docs/self-supervised.md): see below"
     )
 

@@ -14,8 +14,8 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from ..registry import NOT_BOOL, NOT_BOOL_FLOAT
-from .messages import shorten
-from .types import Bool, ModulePath, PosInt, StrictModel
+from .messages import _show, shorten
+from .types import Bool, ModulePath, StrictModel
 
 Prob = Annotated[float, Field(ge=0.0, le=1.0), NOT_BOOL_FLOAT]
 NonNeg = Annotated[float, Field(ge=0.0), NOT_BOOL_FLOAT]
@@ -27,13 +27,36 @@ def _ordered(pair: list[float]) -> list[float]:
     return pair
 
 
-Range = Annotated[list[Prob], Field(min_length=2, max_length=2), AfterValidator(_ordered)]
+def _hinted(message: str, hint: str) -> PydanticCustomError:
+    return PydanticCustomError("value_with_hint", "{message}", {"message": message, "hint": hint})
+
+
+def _pair(value: Any) -> Any:
+    """A range is two numbers, said so in the user's words (not pydantic's list lengths)."""
+    if isinstance(value, list) and len(value) != 2:
+        raise _hinted(
+            f"expected a range [low, high] of two numbers, got {len(value)}",
+            "write two numbers, the low one first",
+        )
+    return value
+
+
+# an area fraction: a crop of area 0 is no image (kornia falls back to a centre crop unsaid)
+Area = Annotated[float, Field(gt=0.0, le=1.0), NOT_BOOL_FLOAT]
+Range = Annotated[
+    list[Area], Field(min_length=2, max_length=2), BeforeValidator(_pair), AfterValidator(_ordered)
+]
 Ratio = Annotated[
     list[Annotated[float, Field(gt=0.0), NOT_BOOL_FLOAT]],
     Field(min_length=2, max_length=2),
+    BeforeValidator(_pair),
     AfterValidator(_ordered),
 ]
 
+
+# a projector layer's width, bounded as the models' widths are: twice the widest published
+# projector (Barlow Twins' 8192); 65536 x 65536 was 17 GB of weights, the process killed
+Width = Annotated[int, Field(ge=1, le=16384), NOT_BOOL]
 
 STEPS = ("random_resized_crop", "horizontal_flip", "color_jitter", "grayscale")  # StepName's
 
@@ -42,18 +65,45 @@ def _named(value: Any) -> Any:
     """A step written by its name alone (``horizontal_flip``) is that step with its defaults;
     an unknown name is said in the user's words, with the closest known one."""
     step = {"type": value} if isinstance(value, str) else value
-    kind = step.get("type") if isinstance(step, dict) else None
-    if isinstance(kind, str) and kind not in STEPS:
+    if step is None:
+        return step  # pydantic says so, with what YAML reads as nothing
+    if not isinstance(step, dict):
+        raise _hinted(
+            f"expected an augmentation step (its name, or a mapping with its type and "
+            f"options), got {_show(step)}",
+            f"e.g. horizontal_flip or {{type: grayscale, p: 0.2}}; steps: {', '.join(STEPS)}",
+        )
+    kind = step.get("type")
+    if "type" not in step:
+        raise _hinted(
+            "an augmentation step needs its type",
+            f"add type: one of {', '.join(STEPS)}, or write the step's name alone",
+        )
+    if not isinstance(kind, str):
+        raise _hinted(
+            f"expected the name of an augmentation step as its type, got {_show(kind)}",
+            f"one of: {', '.join(STEPS)}",
+        )
+    if kind not in STEPS:
         close = difflib.get_close_matches(kind, STEPS, n=1)
-        raise PydanticCustomError(
-            "value_with_hint",
-            "{message}",
-            {
-                "message": f"unknown augmentation step '{shorten(kind)}'",
-                "hint": f"did you mean '{close[0]}'?" if close else f"one of: {', '.join(STEPS)}",
-            },
+        raise _hinted(
+            f"unknown augmentation step '{shorten(kind)}'",
+            f"did you mean '{close[0]}'?" if close else f"one of: {', '.join(STEPS)}",
         )
     return step
+
+
+def _not_empty(value: Any) -> Any:
+    """No step at all: both views would be the same image, and NT-Xent's positive pair the
+    same projection twice, a task solved without learning anything."""
+    if isinstance(value, list) and not value:
+        raise _hinted(
+            "an empty augment list makes both views the same image: there is nothing to "
+            "learn from telling them apart from the other samples",
+            "list at least one step, e.g. [random_resized_crop, horizontal_flip], or leave "
+            "augment out for SimCLR's pipeline",
+        )
+    return value
 
 
 class RandomResizedCrop(StrictModel):
@@ -115,10 +165,8 @@ class Head(StrictModel):
         description="the model's classifier, replaced by identity (the encoder's output is "
         "what it took); auto: the model's last Linear layer",
     )
-    hidden: Literal["auto"] | PosInt = Field("auto", description="auto: d, as SimCLR")
-    dim: Annotated[int, Field(ge=1, le=65536), NOT_BOOL] = Field(
-        128, description="the projection's size"
-    )
+    hidden: Literal["auto"] | Width = Field("auto", description="auto: d, as SimCLR")
+    dim: Width = Field(128, description="the projection's size")
 
 
 class Knn(StrictModel):
@@ -143,7 +191,7 @@ class Knn(StrictModel):
 class SelfSupervised(StrictModel):
     """A label-free graph: two views per batch, a projector per node, kNN evaluation."""
 
-    augment: list[AugmentStep] = Field(
+    augment: Annotated[list[AugmentStep], Field(min_length=1), BeforeValidator(_not_empty)] = Field(
         default_factory=_simclr_pipeline,
         description="each view's augmentation, in order, on the device and per sample: "
         "random_resized_crop, horizontal_flip, color_jitter, grayscale (by name, or a "
@@ -156,6 +204,19 @@ class SelfSupervised(StrictModel):
         description="also fit a linear classifier on the frozen features at each evaluation "
         "(probe_top1 in metrics.jsonl; slower)",
     )
+
+
+def written_empty(value: Any) -> Any:
+    """``self_supervised:`` with nothing after it (every option commented out) is null to YAML:
+    read as absent, the graph would silently train on the labels. Say so instead."""
+    if value is None:
+        raise _hinted(
+            "the self_supervised section is empty: YAML reads it as nothing, which would make "
+            "this a supervised graph",
+            "write 'self_supervised: {}' for SimCLR's defaults, or remove the key for a "
+            "supervised graph",
+        )
+    return value
 
 
 def with_defaults(data: Any) -> Any:

@@ -111,7 +111,7 @@ def rkd(distance: Weight = 25.0, angle: Weight = 50.0, weight: Weight = 1.0) -> 
     return Relational("rkd", distance=distance, angle=angle, weight=weight)
 
 
-@LOSSES.register(target="views", check=_temperature_fits)
+@LOSSES.register(target="views", views_of="self", check=_temperature_fits)
 def nt_xent(temperature: Temperature = 0.3) -> EdgeLoss:
     """SimCLR's NT-Xent (Chen et al. 2020) on a node's own two views (its self edge): each
     projection's positive is its other view, the other 2B - 2 its negatives, at T (the
@@ -119,14 +119,14 @@ def nt_xent(temperature: Temperature = 0.3) -> EdgeLoss:
     return NTXent("nt_xent", temperature=temperature)
 
 
-@LOSSES.register(target="views", check=_temperature_fits)
+@LOSSES.register(target="views", views_of="peers", check=_temperature_fits)
 def similarity_kl(temperature: Temperature = 0.3) -> EdgeLoss:
     """DoGo (Bhat et al. 2021): KL between the two nodes' softmaxed B x B view-1/view-2
     cosine-similarity matrices, row by row, at T (the original's 0.3), times T^2."""
     return SimilarityKL("similarity_kl", temperature=temperature)
 
 
-@LOSSES.register(target="views")
+@LOSSES.register(target="views", views_of="peers")
 def view_mse() -> EdgeLoss:
     """DisCo-style (Gao et al. 2022): the mean squared difference of the two nodes'
     projections of both views (sender detached), as the original's two-view feature MSE."""

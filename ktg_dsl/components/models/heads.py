@@ -23,9 +23,12 @@ def find_classifier(model: nn.Module, path: str) -> tuple[str, nn.Linear]:
             raise HeadError(f"'{type(model).__name__}' has no Linear layer to replace")
         return linears[-1]
     module = dict(model.named_modules()).get(path)
+    name = type(model).__name__
+    if module is None:
+        tops = ", ".join(n for n, _ in model.named_children())
+        raise HeadError(f"'{path}' is not a module of '{name}' (its top-level modules: {tops})")
     if not isinstance(module, nn.Linear):
-        found = "no such module" if module is None else f"a {type(module).__name__}"
-        raise HeadError(f"'{path}' of '{type(model).__name__}' is {found}, not a Linear layer")
+        raise HeadError(f"'{path}' of '{name}' is a {type(module).__name__}, not a Linear layer")
     return path, module
 
 
