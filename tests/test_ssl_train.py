@@ -98,7 +98,7 @@ def test_a_search_scores_trials_by_knn(cli, tmp_path: Path) -> None:
     spec.write_text(
         SPEC.read_text().replace("  epochs: 2", f"  epochs: 1\n  out_dir: {tmp_path / 'runs'}")
         + "search:\n  objective: {node: a, metric: knn_top1}\n  trials: 2\n"
-        "  sampler: random\n  pruner: none\n  gates: [through, cutoff]\n"
+        "  sampler: random\n  pruner: none\n  gates: [through, negative_linear]\n"
     )
     overrides = [arg for item in FAST[1:] for arg in ("--set", item)]
     code, out, err = cli("search", spec, "--threads", "1", *overrides)
