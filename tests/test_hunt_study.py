@@ -78,6 +78,14 @@ MANIFESTS = {
         lambda p: _rewrite(p.parent, lambda d: d["specs"][0].update(name=True)),
         "'name' is true",
     ),
+    "two specs of one name": (
+        lambda p: _rewrite(p.parent, lambda d: d["specs"].append(dict(d["specs"][0]))),
+        "two specs are named",
+    ),
+    "a seed twice": (
+        lambda p: _rewrite(p.parent, lambda d: d.update(seeds=[*d["seeds"], d["seeds"][0]])),
+        "'seeds' lists a seed twice",
+    ),
     "a spec name that leaves the study": (
         lambda p: _rewrite(p.parent, lambda d: d["specs"][0].update(name="../x")),
         "cannot name a folder of the study",

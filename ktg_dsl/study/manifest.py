@@ -124,6 +124,11 @@ class Manifest:
         ):
             raise _Damaged("'finished' must map run names to records")
         names = [e.name for e in specs]
+        twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        if twice is not None:  # its runs' folders would be one spec's, its tables wrong
+            raise _Damaged(f"two specs are named '{twice}'")
+        if len(set(seeds)) != len(seeds):
+            raise _Damaged("'seeds' lists a seed twice")
         baseline, node = data.get("baseline"), data.get("node")
         return cls(
             name=str(_typed(data, "name", str)),
