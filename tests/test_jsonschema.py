@@ -38,6 +38,16 @@ def test_shipped_specs_satisfy_the_schema(path, committed_validator) -> None:
     committed_validator.validate(yaml.safe_load(path.read_text()))
 
 
+def test_an_empty_self_supervised_section_is_refused_by_the_schema_too(
+    committed_validator,
+) -> None:
+    """`self_supervised:` with nothing after it is null, which validate refuses (write {})."""
+    data = yaml.safe_load((ROOT / "specs" / "digits-simclr.yaml").read_text())
+    committed_validator.validate({**data, "self_supervised": {}})
+    with pytest.raises(jsonschema.ValidationError):
+        committed_validator.validate({**data, "self_supervised": None})
+
+
 @pytest.mark.slow
 def test_schema_rejects_what_pydantic_rejects() -> None:
     schema = spec_json_schema(builtin_only=True)
