@@ -120,8 +120,14 @@ class TwoViewBatches:
         ``[B, 2, C, H, W]``."""
         unit = x if (self.low, self.span) == (0.0, 1.0) else (x - self.low) / self.span
         devices = [x.device] if x.device.type == "cuda" else []
+        seed = derive_seed("views", self.seed, self.raw.epoch, batch)
         with torch.random.fork_rng(devices=devices, device_type=x.device.type):
-            torch.manual_seed(derive_seed("views", self.seed, self.raw.epoch, batch))
+            # the CPU's generator and the batch's GPU's, the two fork_rng restores (not
+            # torch.manual_seed: it would reseed every other GPU, and leave it reseeded)
+            torch.random.default_generator.manual_seed(seed)
+            if devices:
+                with torch.cuda.device(x.device):
+                    torch.cuda.manual_seed(seed)
             one, two = self.pipeline(unit), self.pipeline(unit)
         both = torch.stack([one, two], dim=1)
         if (self.low, self.span) != (0.0, 1.0):
