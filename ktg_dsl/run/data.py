@@ -134,10 +134,10 @@ def make_batches(
             shard=shard,
         )
 
-    evaluation = in_order(bundle.eval)
     if spec.self_supervised is not None:  # kNN: the whole training part is the memory bank
         knn = KnnData(in_order(bundle.train, (0, 1)), in_order(bundle.eval, (0, 1)))
         return _two_view_batches(spec, bundle, program, on_device, knn, shard)
+    evaluation = in_order(bundle.eval)
     return Batches(
         train_batches(
             bundle,
