@@ -569,3 +569,15 @@ def test_a_frozen_teacher_s_schedule_is_not_checked(tmp_path: Path, cli: Any) ->
     del data["nodes"]["b"]["scheduler"]  # b trains with the defaults' warm-up: 5 of 2 epochs
     code, _, err = cli("validate", write_spec(tmp_path, data))
     assert code == 1 and "defaults.scheduler.warmup_epochs: warmup_cosine warms up" in err
+
+
+@pytest.mark.parametrize("optimizer", ["lars", "sgd", "rmsprop"])
+def test_a_momentum_of_one_or_more_is_refused(tmp_path: Path, cli: Any, optimizer: str) -> None:
+    """A momentum of 1 or more never forgets a gradient (the step grows without bound)."""
+    data = spec(defaults={"optimizer": {"type": optimizer, "lr": 0.1, "momentum": 1.0}})
+    code, lines = validate(tmp_path, cli, data)
+    assert code == 1 and any(
+        "defaults.optimizer.momentum: must be < 1.0, got 1.0" in line for line in lines
+    ), lines
+    data = spec(defaults={"optimizer": {"type": optimizer, "lr": 0.1, "momentum": 0.99}})
+    assert validate(tmp_path, cli, data)[0] == 0

@@ -54,7 +54,7 @@ def _check_sgd(args: dict[str, Any]) -> None:
 def sgd(
     params: Any,
     lr: LR = 0.001,
-    momentum: NonNeg = 0.0,
+    momentum: Beta = 0.0,  # 1 or more never forgets a gradient: it diverges
     dampening: NonNeg = 0.0,
     weight_decay: NonNeg = 0.0,
     nesterov: bool = False,
@@ -118,7 +118,7 @@ def rmsprop(
     alpha: NonNeg = 0.99,
     eps: Eps = 1e-8,
     weight_decay: NonNeg = 0.0,
-    momentum: NonNeg = 0.0,
+    momentum: Beta = 0.0,
     centered: bool = False,
     maximize: bool = False,
     foreach: bool | None = None,
@@ -181,7 +181,7 @@ def radam(
 def lars(
     params: Any,
     lr: LR = 1.0,
-    momentum: NonNeg = 0.9,
+    momentum: Beta = 0.9,
     weight_decay: NonNeg = 1e-6,
     eta: Annotated[float, Field(gt=0.0, le=1.0)] = 0.001,
     exclude_bias_and_norm: bool = True,
