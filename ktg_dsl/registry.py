@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 from importlib import metadata
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, create_model
 from pydantic_core import PydanticKnownError
 
 from . import contracts
@@ -203,9 +203,12 @@ def params_model(
 
 
 def numbers_not_bool(annotation: Any) -> Any:
-    """``annotation`` with every ``int`` and ``float`` in it refusing booleans, as ktg's own
-    keys do (YAML reads yes/no/on/off as booleans: ``temperature: yes`` is not 1.0). Bounds
+    """``annotation`` with every ``int`` and ``float`` in it refusing booleans and every
+    ``bool`` refusing anything else, as ktg's own keys do (YAML reads yes/no/on/off as
+    booleans: ``temperature: yes`` is not 1.0, ``nesterov: 'no'`` is not false). Bounds
     and other metadata are kept, the check after them (so the JSON Schema keeps the bounds)."""
+    if annotation is bool:  # and a boolean is a boolean: 'no' or 1 is not false or true
+        return Annotated[bool, Strict()]
     if annotation is int:
         return Annotated[int, NOT_BOOL]
     if annotation is float:

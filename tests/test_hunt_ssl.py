@@ -581,3 +581,15 @@ def test_a_momentum_of_one_or_more_is_refused(tmp_path: Path, cli: Any, optimize
     ), lines
     data = spec(defaults={"optimizer": {"type": optimizer, "lr": 0.1, "momentum": 0.99}})
     assert validate(tmp_path, cli, data)[0] == 0
+
+
+@pytest.mark.parametrize("value", ["no", "yes", 1, 0])
+def test_a_component_s_boolean_option_takes_only_true_or_false(
+    tmp_path: Path, cli: Any, value: Any
+) -> None:
+    """As the spec's own booleans: 'no' is not false, 1 is not true."""
+    data = spec(defaults={"optimizer": {"type": "lars", "exclude_bias_and_norm": value}})
+    code, lines = validate(tmp_path, cli, data)
+    assert code == 1 and any(
+        "defaults.optimizer.exclude_bias_and_norm: expected true or false" in line for line in lines
+    ), lines
