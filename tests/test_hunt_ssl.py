@@ -499,13 +499,18 @@ def test_options_that_change_nothing_are_warned_about(tmp_path: Path, cli: Any) 
     data = spec(data={"dataset": {"type": "synthetic", "channels": 1, "image_size": 8}})
     data["self_supervised"]["knn"]["temperature"] = 0.1
     data["self_supervised"]["augment"].append(
-        {"type": "color_jitter", "brightness": 0.4, "hue": 0.1}
+        {"type": "color_jitter", "brightness": 0.4, "hue": 0.2}
     )
     code, _, err = cli("validate", write_spec(tmp_path, data))
     assert code == 0, err
     assert "self_supervised.knn.temperature: warning: the temperature weighs the votes" in err
     assert "self_supervised.augment[3].hue: warning: the images have one channel" in err
     assert "saturation" not in err  # not written: its default is no choice of the user's
+    # a run's spec.resolved.yaml writes every default: no one chose them, no warning
+    data["self_supervised"]["knn"]["temperature"] = 0.07
+    data["self_supervised"]["augment"][3].update(saturation=0.4, hue=0.1)
+    code, _, err = cli("validate", write_spec(tmp_path, data))
+    assert code == 0 and "warning" not in err, err
     data["self_supervised"]["knn"]["weighted"] = True
     data["data"]["dataset"]["channels"] = 3
     code, _, err = cli("validate", write_spec(tmp_path, data))

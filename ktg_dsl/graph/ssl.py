@@ -4,7 +4,7 @@ holds ``k`` samples. docs/self-supervised.md says why."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecIssue
 from .data import _hook_args, _meta
@@ -34,6 +34,13 @@ def check_self_supervised(g: Linked) -> list[SpecIssue]:
     return issues + _knn_fits(g) + _unused_options(g)
 
 
+def _written(section: Any, key: str) -> bool:
+    """Whether ``key`` was written with a value of its own: a run's spec.resolved.yaml writes
+    every default, and they are no one's choice to warn about."""
+    default = type(section).model_fields[key].default
+    return key in section.model_fields_set and getattr(section, key) != default
+
+
 def _unused_options(g: Linked) -> list[SpecIssue]:
     """Options written that change nothing: a temperature for an unweighted kNN vote, and a
     colour jitter's saturation or hue on one-channel images (warnings)."""
@@ -41,7 +48,7 @@ def _unused_options(g: Linked) -> list[SpecIssue]:
     if ssl is None:
         return []
     issues = []
-    if not ssl.knn.weighted and "temperature" in ssl.knn.model_fields_set:
+    if not ssl.knn.weighted and _written(ssl.knn, "temperature"):
         issues.append(
             SpecIssue(
                 ("self_supervised", "knn", "temperature"),
@@ -55,7 +62,7 @@ def _unused_options(g: Linked) -> list[SpecIssue]:
     for i, step in enumerate(ssl.augment):
         if shape is None or shape[0] != 1 or step.type != "color_jitter":
             continue
-        for key in sorted({"saturation", "hue"} & step.model_fields_set):
+        for key in [k for k in ("hue", "saturation") if _written(step, k)]:
             issues.append(
                 SpecIssue(
                     ("self_supervised", "augment", i, key),
