@@ -156,6 +156,10 @@ def test_a_node_file_describes_itself_and_loads_alone(run: Path) -> None:
     bundle = load_bundle(ktg_dsl.load_spec(run / "spec.resolved.yaml"))
     hits = node.predict(bundle.eval.images).argmax(1) == bundle.eval.labels
     assert 100.0 * int(hits.sum()) / len(hits) == pytest.approx(node.val_top1, abs=1e-9)
+    # trained on float images (scale 1): 8-bit pixels would be read on the wrong scale
+    assert node.scale == 1.0
+    with pytest.raises(ktg_dsl.KtgRuntimeError, match="trained on float images"):
+        node.predict(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
 
 
 def test_load_node_refuses_a_run_file(run: Path) -> None:

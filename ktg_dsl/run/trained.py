@@ -43,7 +43,9 @@ class TrainedNode:
 
     def preprocess(self, images: Tensor) -> Tensor:
         """``images`` ([N, C, H, W] or one [C, H, W]) as the model saw them in training:
-        divided by ``scale`` (255 for uint8 pixels) and normalised per channel."""
+        divided by ``scale`` (255 for uint8 pixels) and normalised per channel. Float images
+        are taken as on the dataset's own scale (``[0, 1]`` for 8-bit datasets and the digits);
+        uint8 images for a node trained on float images (``scale`` 1) are refused."""
         if self.mean is None or self.std is None:
             raise KtgRuntimeError(
                 f"node file of '{self.name}' records no input normalisation (written by an "
@@ -54,6 +56,12 @@ class TrainedNode:
             shape = ", ".join(map(str, self.input_shape))
             raise KtgRuntimeError(
                 f"node '{self.name}' takes images of shape [N, {shape}], got {list(images.shape)}"
+            )
+        if x.dtype == torch.uint8 and self.scale == 1.0:
+            raise KtgRuntimeError(
+                f"node '{self.name}' was trained on float images (its dataset stores floats: "
+                "the bundled digits are in [0, 1]); 8-bit pixels have no scale to divide "
+                "by here: give float images on the dataset's own scale"
             )
         x = x.float() / self.scale if x.dtype == torch.uint8 else x.float()
         mean = torch.tensor(self.mean, dtype=x.dtype).view(1, -1, 1, 1)
@@ -79,7 +87,8 @@ def load_node(path: str | Path) -> TrainedNode:
     if obj.get("self_supervised"):
         raise KtgRuntimeError(
             f"{file} is a self-supervised node (an encoder and a projector, no classifier): "
-            "ktg eval, ktg export and load_node take classifiers; its weights are "
+            "ktg export and load_node take classifiers (ktg eval scores it by kNN); its "
+            "weights are "
             "torch.load(file, weights_only=True)['state_dict'] (encoder.* and projector.*)"
         )
     load_builtins()
