@@ -167,7 +167,8 @@ def _report(spec: Spec, run: RunDir, result: RunResult | None, again: str | None
         say(f"stopped; saved {run.last}. Continue with:\n  {again}")
         return EXIT_INTERRUPTED
     print(results_table(result, list(spec.nodes), eval_label(spec, spec.data.split)))
-    print(f"\n{result.epochs_done} epochs in {result.wall_time:.1f} s; run directory: {run.path}")
+    epochs = f"{result.epochs_done} epoch{'' if result.epochs_done == 1 else 's'}"
+    print(f"\n{epochs} in {result.wall_time:.1f} s; run directory: {run.path}")
     return EXIT_OK
 
 

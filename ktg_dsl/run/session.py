@@ -89,7 +89,8 @@ def train_in(
             return None
         program = recipe.program
         say(
-            f"{recipe.bundle.description}; {len(program.nodes)} nodes on {program.device} "
+            f"{recipe.bundle.description}; {_count(len(program.nodes), 'node')} on "
+            f"{program.device} "
             f"({program.precision}); {recipe.threads.text()}; "
             f"{len(recipe.batches.train)} steps per epoch"
         )
@@ -131,3 +132,8 @@ def results_table(result: RunResult, nodes: list[str], eval_name: str) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _count(n: int, what: str) -> str:
+    """``1 node``, ``3 nodes``."""
+    return f"{n} {what}{'' if n == 1 else 's'}"
