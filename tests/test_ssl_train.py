@@ -42,7 +42,7 @@ def test_bundled_spec_trains_and_logs_knn_for_every_node(cli, tmp_path: Path) ->
     events.Reload()
     assert [e.value for e in events.Scalars("knn_score")] == pytest.approx([nodes["b"]["knn_top1"]])
     # ktg eval scores the best weights by kNN as training did: the logged best, in fp32 exactly
-    code, out, err = cli("eval", run.path, "--json", "--pictures", "none")
+    code, out, err = cli("eval", run.path, "--json", "--pictures", "none", "--threads", "1")
     assert code == 0 and "warning" not in err, err  # the resolved spec's defaults: no one's choice
     scores = {s["node"]: s for s in json.loads(out)}
     for name in ("a", "b"):

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .common import EXIT_OK, UsageError, checked
+from .common import EXIT_OK, UsageError, add_threads, checked
 
 NAME = "eval"
 HELP = "measure a trained run's nodes on a split (top-1, top-5, per class, confusion)"
@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where the confusion matrices go (default: RUN_DIR/eval; 'none' for no pictures)",
     )
+    add_threads(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
             folder.mkdir()
         check_writable(folder / "x.svg")
     from ..run.evaluation import evaluate_run
+    from ..run.threads import apply_threads
 
+    apply_threads(spec.train.threads)  # the run's train.threads (auto: idle cores) or --threads
     results = evaluate_run(path, spec, graph, args.node, args.checkpoint)
     pictures = []
     if folder is not None:
