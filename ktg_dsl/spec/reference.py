@@ -23,6 +23,7 @@ from .schema import (
     SearchConfig,
     Spec,
     TrainConfig,
+    not_null,
 )
 from .self_supervised import (
     ColorJitter,
@@ -123,10 +124,10 @@ def _section(title: str, model: type[BaseModel]) -> str:
     for name, field in model.model_fields.items():
         key = field.alias or name
         meaning = (field.description or "").replace("|", "\\|")
-        lines.append(
-            f"| `{key}` | {_type_name(field.annotation)}{_bounds(field)} | "
-            f"{_default(field)} | {meaning} |"
-        )
+        kind, default = _type_name(field.annotation), _default(field)
+        if field.json_schema_extra is not_null:  # absent by default, but null is refused
+            kind, default = kind.removesuffix(" or null"), "absent"
+        lines.append(f"| `{key}` | {kind}{_bounds(field)} | {default} | {meaning} |")
     return "\n".join(lines) + "\n"
 
 

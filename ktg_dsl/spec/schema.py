@@ -313,7 +313,7 @@ class SearchConfig(StrictModel):
     params: list[NumericRange] = Field(default_factory=list)
 
 
-def _not_null(schema: dict[str, Any]) -> None:
+def not_null(schema: dict[str, Any]) -> None:
     """A field's JSON schema without its ``null`` member (the field's own validator refuses
     null, which its ``X | None`` type would let an editor accept)."""
     members = [m for m in schema.pop("anyOf", []) if m != {"type": "null"}]
@@ -357,7 +357,7 @@ class Spec(StrictModel):
     self_supervised: Annotated[SelfSupervised | None, BeforeValidator(written_empty)] = Field(
         None,
         description="a label-free graph (docs/self-supervised.md): see below",
-        json_schema_extra=_not_null,  # null is refused (an empty section): editors say so too
+        json_schema_extra=not_null,  # null is refused (an empty section): editors say so too
     )
 
     _source: Any = PrivateAttr(default=None)  # spec.loader.SourceMap, when loaded from a file
