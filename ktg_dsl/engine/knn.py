@@ -17,6 +17,8 @@ chunk at a time.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -51,31 +53,13 @@ def _check(
 
 
 @torch.no_grad()
-def knn_predict(
-    bank: Tensor,
-    bank_labels: Tensor,
-    query: Tensor,
-    *,
-    num_classes: int,
-    k: int = 20,
-    weighted: bool = False,
-    temperature: float = 0.07,
-    chunk: int = 1024,
-) -> Tensor:
+def knn_predict(bank: Tensor, bank_labels: Tensor, query: Tensor, **options: Any) -> Tensor:
     """The predicted class ``[M]`` of each query ``[M, D]`` by its ``k`` nearest neighbours in
-    ``bank`` ``[N, D]`` (labels ``[N]``, long). Unweighted: Euclidean distance, one vote each;
-    weighted: cosine similarity of the L2-normalised features, votes ``exp(sim / T)``. Ties
-    between classes: the lowest class index."""
-    votes = knn_votes(
-        bank,
-        bank_labels,
-        query,
-        num_classes=num_classes,
-        k=k,
-        weighted=weighted,
-        temperature=temperature,
-        chunk=chunk,
-    )
+    ``bank`` ``[N, D]`` (labels ``[N]``, long); ``options`` (``num_classes``, ``k``,
+    ``weighted``, ``temperature``, ``chunk``) as :func:`knn_votes`. Unweighted: Euclidean
+    distance, one vote each; weighted: cosine similarity of the L2-normalised features, votes
+    ``exp(sim / T)``. Ties between classes: the lowest class index."""
+    votes = knn_votes(bank, bank_labels, query, **options)
     return votes.argmax(1)  # the first maximum: the lowest class index
 
 
@@ -127,29 +111,10 @@ def _percent(pred: Tensor, labels: Tensor) -> float:
 
 
 def knn_top1(
-    bank: Tensor,
-    bank_labels: Tensor,
-    query: Tensor,
-    query_labels: Tensor,
-    *,
-    num_classes: int,
-    k: int = 20,
-    weighted: bool = False,
-    temperature: float = 0.07,
-    chunk: int = 1024,
+    bank: Tensor, bank_labels: Tensor, query: Tensor, query_labels: Tensor, **options: Any
 ) -> float:
-    """kNN top-1 accuracy of the queries, in percent (see :func:`knn_predict`)."""
-    pred = knn_predict(
-        bank,
-        bank_labels,
-        query,
-        num_classes=num_classes,
-        k=k,
-        weighted=weighted,
-        temperature=temperature,
-        chunk=chunk,
-    )
-    return _percent(pred, query_labels)
+    """kNN top-1 accuracy of the queries, in percent (``options`` as :func:`knn_votes`)."""
+    return _percent(knn_predict(bank, bank_labels, query, **options), query_labels)
 
 
 def linear_probe(
