@@ -35,7 +35,7 @@ from ..components.data import DatasetInfo
 from ..engine.program import Program
 from ..errors import KtgRuntimeError
 from ..graph import data_info
-from ..registry import DATASETS
+from ..graph.data import training_size
 from ..run.data import compile_spec
 from ..run.env import device_name
 from ..run.threads import thread_record, thread_text
@@ -95,11 +95,7 @@ def steps_per_epoch(spec: Spec) -> int:
     """Training steps per epoch, as the dataset's registration knows its training part without
     loading it; 100 where it does not (the step is timed at mid-training either way: only a
     per-step schedule's value at that point depends on it)."""
-    meta = DATASETS.get(spec.data.dataset.type).meta
-    try:
-        size = meta.train_size(spec.data.dataset.args, spec.data.split) if meta.train_size else None
-    except ValueError:  # what ktg validate reports; not the bench's to say
-        size = None
+    size = training_size(spec)
     batch = spec.data.batch_size
     if size is None:
         return 100

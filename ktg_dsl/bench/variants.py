@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..compiler import Program, make_optimizer
-from ..engine import Engine
-from ..engine.ssl import SelfSupervisedEngine
+from ..run.recipe import default_engine
 from ..spec.schema import Spec
 from .measure import Step, Variant, _sync_for
 
@@ -104,14 +103,8 @@ def ideal_step(program: Program) -> Step:
     return step
 
 
-def make_engine(program: Program) -> Engine:
-    """The single-process engine the program needs (the self-supervised one for a
-    self-supervised program), as ``ktg train`` picks it."""
-    return SelfSupervisedEngine(program) if program.knn is not None else Engine(program)
-
-
 def engine_step(program: Program) -> Step:
-    engine = make_engine(program)
+    engine = default_engine(program)
     epoch = program.epochs // 2
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -128,7 +121,7 @@ def epoch_variant(program: Program, spec: Spec, steps: int) -> Variant:
     from ..run.data import load_bundle, make_batches
 
     loader = make_batches(spec, load_bundle(spec), program).train  # two views: self-supervised
-    engine = make_engine(program)
+    engine = default_engine(program)
     epoch = program.epochs // 2
     state: dict[str, Any] = {"it": iter(loader), "epoch": 0}
 

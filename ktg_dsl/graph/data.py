@@ -15,6 +15,7 @@ from ..registry import DATASETS, UnknownComponentError
 from .report import loss_target
 
 if TYPE_CHECKING:
+    from ..spec.schema import Spec
     from .checks import Linked
 
 
@@ -74,6 +75,25 @@ def _meta(g: Linked) -> Any:
         return None
 
 
+def training_size(spec: Spec) -> int | None:
+    """The training part's size as the dataset's registration knows it before loading (its
+    ``train_size`` hook, on the checked arguments); None where it cannot tell, or where the
+    arguments are wrong (``check_training_size`` says what is wrong with them)."""
+    try:
+        comp = DATASETS.get(spec.data.dataset.type)
+    except UnknownComponentError:
+        return None
+    size_of = comp.meta.train_size
+    if size_of is None:
+        return None
+    try:
+        args = dict(comp.check(spec.data.dataset.args).model_dump())
+        size: int | None = size_of(args, spec.data.split)
+        return size
+    except (ValidationError, ValueError):
+        return None
+
+
 def check_training_size(g: Linked) -> list[SpecIssue]:
     """What a dataset's registration knows of its training part before loading it (its
     ``train_size`` hook): what its arguments allow with this split, and room for one batch
@@ -124,14 +144,7 @@ def check_batch_needs(g: Linked) -> list[SpecIssue]:
                 hint=f"set data.batch_size to {need} or more",
             )
         ]
-    meta = _meta(g)
-    size_of = meta.train_size if meta else None
-    if data.drop_last or (args := _hook_args(g, size_of)) is None or size_of is None:
-        return []
-    try:
-        size = size_of(args, data.split)
-    except ValueError:
-        return []  # check_training_size says what is wrong with the arguments
+    size = None if data.drop_last else training_size(g.spec)
     last = size % data.batch_size if size else 0
     if not 0 < last < need:
         return []

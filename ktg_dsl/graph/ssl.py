@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecIssue
-from .data import _hook_args, _meta
+from .data import training_size
 from .report import GraphEdge, loss_target, loss_views_of
 
 if TYPE_CHECKING:
@@ -166,15 +166,9 @@ def _supervised_edge(e: GraphEdge) -> list[SpecIssue]:
 
 
 def _knn_fits(g: Linked) -> list[SpecIssue]:
-    ssl, meta = g.spec.self_supervised, _meta(g)
-    size_of = meta.train_size if meta else None
-    if ssl is None or size_of is None or (args := _hook_args(g, size_of)) is None:
-        return []
-    try:
-        size = size_of(args, g.spec.data.split)
-    except ValueError:
-        return []  # the data checks say what is wrong with the arguments
-    if size is None or ssl.knn.k <= size:
+    ssl = g.spec.self_supervised
+    size = None if ssl is None else training_size(g.spec)  # None: unknown, or a data issue
+    if ssl is None or size is None or ssl.knn.k <= size:
         return []
     return [
         SpecIssue(
