@@ -24,7 +24,7 @@ from ..errors import KtgRuntimeError
 from ..graph import GraphReport
 from ..spec.schema import Spec
 from . import checkpoint as ckpt
-from .data import load_bundle, program_for
+from .data import eval_label, load_bundle, program_for
 from .rundir import RunDir
 
 CHECKPOINTS = ("best", "last")
@@ -66,31 +66,24 @@ def evaluate_run(
         raise KtgRuntimeError(
             f"the run has no node {unknown[0]!r}; its nodes: {', '.join(program.nodes)}"
         )
-    batches = eval_batches(
-        bundle.eval,
-        spec.data.eval_batch_size or 4 * spec.data.batch_size,
-        mean=bundle.mean,
-        std=bundle.std,
-        device=program.device,
-    )
+    size = spec.data.eval_batch_size or 4 * spec.data.batch_size
+
+    def in_order(part: Any) -> Any:
+        return eval_batches(part, size, mean=bundle.mean, std=bundle.std, device=program.device)
+
+    batches = in_order(bundle.eval)
+    # kNN against the training part, as in training
+    bank = None if spec.self_supervised is None else in_order(bundle.train)
     names = bundle.class_names or [str(i) for i in range(bundle.num_classes)]
-    bank = None
-    if spec.self_supervised is not None:  # kNN against the training part, as in training
-        size = spec.data.eval_batch_size or 4 * spec.data.batch_size
-        bank = eval_batches(
-            bundle.train, size, mean=bundle.mean, std=bundle.std, device=program.device
-        )
+    split = eval_label(spec, bundle.eval_name)
     out = []
     for name in chosen:
         node = program.nodes[name]
         epoch = _load(RunDir(path), program, node, checkpoint)
         if bank is None:
             matrix = confusion(node.model, batches, bundle.num_classes, node.device)
-            split = bundle.eval_name
         else:
-            assert spec.self_supervised is not None
             matrix = knn_confusion(node, bank, batches, bundle.num_classes, spec)
-            split = f"kNN {bundle.eval_name}"
         out.append(scores(name, checkpoint, epoch, split, names, *matrix))
     return out
 
