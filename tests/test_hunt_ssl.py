@@ -37,6 +37,14 @@ SSL = small_spec(
 )
 
 
+# a one-node spec's text before its self_supervised section (eight lines: the tests below
+# give line and column numbers after it)
+ONE_NODE = (
+    "version: 1\nname: s\ndata: {dataset: digits}\ntrain: {epochs: 2}\n"
+    "nodes:\n  a: {model: small_cnn}\nedges:\n  - {from: labels, to: a}\n"
+)
+
+
 def spec(**sections: Any) -> dict[str, Any]:
     """The spec above with ``sections`` merged in (one level deep)."""
     data = copy.deepcopy(SSL)
@@ -98,9 +106,7 @@ def test_a_step_option_is_keyed_as_written_not_by_the_step_type(
 ) -> None:
     """Was 'augment[2].grayscale.p' at the step's column: the step's type is no key."""
     text = (
-        "version: 1\nname: s\ndata: {dataset: digits}\ntrain: {epochs: 2}\n"
-        "nodes:\n  a: {model: small_cnn}\nedges:\n  - {from: labels, to: a}\n"
-        "self_supervised:\n  augment:\n    - {type: grayscale, p: 1.5}\n"
+        ONE_NODE + "self_supervised:\n  augment:\n    - {type: grayscale, p: 1.5}\n"
         "    - {type: horizontal_flip, prob: 0.5}\n"
     )
     code, _, err = cli("validate", spec_file(text))
@@ -414,11 +420,7 @@ def test_an_empty_self_supervised_section_is_not_read_as_absent(
 ) -> None:
     """'self_supervised:' with every option commented out is null to YAML: it was read as no
     section, and the graph validated (and trained) as a supervised one, on the labels."""
-    text = (
-        "version: 1\nname: s\ndata: {dataset: digits}\ntrain: {epochs: 2}\n"
-        "nodes:\n  a: {model: small_cnn}\nedges:\n  - {from: labels, to: a}\n"
-        "self_supervised:\n  # augment: [horizontal_flip]\n"
-    )
+    text = ONE_NODE + "self_supervised:\n  # augment: [horizontal_flip]\n"
     code, _, err = cli("validate", spec_file(text))
     assert code == 1, err
     assert ":9:1  self_supervised: the self_supervised section is empty: YAML reads it" in err
