@@ -11,11 +11,10 @@ import difflib
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field
-from pydantic_core import PydanticCustomError
 
 from ..registry import NOT_BOOL, NOT_BOOL_FLOAT
 from .messages import _show, shorten
-from .types import Bool, ModulePath, StrictModel
+from .types import Bool, ModulePath, StrictModel, hinted
 
 Prob = Annotated[float, Field(ge=0.0, le=1.0), NOT_BOOL_FLOAT]
 NonNeg = Annotated[float, Field(ge=0.0), NOT_BOOL_FLOAT]
@@ -27,14 +26,10 @@ def _ordered(pair: list[float]) -> list[float]:
     return pair
 
 
-def _hinted(message: str, hint: str) -> PydanticCustomError:
-    return PydanticCustomError("value_with_hint", "{message}", {"message": message, "hint": hint})
-
-
 def _pair(value: Any) -> Any:
     """A range is two numbers, said so in the user's words (not pydantic's list lengths)."""
     if isinstance(value, list) and len(value) != 2:
-        raise _hinted(
+        raise hinted(
             f"expected a range [low, high] of two numbers, got {len(value)}",
             "write two numbers, the low one first",
         )
@@ -68,25 +63,25 @@ def _named(value: Any) -> Any:
     if step is None:
         return step  # pydantic says so, with what YAML reads as nothing
     if not isinstance(step, dict):
-        raise _hinted(
+        raise hinted(
             f"expected an augmentation step (its name, or a mapping with its type and "
             f"options), got {_show(step)}",
             f"e.g. horizontal_flip or {{type: grayscale, p: 0.2}}; steps: {', '.join(STEPS)}",
         )
     kind = step.get("type")
     if "type" not in step:
-        raise _hinted(
+        raise hinted(
             "an augmentation step needs its type",
             f"add type: one of {', '.join(STEPS)}, or write the step's name alone",
         )
     if not isinstance(kind, str):
-        raise _hinted(
+        raise hinted(
             f"expected the name of an augmentation step as its type, got {_show(kind)}",
             f"one of: {', '.join(STEPS)}",
         )
     if kind not in STEPS:
         close = difflib.get_close_matches(kind, STEPS, n=1)
-        raise _hinted(
+        raise hinted(
             f"unknown augmentation step '{shorten(kind)}'",
             f"did you mean '{close[0]}'?" if close else f"one of: {', '.join(STEPS)}",
         )
@@ -97,7 +92,7 @@ def _not_empty(value: Any) -> Any:
     """No step at all: both views would be the same image, and NT-Xent's positive pair the
     same projection twice, a task solved without learning anything."""
     if isinstance(value, list) and not value:
-        raise _hinted(
+        raise hinted(
             "an empty augment list makes both views the same image: there is nothing to "
             "learn from telling them apart from the other samples",
             "list at least one step, e.g. [random_resized_crop, horizontal_flip], or leave "
@@ -210,7 +205,7 @@ def written_empty(value: Any) -> Any:
     """``self_supervised:`` with nothing after it (every option commented out) is null to YAML:
     read as absent, the graph would silently train on the labels. Say so instead."""
     if value is None:
-        raise _hinted(
+        raise hinted(
             "the self_supervised section is empty: YAML reads it as nothing, which would make "
             "this a supervised graph",
             "write 'self_supervised: {}' for SimCLR's defaults, or remove the key for a "

@@ -59,6 +59,11 @@ def auto_or_count(value: Any) -> Any:
     )
 
 
+def hinted(message: str, hint: str) -> PydanticCustomError:
+    """A value error of the spec's own with its hint (spec/messages.py says both)."""
+    return PydanticCustomError("value_with_hint", "{message}", {"message": message, "hint": hint})
+
+
 MAX_GPU_INDEX = 127  # PyTorch keeps a device index in 8 bits: cuda:128 would read as cuda:-128
 
 
@@ -67,33 +72,21 @@ def _device_index(value: str) -> str:
     kind, _, index = value.partition(":")
     if kind == "cuda" and index and not index.isascii():  # the pattern's \\d takes any digit
         odd = describe_odd(value)
-        raise PydanticCustomError(
-            "value_with_hint",
-            "{message}",
-            {
-                "message": f"'{shorten(value)}' is not a device name",
-                "hint": f"its {odd}" if odd else "write the GPU index in the digits 0-9",
-            },
+        raise hinted(
+            f"'{shorten(value)}' is not a device name",
+            f"its {odd}" if odd else "write the GPU index in the digits 0-9",
         )
     if kind == "cuda" and index:
         if len(index) > 1 and index.startswith("0"):
-            raise PydanticCustomError(
-                "value_with_hint",
-                "{message}",
-                {
-                    "message": f"'{shorten(value)}' is not a device name",
-                    "hint": "write the GPU index without leading zeros: "
-                    f"cuda:{shorten(index.lstrip('0') or '0')}",
-                },
+            raise hinted(
+                f"'{shorten(value)}' is not a device name",
+                "write the GPU index without leading zeros: "
+                f"cuda:{shorten(index.lstrip('0') or '0')}",
             )
         if len(index) > 3 or int(index) > MAX_GPU_INDEX:
-            raise PydanticCustomError(
-                "value_with_hint",
-                "{message}",
-                {
-                    "message": f"'{shorten(value)}' is not a device name",
-                    "hint": f"a GPU index is at most {MAX_GPU_INDEX}",
-                },
+            raise hinted(
+                f"'{shorten(value)}' is not a device name",
+                f"a GPU index is at most {MAX_GPU_INDEX}",
             )
     return value
 
