@@ -144,8 +144,10 @@ def start_ktg_marked(
     cwd: Path, mark: Path, after: int, *args: Any, timeout: float = 300
 ) -> subprocess.Popen[str]:
     """Start ``ktg ARGS --plugin ktg_test_plugin`` whose ``marked_cnn`` writes its process id
-    to ``mark`` after ``after`` training forwards, and return once it has: an event to act on
-    in the middle of an epoch, instead of a sleep."""
+    to ``mark`` at its ``after``-th training forward and waits there, and return once it has:
+    an event to act on in the middle of an epoch, instead of a sleep. The run stays at that
+    forward until the test calls ``release(mark)``, so a fast run cannot end before the test
+    acts (a busy machine may keep the test from running for seconds)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "ktg_dsl.cli", *map(str, args), "--plugin", "ktg_test_plugin"],
         cwd=cwd,
@@ -168,3 +170,22 @@ def start_ktg_marked(
             raise AssertionError("timed out waiting for the mark")
         time.sleep(0.02)
     return proc
+
+
+STOPPING = "stopping after this batch"  # what a run prints on stdout when asked to stop
+
+
+def release(mark: Path, proc: subprocess.Popen[str] | None = None, seen: str = "") -> None:
+    """Let the run held at ``mark`` go on; with ``proc`` and ``seen``, only once ``seen`` is
+    on its stdout (e.g. ``STOPPING``: a rank has taken the signal the test sent, which a
+    launcher passes on to its ranks at its own pace)."""
+    if proc is not None and seen:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:  # until the line, or the end of the output
+            lines.append(line)
+            if seen in line:
+                break
+        else:
+            raise AssertionError(f"ktg never printed {seen!r}: {''.join(lines)}")
+    Path(f"{mark}.go").touch()

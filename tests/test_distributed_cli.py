@@ -18,7 +18,7 @@ import torch
 from ktg_dsl.run import checkpoint as ckpt
 from ktg_dsl.run.manifest import node_states
 
-from .conftest import run_ktg, start_ktg_marked, write_spec
+from .conftest import STOPPING, release, run_ktg, start_ktg_marked, write_spec
 from .reportfiles import page_data
 
 
@@ -129,6 +129,7 @@ def test_a_killed_rank_restarts_from_the_last_manifest(tmp_path: Path) -> None:
         *("--run-dir", tmp_path / "cut", "--no-progress"),
     )
     os.kill(int(mark.read_text()), signal.SIGKILL)  # the rank that trains node a
+    release(mark)  # its restart neither marks nor waits
     _out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     assert "continuing at epoch 2" in err
@@ -145,6 +146,7 @@ def test_a_killed_rank_without_restarts_ends_with_a_message_and_a_resume_hint(
         tmp_path, mark, 16 + 5, "train", spec, "--nproc", "2", "--run-dir", run, "--no-progress"
     )
     os.kill(int(mark.read_text()), signal.SIGKILL)
+    release(mark)
     _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err
     assert "lost the other ranks in a collective" in err
@@ -188,6 +190,7 @@ def test_ctrl_c_stops_every_rank_and_leaves_a_resumable_run(tmp_path: Path) -> N
         *("train", spec, "--nproc", "2", "--run-dir", tmp_path / "run", "--no-progress"),
     )
     proc.send_signal(signal.SIGINT)
+    release(mark, proc, STOPPING)  # once a rank has the signal the launcher passed on
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
     assert err.count("--resume") == 1, err  # rank 0 says how to continue, once
@@ -241,6 +244,7 @@ def _interrupted_in_one_process(tmp_path: Path, run: Path) -> Path:
         tmp_path, mark, 16 + 5, "train", spec, "--run-dir", run, "--no-progress"
     )
     proc.send_signal(signal.SIGINT)
+    release(mark, proc, STOPPING)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
     assert ckpt.load(run / "last.pt")["epoch"] == 1

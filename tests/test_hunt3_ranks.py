@@ -15,7 +15,7 @@ import pytest
 from ktg_dsl.run import checkpoint as ckpt
 from ktg_dsl.run.rundir import claim_existing
 
-from .conftest import run_ktg, start_ktg_marked, write_spec
+from .conftest import STOPPING, release, run_ktg, start_ktg_marked, write_spec
 from .test_distributed_cli import spec_data
 
 
@@ -62,6 +62,7 @@ def test_item3_ranks_end_with_their_killed_launcher(tmp_path: Path) -> None:
     assert len(ranks) == 2, ranks
     launcher.send_signal(signal.SIGKILL)  # it cannot pass anything on
     launcher.wait()
+    release(tmp_path / "going", launcher, STOPPING)  # once a rank saw its launcher go
     deadline = time.time() + 180
     while any(_alive(p) for p in ranks) and time.time() < deadline:
         time.sleep(0.2)

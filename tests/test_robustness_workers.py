@@ -115,7 +115,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_ctrl_c_stops_every_worker(tmp_path: Path) -> None:
-    data = search_spec(trials=4, epochs=30)
+    data = search_spec(trials=4, epochs=300)  # stopped in its first epochs: time to act
     data["data"]["dataset"]["train_size"] = 512
     spec = write_spec(tmp_path, data)
     proc = subprocess.Popen(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import ktg_dsl
 from ktg_dsl.check import parse_data
 from ktg_dsl.search.space import SearchSpace
 
-from .conftest import write_spec
+from .conftest import STOPPING, plugin_path, release, start_ktg_marked, write_spec
 
 
 def search_spec(trials: int = 3, epochs: int = 2, **search: Any) -> dict[str, Any]:
@@ -299,32 +299,26 @@ def test_spec_without_search_section(tmp_path: Path, cli) -> None:
 
 @pytest.mark.slow
 def test_killed_worker_trial_is_failed_and_requeued(tmp_path: Path) -> None:
-    data = search_spec(trials=2, epochs=8)  # killed after its first epoch, rerun whole
-    data["data"]["dataset"]["train_size"] = 512
+    data = search_spec(trials=2, epochs=8)  # killed in its second epoch, rerun whole
+    data["data"]["dataset"]["train_size"] = 512  # 16 steps an epoch
+    data["nodes"]["a"]["model"]["type"] = "marked_cnn"  # held at the mark until released
     spec = write(tmp_path, data)
     journal = tmp_path / "runs" / "s" / "search" / "study.journal"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ktg_dsl.cli", "search", str(spec), "--trials", "1"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        trial_dir = tmp_path / "runs" / "s" / "search" / "s" / "trial-0000" / "metrics.jsonl"
-        if trial_dir.exists() and trial_dir.read_text().strip():
-            break
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
+    mark = tmp_path / "in-epoch-2"
+    proc = start_ktg_marked(tmp_path, mark, 16 + 1, "search", spec, "--trials", "1")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
+    release(mark)
     study = study_of(str(journal))
     assert [t.state for t in study.trials] == [TrialState.RUNNING]
     killed = study.trials[0]
 
     # the same spec (a study refuses one that trains something else: issue 24, item 11)
-    res = ktg("search", spec, "--trials", "1", cwd=tmp_path)
+    res = ktg(
+        *("search", spec, "--trials", "1", "--plugin", "ktg_test_plugin"),
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": plugin_path()},
+    )
     assert "left running by a worker that died" in res.stderr
     study = study_of(str(journal))
     first = study.trials[0]
@@ -336,21 +330,13 @@ def test_killed_worker_trial_is_failed_and_requeued(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_interrupted_worker_marks_its_trial_failed(tmp_path: Path) -> None:
     data = search_spec(trials=2, epochs=30)
-    data["data"]["dataset"]["train_size"] = 512
+    data["data"]["dataset"]["train_size"] = 512  # 16 steps an epoch
+    data["nodes"]["a"]["model"]["type"] = "marked_cnn"  # held at the mark until released
     spec = write(tmp_path, data)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ktg_dsl.cli", "search", str(spec)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    metrics = tmp_path / "runs" / "s" / "search" / "s" / "trial-0000" / "metrics.jsonl"
-    deadline = time.time() + 300
-    while not (metrics.exists() and metrics.read_text().strip()):
-        assert time.time() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
+    mark = tmp_path / "in-epoch-2"
+    proc = start_ktg_marked(tmp_path, mark, 16 + 1, "search", spec)
     proc.send_signal(signal.SIGINT)
+    release(mark, proc, STOPPING)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Run the same command again to continue" in err

@@ -19,7 +19,7 @@ from ktg_dsl.run import checkpoint as ckpt
 from ktg_dsl.run.logs import read_metrics
 from ktg_dsl.run.recipe import Recipe
 
-from .conftest import ROOT, run_ktg, start_ktg_marked, write_spec
+from .conftest import ROOT, STOPPING, release, run_ktg, start_ktg_marked, write_spec
 
 TIMING = ("epoch_time", "elapsed")
 
@@ -168,6 +168,7 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path: Path, h
         *("train", spec, "--run-dir", cut, "--no-progress"),
     )
     proc.send_signal(signal.SIGKILL if how == "sigkill" else signal.SIGINT)
+    release(mark, proc, STOPPING if how == "sigint" else "")
     _, err = proc.communicate(timeout=120)
     if how == "sigint":
         assert proc.returncode == 130, err

@@ -38,10 +38,14 @@ def after_first_trial(epochs: int, at_epoch: int = 1) -> Any:
 
 @MODELS.register()
 def marked_cnn(num_classes: int, in_channels: int, width: int = 4) -> Any:
-    """small_cnn that writes its process id to the file named by $KTG_TEST_MARK after
-    $KTG_TEST_MARK_AFTER training forwards: an event a test can wait on (instead of sleeping)
-    to act in the middle of an epoch."""
+    """small_cnn that, at its $KTG_TEST_MARK_AFTER-th training forward, writes its process id
+    to the file named by $KTG_TEST_MARK and then waits there until the test has acted and
+    writes ``<mark>.go`` (tests/conftest.py: ``release``): an event in the middle of an epoch
+    that a test acts on (a signal, a kill) while the run is held at it, instead of racing a
+    run that may finish first on a busy machine. A process started again after ``<mark>.go``
+    exists (a restarted rank) neither marks nor waits."""
     import os
+    import time
     from pathlib import Path
 
     from ktg_dsl.components.models.small_cnn import SmallCNN
@@ -54,8 +58,13 @@ def marked_cnn(num_classes: int, in_channels: int, width: int = 4) -> Any:
         def forward(self, x: Any) -> Any:
             if self.training and mark:
                 self.calls += 1
-                if self.calls == after:
-                    Path(mark).write_text(str(os.getpid()))  # which process: a test may kill it
+                go = Path(f"{mark}.go")
+                if self.calls == after and not go.exists():
+                    Path(f"{mark}.tmp").write_text(str(os.getpid()))  # which process: a
+                    os.replace(f"{mark}.tmp", mark)  # test may kill it; never read half-written
+                    deadline = time.monotonic() + 300
+                    while not go.exists() and time.monotonic() < deadline:
+                        time.sleep(0.01)  # signals are handled while waiting here
             return super().forward(x)
 
     return Marked(num_classes=num_classes, in_channels=in_channels, width=width)
