@@ -2,7 +2,9 @@
 against the runs' own metrics.jsonl, the pictures, a rerun that trains nothing, a study killed
 with SIGKILL and continued, ``--jobs 2`` from a working folder holding a ``yaml.py``, Ctrl-C
 of a study with worker processes, and a run that fails while the study goes on. Every wait
-is on an event (a file appearing), never a sleep of a guessed length."""
+is on an event (a file appearing), never a sleep of a guessed length; a run that a test stops
+or kills is held at that event (the test plugin's ``marked_cnn``) until the test has acted, so a
+busy machine that keeps the test from running for seconds cannot let the run finish first."""
 
 from __future__ import annotations
 
@@ -22,15 +24,19 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT, write_spec
+from .conftest import ROOT, STOPPING, release, write_spec
 
 pytestmark = pytest.mark.slow
 
 PLUGINS = ROOT / "tests" / "plugins"
 PNG = b"\x89PNG\r\n\x1a\n"
+PLUGIN = ("--plugin", "ktg_test_plugin")  # marked_cnn
 
 
-def spec(name: str, peers: bool, train_size: int = 128, epochs: int = 2) -> dict[str, Any]:
+def spec(
+    name: str, peers: bool, train_size: int = 128, epochs: int = 2, model: str = "small_cnn"
+) -> dict[str, Any]:
+    """``model``: ``marked_cnn`` (the test plugin) holds the run at the test's mark."""
     gate = "through" if peers else "cutoff"
     return {
         "version": 1,
@@ -49,18 +55,28 @@ def spec(name: str, peers: bool, train_size: int = 128, epochs: int = 2) -> dict
         "train": {"epochs": epochs, "precision": "fp32", "device": "cpu"},
         "defaults": {"optimizer": {"type": "sgd", "lr": 0.05, "momentum": 0.9}},
         "nodes": {
-            "a": {"model": {"type": "small_cnn", "width": 4}},
+            "a": {"model": {"type": model, "width": 4}},
             "b": {"model": {"type": "small_cnn", "width": 4}},
         },
         "gate_matrix": [["through", gate], [gate, "through"]],
     }
 
 
-def spec_files(folder: Path, **kw: Any) -> list[Path]:
+def spec_files(folder: Path, marked: tuple[str, ...] = (), **kw: Any) -> list[Path]:
+    """ind.yaml and dml.yaml; those named in ``marked`` train node a as ``marked_cnn``."""
     folder.mkdir(parents=True, exist_ok=True)
     return [
-        write_spec(folder, spec("ind", peers=False, **kw), "ind.yaml"),
-        write_spec(folder, spec("dml", peers=True, **kw), "dml.yaml"),
+        write_spec(
+            folder,
+            spec(
+                name,
+                peers=name == "dml",
+                model="marked_cnn" if name in marked else "small_cnn",
+                **kw,
+            ),
+            f"{name}.yaml",
+        )
+        for name in ("ind", "dml")
     ]
 
 
@@ -76,11 +92,17 @@ def _ctrl_c_reaches_it() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def ktg_study(*args: Any, cwd: Path) -> subprocess.Popen[str]:
+def ktg_study(
+    *args: Any, cwd: Path, mark: Path | None = None, after: int = 0
+) -> subprocess.Popen[str]:
+    """``ktg study ARGS``; with ``mark``, every ``marked_cnn`` of it (in this process or in a
+    worker) writes ``mark`` at its ``after``-th training forward and waits there until
+    ``release(mark)`` (tests/conftest.py)."""
+    held = {"KTG_TEST_MARK": str(mark), "KTG_TEST_MARK_AFTER": str(after)} if mark else {}
     return subprocess.Popen(
         [sys.executable, "-m", "ktg_dsl.cli", "study", *map(str, args)],
         cwd=cwd,
-        env=env(),
+        env={**env(), **held},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -193,23 +215,21 @@ def test_a_rerun_trains_nothing(reference: Path, cli: Any, monkeypatch: pytest.M
 
 
 def test_a_killed_study_continues_and_loses_no_run(tmp_path: Path, reference: Path) -> None:
-    files = spec_files(tmp_path)
+    files = spec_files(tmp_path, marked=("dml",))
     out = tmp_path / "study"
-    proc = ktg_study(*files, "--seeds", "2", "-o", out, cwd=tmp_path)
-
-    def first_done_and_second_started() -> bool:
-        done = finished(out)
-        return len(done) >= 2 or (len(done) == 1 and any(out.glob("ind-*/seed-1/last.pt")))
-
-    wait_for(first_done_and_second_started, proc)
-    proc.send_signal(signal.SIGKILL)
+    mark = tmp_path / "in-dml-seed-0"  # the third run, held in its second epoch (8 steps each)
+    args = (*files, "--seeds", "2", "-o", out, "--no-pictures", *PLUGIN)
+    proc = ktg_study(*args, cwd=tmp_path, mark=mark, after=8 + 1)
+    wait_for(mark.exists, proc)
+    done = finished(out)
+    assert len(done) == 2, done  # ind's two runs; dml seed 0 has its first epoch's last.pt
+    proc.send_signal(signal.SIGKILL)  # the held run is in the study's own process: gone too
     proc.wait()
-    first = out / next(iter(finished(out)))
-    kept = run_files(first)
-    code, _, err = finish(ktg_study(*files, "--seeds", "2", "-o", out, cwd=tmp_path))
+    kept = {key: run_files(out / key) for key in done}
+    code, _, err = finish(ktg_study(*args, cwd=tmp_path))
     assert code == 0, err
-    assert "1 finished before" in err or "2 finished before" in err
-    assert run_files(first) == kept, "a finished run was trained again"
+    assert "2 finished before, 1 to resume, 1 to train" in err
+    assert {key: run_files(out / key) for key in done} == kept, "a finished run was trained again"
     assert csv_rows(out / "results.csv") == csv_rows(reference / "results.csv")
     assert csv_rows(out / "comparisons.csv") == csv_rows(reference / "comparisons.csv")
 
@@ -235,34 +255,44 @@ def test_stopping_a_study_stops_its_workers_and_leaves_resumable_runs(
     tmp_path: Path, how: str
 ) -> None:
     """Ctrl-C: the study asks each worker to stop after its batch and save, waits, exits 130.
-    SIGKILL: the workers see their stdin close and do the same on their own."""
-    files = spec_files(tmp_path, train_size=1024, epochs=8)  # 64 steps an epoch: time to stop it
+    SIGKILL: the workers see their stdin close and do the same on their own. Each worker's run
+    is held in its second epoch (after its first last.pt) until both have taken the stop."""
+    files = spec_files(tmp_path, marked=("ind", "dml"), epochs=3)  # 8 steps an epoch
     out = tmp_path / "study"
-    proc = ktg_study(*files, "--seeds", "1", "--jobs", "2", "-o", out, cwd=tmp_path)
-    wait_for(lambda: len(list(out.glob("*/seed-0/last.pt"))) == 2, proc)
+    mark = tmp_path / "in-epoch-2"  # both workers hold at it (they inherit the environment)
+    args = (*files, "--seeds", "1", "--jobs", "2", "-o", out, "--no-pictures", *PLUGIN)
+    proc = ktg_study(*args, cwd=tmp_path, mark=mark, after=8 + 1)
+    # once both runs have saved their first epoch, neither can get past its hold
+    wait_for(lambda: mark.exists() and len(list(out.glob("*/seed-0/last.pt"))) == 2, proc)
     logs = sorted(out.glob("*/seed-0.log"))
+    assert len(logs) == 2
     if how == "sigint":
         proc.send_signal(signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # a worker prints that it took the stop (into its log) at its own pace: then let them go
+    wait_for(
+        lambda: all(STOPPING in p.read_text() for p in logs), proc if how == "sigint" else None
+    )
+    release(mark)
+    if how == "sigint":
         code, _, err = finish(proc, timeout=180)
         assert code == 130, err
         assert "study interrupted" in err
     else:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
         wait_for(lambda: all("ktg-study-outcome" in p.read_text() for p in logs), proc=None)
-    unfinished = [k for k in ("ind", "dml") if not any(key.startswith(k) for key in finished(out))]
-    assert unfinished, "both runs finished before the study was stopped"
-    for name in unfinished:
-        (log,) = out.glob(f"{name}-*/seed-0.log")
+    assert not finished(out), "a run finished though it was stopped"
+    for log in logs:
         assert '"status": "interrupted"' in log.read_text()
         assert (log.parent / "seed-0" / "last.pt").exists()
-    code, _, err = finish(ktg_study(*files, "--seeds", "1", "--jobs", "2", "-o", out, cwd=tmp_path))
+    code, _, err = finish(ktg_study(*args, cwd=tmp_path))
     assert code == 0, err
-    assert f"{len(unfinished)} to resume, 0 to train" in err
+    assert "2 to resume, 0 to train" in err
     assert len(finished(out)) == 2
     for metrics in out.glob("*/seed-0/metrics.jsonl"):
         epochs = [json.loads(x)["epoch"] for x in metrics.read_text().splitlines()]
-        assert epochs == [e for e in range(8) for _ in "ab"]  # each epoch once, for both nodes
+        assert epochs == [e for e in range(3) for _ in "ab"]  # each epoch once, for both nodes
 
 
 def test_a_failed_run_is_reported_and_the_study_goes_on(tmp_path: Path, cli: Any) -> None:
