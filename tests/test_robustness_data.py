@@ -78,8 +78,8 @@ def test_a_synthetic_dataset_too_big_to_hold_is_a_validation_error() -> None:
 
 
 def test_a_synthetic_dataset_too_big_is_refused_before_allocating() -> None:
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine may keep the test waiting
     with pytest.raises(KtgRuntimeError) as info:
         load_synthetic_bundle(seed=0, split="val", **HUGE)  # type: ignore[arg-type]
     assert str(info.value) == HUGE_MESSAGE
-    assert time.perf_counter() - start < 5, "nothing was drawn"
+    assert time.process_time() - start < 5, "nothing was drawn"
