@@ -222,9 +222,9 @@ def test_a_killed_study_continues_and_loses_no_run(tmp_path: Path, reference: Pa
     proc = ktg_study(*args, cwd=tmp_path, mark=mark, after=8 + 1)
     wait_for(mark.exists, proc)
     done = finished(out)
-    assert len(done) == 2, done  # ind's two runs; dml seed 0 has its first epoch's last.pt
     proc.send_signal(signal.SIGKILL)  # the held run is in the study's own process: gone too
     proc.wait()
+    assert len(done) == 2, done  # ind's two runs; dml seed 0 has its first epoch's last.pt
     kept = {key: run_files(out / key) for key in done}
     code, _, err = finish(ktg_study(*args, cwd=tmp_path))
     assert code == 0, err
@@ -262,20 +262,22 @@ def test_stopping_a_study_stops_its_workers_and_leaves_resumable_runs(
     mark = tmp_path / "in-epoch-2"  # both workers hold at it (they inherit the environment)
     args = (*files, "--seeds", "1", "--jobs", "2", "-o", out, "--no-pictures", *PLUGIN)
     proc = ktg_study(*args, cwd=tmp_path, mark=mark, after=8 + 1)
-    # once both runs have saved their first epoch, neither can get past its hold
-    wait_for(lambda: mark.exists() and len(list(out.glob("*/seed-0/last.pt"))) == 2, proc)
-    logs = sorted(out.glob("*/seed-0.log"))
+    try:
+        # once both runs have saved their first epoch, neither can get past its hold
+        wait_for(lambda: mark.exists() and len(list(out.glob("*/seed-0/last.pt"))) == 2, proc)
+        logs = sorted(out.glob("*/seed-0.log"))
+        if how == "sigint":
+            proc.send_signal(signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        # a worker prints that it took the stop (into its log) at its own pace: then go on
+        wait_for(
+            lambda: all(STOPPING in p.read_text() for p in logs), proc if how == "sigint" else None
+        )
+    finally:
+        release(mark)  # a failed test leaves no worker held either
     assert len(logs) == 2
-    if how == "sigint":
-        proc.send_signal(signal.SIGINT)
-    else:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    # a worker prints that it took the stop (into its log) at its own pace: then let them go
-    wait_for(
-        lambda: all(STOPPING in p.read_text() for p in logs), proc if how == "sigint" else None
-    )
-    release(mark)
     if how == "sigint":
         code, _, err = finish(proc, timeout=180)
         assert code == 130, err
