@@ -166,7 +166,7 @@ def test_validate_deep_and_bench_apply_the_threads(tmp_path: Path) -> None:
 def test_search_and_study_workers_stay_within_their_share(tmp_path: Path) -> None:
     """Workers beside the parent on this machine's cores: each trial's and each run's
     train.threads: 3 is capped to its process's share."""
-    cores = len(os.sched_getaffinity(0))
+    cores = run_threads.usable_cores({})[0]  # affinity and cgroup quota, as launchers count
     data = small_spec("threads", PROBE, gate_matrix=[["through"] * 2] * 2)
     data["train"]["threads"] = 3
     data["search"] = {
@@ -176,8 +176,8 @@ def test_search_and_study_workers_stay_within_their_share(tmp_path: Path) -> Non
         "gates": ["through", "negative_linear"],  # open at the first epoch: every trial trains
     }
     search = write_spec(tmp_path, data, "search.yaml")
-    counts, _ = _run(tmp_path, "search", search, "--jobs", "2")  # 3 processes train trials
-    assert counts == {min(3, max(1, cores // 3))}
+    counts, _ = _run(tmp_path, "search", search, "--jobs", "2")  # this one and a worker
+    assert counts == {min(3, max(1, cores // 2))}
     spec = _probe_spec(tmp_path)
     out = tmp_path / "study"
     counts, _ = _run(tmp_path, "study", spec, "--seeds", "2", "--jobs", "2", "--output", out)
@@ -189,7 +189,7 @@ def test_ranks_of_nproc_stay_within_their_share(tmp_path: Path) -> None:
     spec = _probe_spec(tmp_path)
     run = tmp_path / "r"
     counts, _ = _run(tmp_path, "train", spec, "--nproc", "2", "--run-dir", run, ranks=True)
-    assert counts == {min(3, max(1, len(os.sched_getaffinity(0)) // 2))}
+    assert counts == {min(3, max(1, run_threads.usable_cores({})[0] // 2))}
 
 
 class _Clock:
