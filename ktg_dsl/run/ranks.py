@@ -148,6 +148,10 @@ def train_ranks(
 
 
 LAUNCHER_GRACE = 60.0  # seconds, past the collectives' timeout, to save before exiting
+# seconds the elastic agent gives its ranks, after passing on a Ctrl-C or SIGTERM, to stop
+# after their batch and save before it kills them (torch's default is 30, short for a large
+# checkpoint); TORCH_ELASTIC_SHUTDOWN_TIMEOUT set by the user wins
+STOP_GRACE = 300
 
 
 def watch_launcher(grace: float, every: float = 0.5) -> None:
@@ -205,6 +209,7 @@ def launch(nproc: int, argv: list[str], plugins: list[str], max_restarts: int, r
     # a fresh store for every restart: a store shared across restarts can hand a restarted
     # rank its dead predecessor's address
     os.environ.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
+    os.environ.setdefault("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", str(STOP_GRACE))
     os.environ["KTG_NPROC"] = "1"  # the workers say `ktg train --resume DIR --nproc N`
     command = worker_command(argv, plugins)
     config = LaunchConfig(
