@@ -73,7 +73,8 @@ def check_spec(spec: Spec) -> CheckReport:
     load_builtins()
     graph = link(spec)
     issues = component_issues(spec) + graph.issues + check_search(spec)
-    issues += check_search_values(spec) + _deprecated(spec) + _fp16_device(spec)
+    graph_ok = not any(i.is_error for i in graph.issues)
+    issues += check_search_values(spec, graph_ok) + _deprecated(spec) + _fp16_device(spec)
     source: SourceMap = spec.source or SourceMap("<spec>")
     return CheckReport(spec, graph, _in_file_order([source.attach(i) for i in issues]))
 

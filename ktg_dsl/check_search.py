@@ -1,6 +1,6 @@
 """Checks of a spec's ``search:`` section, run by ``ktg validate`` with the others (torch-free,
 Optuna-free): the names it gives are nodes, its choices are not empty, its numeric ranges can
-be sampled, and both ends of every range make a valid spec."""
+be sampled, and both ends of every range make a valid spec (its graph included)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from .errors import Path, SpecIssue, choices_hint
-from .graph import loss_target, loss_views_of
+from .graph import link, loss_target, loss_views_of
 from .registry import GATES, UnknownComponentError
 from .spec.components import component_issues
 from .spec.messages import issues_from_validation
@@ -63,14 +63,17 @@ def _repeated(where: Path, choices: Sequence[ComponentRef]) -> list[SpecIssue]:
     return issues
 
 
-def check_search_values(spec: Spec) -> list[SpecIssue]:
+def check_search_values(spec: Spec, graph_ok: bool = False) -> list[SpecIssue]:
     """Each searched number must name a key that takes a number: both ends of its range are
-    set in the spec and checked like a value written there."""
+    set in the spec and checked like a value written there; with ``graph_ok`` (the spec's own
+    graph has no error) also by the graph checks, so that a range no trial could train at one
+    end (a kNN k above the memory bank, a batch above the training part, warm-up epochs
+    beyond the run) is refused before the search starts, not trial by trial."""
     if spec.search is None:
         return []
     issues: list[SpecIssue] = []
     for i, p in enumerate(spec.search.params):
-        issues += _range_ends(spec, i, p)
+        issues += _range_ends(spec, i, p, graph_ok)
     return issues
 
 
@@ -246,7 +249,7 @@ def _range(s: SearchConfig, i: int, p: NumericRange) -> list[SpecIssue]:
     return issues
 
 
-def _range_ends(spec: Spec, i: int, p: NumericRange) -> list[SpecIssue]:
+def _range_ends(spec: Spec, i: int, p: NumericRange, graph_ok: bool) -> list[SpecIssue]:
     where = ("search", "params", i, "path")
     try:
         path = parse_path(p.path)
@@ -266,7 +269,11 @@ def _range_ends(spec: Spec, i: int, p: NumericRange) -> list[SpecIssue]:
         return [SpecIssue(where, f"cannot search {p.path!r}: {exc}")]
     for value, data in zip(probes, datas, strict=True):  # both ends must be allowed
         try:
-            bad = [x for x in component_issues(Spec.model_validate(data)) if x.is_error]
+            end = Spec.model_validate(data)
+            end._source, end._raw = spec.source, data  # paths resolve as the spec's own
+            bad = [x for x in component_issues(end) if x.is_error]
+            if not bad and graph_ok:
+                bad = [x for x in link(end).issues if x.is_error]
         except ValidationError as exc:
             bad = issues_from_validation(exc, Spec)[:1]
         if bad:

@@ -9,7 +9,7 @@ import ktg_dsl
 from ktg_dsl.check import parse_data
 from ktg_dsl.graph import link
 
-from .conftest import base_spec
+from .conftest import ROOT, base_spec
 
 
 def issues(data: dict[str, Any]) -> list[str]:
@@ -212,6 +212,56 @@ def test_search_ranges_optuna_cannot_sample() -> None:
         "search.params[2].path: 'defaults.loss.temperature' cannot be 0: must be > 0.0" in e
         for e in errs
     ), errs
+
+
+def _ssl_search(**knn: Any) -> dict[str, Any]:
+    import yaml
+
+    data: dict[str, Any] = yaml.safe_load((ROOT / "specs" / "digits-simclr.yaml").read_text())
+    data["self_supervised"]["knn"].update(knn)
+    node = next(iter(data["nodes"]))
+    data["search"] = {"objective": {"node": node, "metric": "knn_top1"}, "trials": 2}
+    return data
+
+
+def test_search_range_ends_pass_the_graph_checks_before_any_trial() -> None:
+    """A range that one end makes untrainable is refused by validate (and so before the
+    search starts), at the range, in the graph check's own words: not trial by trial."""
+    data = base_spec(
+        search={
+            "params": [
+                {"path": "data.batch_size", "low": 8, "high": 100_000, "integer": True},
+                {"path": "defaults.loss.temperature", "low": 1, "high": 8},
+            ]
+        }
+    )
+    errs = errors(data)
+    assert any(
+        "search.params[0].path: 'data.batch_size' cannot be 100000: batch_size is 100000, "
+        "more than the 1151 training images" in e
+        for e in errs
+    ), errs
+    assert not any("params[1]" in e for e in errs), errs
+
+    data = _ssl_search()
+    data["search"]["params"] = [
+        {"path": "self_supervised.knn.k", "low": 5, "high": 5000, "integer": True}
+    ]
+    errs = errors(data)
+    assert errs == [
+        "<spec>  search.params[0].path: 'self_supervised.knn.k' cannot be 5000: k is 5000, "
+        "more than the 1151 training images of the memory bank (set self_supervised.knn.k to "
+        "at most 1151)"
+    ], errs
+    data["search"]["params"][0]["high"] = 1151  # the whole bank: allowed
+    assert errors(data) == []
+
+
+def test_search_range_ends_are_not_blamed_for_the_specs_own_graph_errors() -> None:
+    data = _ssl_search(k=5000)  # the spec itself is wrong: said once, at its own key
+    data["search"]["params"] = [{"path": "train.epochs", "low": 1, "high": 4, "integer": True}]
+    errs = errors(data)
+    assert len(errs) == 1 and "  self_supervised.knn.k: k is 5000" in errs[0], errs
 
 
 def test_graph_structure() -> None:
