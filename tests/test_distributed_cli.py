@@ -241,6 +241,20 @@ def test_meshes_that_cannot_work_are_refused_before_anything_starts(
     assert not (tmp_path / "runs").exists(), "nothing started"
 
 
+@pytest.mark.parametrize("value", ["soon", "-1", "2.5", ""])
+def test_a_grace_that_is_not_whole_seconds_is_refused_before_anything_starts(
+    tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", value)
+    data = spec_data()
+    data["nodes"]["a"]["model"]["type"] = "small_cnn"
+    code, _, err = cli("train", write_spec(tmp_path, data), "--nproc", "2", "--no-progress")
+    assert code == 2 and "Traceback" not in err, err
+    assert f"the environment sets TORCH_ELASTIC_SHUTDOWN_TIMEOUT={value!r}: expected whole " in err
+    assert not (tmp_path / "runs").exists(), "nothing started"
+
+
 def _interrupted_in_one_process(tmp_path: Path, run: Path) -> Path:
     """A one-process run stopped by Ctrl-C in epoch 2 (its last.pt is mid-epoch)."""
     spec = write_spec(tmp_path, spec_data())

@@ -224,7 +224,7 @@ def _launch(args: argparse.Namespace) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     from ..run.distributed import backend_and_device, plan_mesh
-    from ..run.ranks import launch, new_run_id
+    from ..run.ranks import launch, new_run_id, stop_grace
     from ..run.rundir import check_new
 
     # every value joined to its option, the spec after `--`: a name starting with a dash
@@ -242,6 +242,7 @@ def _launch(args: argparse.Namespace) -> int:
         argv += [f"--run-dir={args.run_dir}"] * bool(args.run_dir) + ["--", args.spec]
     plan_mesh(spec, graph, 0, args.nproc)  # what cannot work is said before anything starts
     backend_and_device(spec, args.nproc - 1)  # the last rank's GPU exists (nccl)
+    stop_grace()  # a TORCH_ELASTIC_SHUTDOWN_TIMEOUT that is not whole seconds is said here too
     say(f"starting {args.nproc} processes (torch.distributed elastic agent)")
     run_id = new_run_id()
     run_path = Path(

@@ -152,6 +152,26 @@ LAUNCHER_GRACE = 60.0  # seconds, past the collectives' timeout, to save before 
 # after their batch and save before it kills them (torch's default is 30, short for a large
 # checkpoint); TORCH_ELASTIC_SHUTDOWN_TIMEOUT set by the user wins
 STOP_GRACE = 300
+SHUTDOWN_ENV = "TORCH_ELASTIC_SHUTDOWN_TIMEOUT"
+
+
+def stop_grace() -> int:
+    """The ranks' seconds to save after a Ctrl-C: the user's TORCH_ELASTIC_SHUTDOWN_TIMEOUT,
+    read as carefully as a spec value (ArgumentError, exit 2), or STOP_GRACE."""
+    text = os.environ.get(SHUTDOWN_ENV)
+    if text is None:
+        return STOP_GRACE
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ArgumentError(
+            f"the environment sets {SHUTDOWN_ENV}={text[:40]!r}: expected whole seconds, 0 or "
+            f"more (how long the ranks get to save after Ctrl-C before they are killed; unset "
+            f"it for ktg's {STOP_GRACE})"
+        )
+    return value
 
 
 def watch_launcher(grace: float, every: float = 0.5) -> None:
@@ -209,7 +229,7 @@ def launch(nproc: int, argv: list[str], plugins: list[str], max_restarts: int, r
     # a fresh store for every restart: a store shared across restarts can hand a restarted
     # rank its dead predecessor's address
     os.environ.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
-    os.environ.setdefault("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", str(STOP_GRACE))
+    os.environ[SHUTDOWN_ENV] = str(stop_grace())
     os.environ["KTG_NPROC"] = "1"  # the workers say `ktg train --resume DIR --nproc N`
     command = worker_command(argv, plugins)
     config = LaunchConfig(
