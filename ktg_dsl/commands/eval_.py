@@ -61,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
     overrides = [f"data.split={args.split}"] if args.split else []
     spec, graph = checked(str(spec_file), overrides)
     folder = None if args.pictures == "none" else Path(args.pictures or path / "eval").expanduser()
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise UsageError(
+            f"--pictures {folder} is a file, not a folder: name a folder for the confusion "
+            "matrices (made if missing), or none for no pictures"
+        )
     if folder is not None:
         if not folder.exists():
             check_writable(folder)
