@@ -99,3 +99,72 @@ def test_eval_pictures_that_name_a_file_are_a_wrong_command_line(
     assert code == 2
     assert "is a file, not a folder" in err and "x.svg" not in err
     assert notes.read_text() == "mine"
+
+
+# --------------------------------------------------------------------------- ktg export
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["spec.resolved.yaml", "last.pt", "metrics.jsonl", "run.json", "best/b.pt", "state"],
+)
+def test_export_never_writes_over_a_file_of_its_run(cli: Cli, run: Path, target: str) -> None:
+    # before: `-o RUN/last.pt` (or the spec, or another node's weights) was replaced by the
+    # exported model, and the run could no longer be resumed, evaluated or trained again
+    if target == "state":
+        target = str(next((run / "state").iterdir()).relative_to(run))
+    before = snapshot(run)
+    code, out, err = cli(
+        "export", run, "--node", "a", "--format", "torchscript", "-o", run / target
+    )
+    assert code == 2 and out == ""
+    assert "writing it would replace it" in err
+    assert snapshot(run) == before
+
+
+def test_export_takes_a_new_file_inside_its_run(cli: Cli, run: Path) -> None:
+    code, out, _ = cli("export", run, "--node", "a", "--format", "torchscript", "-o", run / "a.ts")
+    assert code == 0 and out.startswith(f"wrote {run / 'a.ts'}")
+    # an earlier export of the same format is replaced
+    code, _, _ = cli("export", run, "--node", "b", "--format", "torchscript", "-o", run / "a.ts")
+    assert code == 0
+
+
+@pytest.mark.parametrize("node", ["../last", "best/a", "..", ""])
+def test_export_refuses_a_node_name_that_is_a_path(cli: Cli, trained: Path, node: str) -> None:
+    # before: --node ../last read RUN/last.pt as a node file (torch's TorchScript warning and
+    # "corrupt" after an earlier export over it)
+    code, _, err = cli("export", trained, "--node", node, "-o", trained.parent / "x.onnx")
+    assert code == 2
+    assert f"--node {node!r} is not a node name" in err
+    assert not (trained.parent / "x.onnx").exists()
+
+
+def test_export_refuses_a_name_of_the_other_format(cli: Cli, trained: Path, tmp_path: Path) -> None:
+    # before: the default --format onnx wrote an ONNX model into a.pt
+    code, _, err = cli("export", trained, "--node", "a", "-o", tmp_path / "a.pt")
+    assert code == 2
+    assert "named as a TorchScript file (.pt), but --format is onnx" in err
+    assert "--format torchscript" in err and not (tmp_path / "a.pt").exists()
+    code, _, err = cli(
+        "export", trained, "--node", "a", "--format", "torchscript", "-o", tmp_path / "a.onnx"
+    )
+    assert code == 2 and "named as an ONNX model (.onnx), but --format is torchscript" in err
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_never_replaces_a_file_that_is_not_an_export(
+    cli: Cli, trained: Path, tmp_path: Path, fmt: str
+) -> None:
+    # before: `-o spec.yaml` replaced the spec with a model
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("version: 1\n")
+    code, _, err = cli("export", trained, "--node", "a", "--format", fmt, "-o", spec)
+    assert code == 2
+    assert "exists and is not" in err and "writing it would replace it" in err
+    assert spec.read_text() == "version: 1\n"
+
+
+def test_export_refuses_an_empty_output(cli: Cli, trained: Path) -> None:
+    code, _, err = cli("export", trained, "--node", "a", "-o", "")
+    assert code == 2 and "-o is empty" in err
