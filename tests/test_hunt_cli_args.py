@@ -168,3 +168,33 @@ def test_export_never_replaces_a_file_that_is_not_an_export(
 def test_export_refuses_an_empty_output(cli: Cli, trained: Path) -> None:
     code, _, err = cli("export", trained, "--node", "a", "-o", "")
     assert code == 2 and "-o is empty" in err
+
+
+# --------------------------------------------------------------------------- ktg schema
+
+
+def test_schema_never_replaces_a_file_it_did_not_write(cli: Cli, tmp_path: Path) -> None:
+    # before: `ktg schema -o spec.yaml` replaced the spec with the JSON Schema
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("version: 1\nname: mine\n")
+    code, out, err = cli("schema", "-o", spec)
+    assert code == 2 and out == ""
+    assert "exists and is not the JSON Schema that ktg schema wrote" in err
+    assert spec.read_text() == "version: 1\nname: mine\n"
+    # its own files are written again (the repository's schemas/ and docs/ are refreshed so)
+    schema, reference = tmp_path / "s.json", tmp_path / "ref.md"
+    for _ in range(2):
+        assert cli("schema", "-o", schema)[0] == 0
+        assert cli("schema", "--reference", "-o", reference)[0] == 0
+    assert json.loads(schema.read_text())["title"] == "ktg spec"
+    before = schema.read_bytes()
+    code, _, err = cli("schema", "--reference", "-o", schema)  # the other one: refused
+    assert code == 2 and "is not the spec reference" in err
+    assert schema.read_bytes() == before
+
+
+def test_schema_refuses_an_empty_output(cli: Cli) -> None:
+    # before: "cannot write .: it is a folder" (exit 1)
+    code, out, err = cli("schema", "-o", "")
+    assert code == 2 and out == ""
+    assert "-o is empty" in err
