@@ -198,3 +198,29 @@ def test_schema_refuses_an_empty_output(cli: Cli) -> None:
     code, out, err = cli("schema", "-o", "")
     assert code == 2 and out == ""
     assert "-o is empty" in err
+
+
+# --------------------------------------------------------------------------- ktg bench
+
+
+def test_bench_json_may_not_be_the_file_it_compares_with(cli: Cli, tmp_path: Path) -> None:
+    # before: the earlier measurement was read, then replaced by this one
+    spec = write_spec(
+        tmp_path, small_spec("b", {"a": {"model": "small_cnn"}}, [{"to": "a", "from": "labels"}])
+    )
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text('{"images_per_s": {}, "threads": 1}\n')
+    code, out, err = cli("bench", spec, "--json", earlier, "--compare", earlier)
+    assert code == 2 and out == ""
+    assert "is the --compare file" in err
+    assert earlier.read_text() == '{"images_per_s": {}, "threads": 1}\n'
+
+
+def test_bench_compare_with_a_folder_says_so(cli: Cli, tmp_path: Path) -> None:
+    # before: "not a ktg bench --json file (--compare X: no such file (...))"
+    spec = write_spec(
+        tmp_path, small_spec("b", {"a": {"model": "small_cnn"}}, [{"to": "a", "from": "labels"}])
+    )
+    code, _, err = cli("bench", spec, "--compare", tmp_path)
+    assert code == 2
+    assert f"--compare {tmp_path} is a folder" in err and "no such file" not in err

@@ -17,9 +17,11 @@ SAME = ("spec", "device", "precision_auto", "batch")  # besides the threads
 def read_earlier(path: str) -> dict[str, Any]:
     """An earlier ``ktg bench --json`` file, checked to hold what a comparison reads."""
     file = Path(path)
+    if file.is_dir():
+        raise ArgumentError(f"--compare {path} is a folder; give a ktg bench --json file")
+    if not file.is_file():
+        raise ArgumentError(f"--compare {path}: no such file (give a ktg bench --json file)")
     try:
-        if not file.is_file():
-            raise ArgumentError(f"--compare {path}: no such file (give a ktg bench --json file)")
         if file.stat().st_size > MAX_BYTES:
             raise ArgumentError(f"--compare {path}: larger than a ktg bench --json file")
         data = json.loads(file.read_text(encoding="utf-8"))

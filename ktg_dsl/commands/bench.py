@@ -101,7 +101,10 @@ def run(args: argparse.Namespace) -> int:
         flag = "--compile" if args.compile else "--variants" if args.variants else "--compare"
         raise UsageError(f"{flag} goes with the single-process measurement; leave out --nproc")
     if args.json:
-        check_not_inputs({"--json": args.json}, {"the spec": args.spec})
+        # --compare's file is read first: a --json of the same name would replace the earlier
+        # measurement with this one
+        inputs = {"the spec": args.spec, "the --compare file": args.compare or args.spec}
+        check_not_inputs({"--json": args.json}, inputs)
         check_writable(args.json)  # before minutes of measuring, not after
     earlier = read_earlier(args.compare) if args.compare else None
     result = _distributed(args, spec) if args.nproc is not None else _single(args, spec, earlier)
