@@ -224,3 +224,20 @@ def test_bench_compare_with_a_folder_says_so(cli: Cli, tmp_path: Path) -> None:
     code, _, err = cli("bench", spec, "--compare", tmp_path)
     assert code == 2
     assert f"--compare {tmp_path} is a folder" in err and "no such file" not in err
+
+
+# --------------------------------------------------------------------------- plot, list
+
+
+def test_plot_refuses_an_empty_output(cli: Cli, run: Path) -> None:
+    # before: -o "" was taken as no -o: RUN/curves.svg and curves.png were written
+    code, _, err = cli("plot", run, "-o", "")
+    assert code == 2 and "-o is empty" in err
+    assert not (run / "curves.svg").exists()
+
+
+def test_list_refuses_an_empty_kind(cli: Cli) -> None:
+    # before: `ktg list ""` (an unset $KIND) listed every kind
+    code, out, err = cli("list", "")
+    assert code == 2 and out == ""
+    assert "unknown kind ''; one of: models" in err

@@ -30,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
     from ..study.results import NotARun, run_rows
 
     path = Path(args.run_dir).expanduser()
+    if args.output is not None and not args.output.strip():
+        raise UsageError(
+            "-o is empty: name the picture's file (.svg, .png or .pdf), or leave -o out"
+        )
     if args.output:
         out = [Path(args.output).expanduser()]
         if out[0].suffix.lower() not in FORMATS:
