@@ -226,6 +226,29 @@ def test_bench_compare_with_a_folder_says_so(cli: Cli, tmp_path: Path) -> None:
     assert f"--compare {tmp_path} is a folder" in err and "no such file" not in err
 
 
+def test_bench_variants_features_without_feature_edges_is_refused(cli: Cli, tmp_path: Path) -> None:
+    # before: nothing was measured, an empty table printed, exit 0
+    spec = write_spec(
+        tmp_path, small_spec("b", {"a": {"model": "small_cnn"}}, [{"to": "a", "from": "labels"}])
+    )
+    code, out, err = cli("bench", spec, "--variants", "features")
+    assert code == 2 and out == ""
+    assert "has no feature edges" in err and "leave features out" in err
+
+
+def test_bench_comparison_without_a_common_variant_says_so() -> None:
+    from ktg_dsl.bench.compare import format_comparison
+
+    # before: a header and no row, as if every variant had been compared
+    earlier = {"images_per_s": {"engine(fp32)": 100.0}, "threads": 1}
+    now = {"images_per_s": {"baseline": 50.0}, "threads": 1}
+    text = format_comparison(earlier, now, "e.json")
+    assert "no variant was measured in both" in text
+    assert "then: engine(fp32); now: baseline" in text and "now/then" not in text
+    both = format_comparison(earlier, {"images_per_s": {"engine(fp32)": 150.0}}, "e.json")
+    assert "engine(fp32)" in both and "1.500" in both
+
+
 # --------------------------------------------------------------------------- plot, list
 
 

@@ -55,11 +55,22 @@ def format_comparison(earlier: dict[str, Any], now: dict[str, Any], path: str) -
     differ = [f"{k} {earlier.get(k)} -> {now.get(k)}" for k in SAME if earlier.get(k) != now.get(k)]
     if differ:
         lines.append("  warning: measured on another setup: " + ", ".join(differ))
-    lines.append(f"{'variant':<24}{'then img/s':>12}{'now img/s':>12}{'now/then':>10}")
+    rows = []
     for name, ips in now["images_per_s"].items():
         then = earlier["images_per_s"].get(name)
         if isinstance(then, (int, float)) and then > 0:
-            lines.append(f"{name:<24}{then:>12.1f}{ips:>12.1f}{ips / then:>10.3f}")
+            rows.append(f"{name:<24}{then:>12.1f}{ips:>12.1f}{ips / then:>10.3f}")
+    if not rows:  # e.g. --variants baseline now, engine then
+        then_names = ", ".join(earlier["images_per_s"]) or "none"
+        return "\n".join(
+            [
+                *lines,
+                f"  no variant was measured in both: nothing to compare (then: {then_names}; "
+                f"now: {', '.join(now['images_per_s']) or 'none'}); measure the same --variants",
+            ]
+        )
+    lines.append(f"{'variant':<24}{'then img/s':>12}{'now img/s':>12}{'now/then':>10}")
+    lines.extend(rows)
     lines.append(
         "(two runs at different times share no noise: trust only differences larger than the "
         "spread of each run's rounds)"

@@ -100,6 +100,14 @@ def run(args: argparse.Namespace) -> int:
     if args.nproc is not None and (args.compile or args.variants or args.compare):
         flag = "--compile" if args.compile else "--variants" if args.variants else "--compare"
         raise UsageError(f"{flag} goes with the single-process measurement; leave out --nproc")
+    if args.variants and "features" in args.variants:
+        from ..bench.features import has_feature_edges
+
+        if not has_feature_edges(spec):  # the features kind would measure nothing
+            raise UsageError(
+                f"--variants features: {args.spec} has no feature edges (an edge between two "
+                "nodes' taps), so there is nothing of that kind to measure; leave features out"
+            )
     if args.json:
         # --compare's file is read first: a --json of the same name would replace the earlier
         # measurement with this one
