@@ -165,11 +165,6 @@ def test_export_never_replaces_a_file_that_is_not_an_export(
     assert spec.read_text() == "version: 1\n"
 
 
-def test_export_refuses_an_empty_output(cli: Cli, trained: Path) -> None:
-    code, _, err = cli("export", trained, "--node", "a", "-o", "")
-    assert code == 2 and "-o is empty" in err
-
-
 # --------------------------------------------------------------------------- ktg schema
 
 
@@ -191,13 +186,6 @@ def test_schema_never_replaces_a_file_it_did_not_write(cli: Cli, tmp_path: Path)
     code, _, err = cli("schema", "--reference", "-o", schema)  # the other one: refused
     assert code == 2 and "is not the spec reference" in err
     assert schema.read_bytes() == before
-
-
-def test_schema_refuses_an_empty_output(cli: Cli) -> None:
-    # before: "cannot write .: it is a folder" (exit 1)
-    code, out, err = cli("schema", "-o", "")
-    assert code == 2 and out == ""
-    assert "-o is empty" in err
 
 
 # --------------------------------------------------------------------------- ktg bench
@@ -252,15 +240,43 @@ def test_bench_comparison_without_a_common_variant_says_so() -> None:
 # --------------------------------------------------------------------------- plot, list
 
 
-def test_plot_refuses_an_empty_output(cli: Cli, run: Path) -> None:
-    # before: -o "" was taken as no -o: RUN/curves.svg and curves.png were written
-    code, _, err = cli("plot", run, "-o", "")
-    assert code == 2 and "-o is empty" in err
-    assert not (run / "curves.svg").exists()
-
-
 def test_list_refuses_an_empty_kind(cli: Cli) -> None:
     # before: `ktg list ""` (an unset $KIND) listed every kind
     code, out, err = cli("list", "")
     assert code == 2 and out == ""
     assert "unknown kind ''; one of: models" in err
+
+
+# --------------------------------------------------------------------------- empty names
+
+EMPTY = [  # before: the defaults (or the current folder) were taken, or the file not written
+    ("bench", "SPEC", "--json", ""),  # measured for minutes, then wrote no JSON
+    ("bench", "SPEC", "--compare", ""),  # measured without the comparison
+    ("render", "SPEC", "-o", "x.svg", "--schedule", ""),  # drew no schedule
+    ("render", "SPEC", "-o", ""),  # "cannot write .: it is a folder" (exit 1)
+    ("schema", "-o", ""),  # "cannot write .: it is a folder" (exit 1)
+    ("eval", "RUN", "--pictures", ""),  # the pictures went to RUN/eval
+    ("eval", ""),
+    ("export", "", "--node", "a", "-o", "a.onnx"),  # "best/a.pt does not exist"
+    ("export", "RUN", "--node", "a", "-o", ""),
+    ("plot", "RUN", "-o", ""),  # RUN/curves.svg and curves.png were written
+    ("plot", ""),
+]
+
+
+@pytest.mark.parametrize("args", EMPTY, ids=lambda a: " ".join(a).replace("  ", " '' "))
+def test_an_empty_file_or_folder_name_is_a_wrong_command_line(
+    args: tuple[str, ...], run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ktg_dsl.cli import main
+
+    spec = write_spec(
+        tmp_path, small_spec("e", {"a": {"model": "small_cnn"}}, [{"to": "a", "from": "labels"}])
+    )
+    given = [{"SPEC": str(spec), "RUN": str(run)}.get(a, a) for a in args]
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(given)
+    assert exit_.value.code == 2
+    assert "is empty: name a file or folder" in capsys.readouterr().err
+    assert snapshot(tmp_path) == before  # nothing written, in the run or beside it

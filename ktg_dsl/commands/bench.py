@@ -17,6 +17,7 @@ from .common import (
     add_threads,
     checked,
     err,
+    named,
     non_negative_int,
     positive_int,
 )
@@ -45,9 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=3,
         help="untimed steps first (default: %(default)s)",
     )
-    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--json", type=named, metavar="FILE", help="also write the results as JSON")
     parser.add_argument(
         "--compare",
+        type=named,
         metavar="EARLIER.json",
         help="compare with an earlier --json result of this spec, variant by variant (refused "
         "when it was measured with another thread count)",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import EXIT_OK, UsageError
+from .common import EXIT_OK, UsageError, named
 
 NAME = "export"
 HELP = "write one trained node as ONNX or TorchScript (checked against PyTorch)"
@@ -17,7 +17,9 @@ HEADS = {"onnx": b"\x08", "torchscript": b"PK"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (e.g. runs/x/latest)")
+    parser.add_argument(
+        "run_dir", type=named, metavar="RUN_DIR", help="a run directory (e.g. runs/x/latest)"
+    )
     parser.add_argument("--node", required=True, metavar="N", help="the node to export")
     parser.add_argument(
         "--format",
@@ -25,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="onnx",
         help="the file's format (default: %(default)s)",
     )
-    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write")
+    parser.add_argument(
+        "-o", "--output", required=True, type=named, metavar="FILE", help="the file to write"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,11 +71,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _output(text: str, fmt: str) -> Path:
-    """``-o``, refused (exit 2) when it is empty, names the other format (``-o a.pt`` with the
+    """``-o``, refused (exit 2) when it names the other format (``-o a.pt`` with the
     default ``--format onnx``), or is an existing file that is not of the format (a spec, a
     text): an export replaces only what an export could have written."""
-    if not text.strip():
-        raise UsageError("-o is empty: name the file to write (e.g. -o model.onnx)")
     out = Path(text).expanduser()
     other = next(f for f in SUFFIXES if f != fmt)
     if out.suffix.lower() in SUFFIXES[other]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import EXIT_OK, UsageError
+from .common import EXIT_OK, UsageError, named
 
 NAME = "plot"
 HELP = "draw a run's accuracy and loss per epoch"
@@ -15,10 +15,13 @@ DEFAULT = "curves"  # RUN_DIR/curves.svg and curves.png
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (holds metrics.jsonl)")
+    parser.add_argument(
+        "run_dir", type=named, metavar="RUN_DIR", help="a run directory (holds metrics.jsonl)"
+    )
     parser.add_argument(
         "-o",
         "--output",
+        type=named,
         metavar="FILE",
         help="the picture (.svg, .png or .pdf; default: RUN_DIR/curves.svg and curves.png)",
     )
@@ -30,10 +33,6 @@ def run(args: argparse.Namespace) -> int:
     from ..study.results import NotARun, run_rows
 
     path = Path(args.run_dir).expanduser()
-    if args.output is not None and not args.output.strip():
-        raise UsageError(
-            "-o is empty: name the picture's file (.svg, .png or .pdf), or leave -o out"
-        )
     if args.output:
         out = [Path(args.output).expanduser()]
         if out[0].suffix.lower() not in FORMATS:

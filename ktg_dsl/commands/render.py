@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_OK, add_overrides, add_spec, checked
+from .common import EXIT_OK, add_overrides, add_spec, checked, named
 
 NAME = "render"
 HELP = "draw the graph (Graphviz)"
@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         required=True,
+        type=named,
         help="output file (.svg .png .pdf .dot), or - for standard output (svg unless --format)",
     )
     parser.add_argument(
@@ -28,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show-cutoff", action="store_true", help="also draw cut-off edges")
     parser.add_argument(
         "--schedule",
+        type=named,
         metavar="FILE",
         help="also plot every edge's gate weight over the epochs (.svg or .csv)",
     )

@@ -8,7 +8,7 @@ import stat
 import sys
 from pathlib import Path
 
-from .common import EXIT_OK, UsageError
+from .common import EXIT_OK, UsageError, named
 
 NAME = "schema"
 HELP = "print or write the JSON Schema of specs"
@@ -20,7 +20,9 @@ MARKERS = {  # what every file ktg schema writes holds, so that it may be writte
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", help="file to write (default: standard output)")
+    parser.add_argument(
+        "-o", "--output", type=named, help="file to write (default: standard output)"
+    )
     parser.add_argument(
         "--reference",
         action="store_true",
@@ -32,8 +34,6 @@ def run(args: argparse.Namespace) -> int:
     from ..atomic import check_writable, write_text_atomic
 
     what = "the spec reference" if args.reference else "the JSON Schema"
-    if args.output is not None and not args.output.strip():
-        raise UsageError("-o is empty: name the file to write, or leave -o out (standard output)")
     if args.output not in (None, "-"):
         check_writable(args.output)
         _check_ours(Path(args.output), what)
