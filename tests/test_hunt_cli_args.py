@@ -204,6 +204,28 @@ def test_bench_json_may_not_be_the_file_it_compares_with(cli: Cli, tmp_path: Pat
     assert earlier.read_text() == '{"images_per_s": {}, "threads": 1}\n'
 
 
+def test_bench_json_never_replaces_a_file_that_is_not_a_bench_result(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # before: `--json other.yaml` replaced that spec with the measurement
+    spec = write_spec(
+        tmp_path, small_spec("b", {"a": {"model": "small_cnn"}}, [{"to": "a", "from": "labels"}])
+    )
+    other = tmp_path / "other.yaml"
+    other.write_text("version: 1\n")
+    code, out, err = cli("bench", spec, "--json", other)
+    assert code == 2 and out == ""
+    assert "exists and is not a ktg bench --json result" in err
+    assert other.read_text() == "version: 1\n"
+    from ktg_dsl.bench.compare import check_replaceable
+
+    earlier = tmp_path / "earlier.json"  # an earlier result is replaced, as is an empty file
+    earlier.write_text('{"spec": "b", "date": "2026-12-07", "images_per_s": {}}')
+    check_replaceable(str(earlier))
+    (tmp_path / "empty.json").touch()
+    check_replaceable(str(tmp_path / "empty.json"))
+
+
 def test_bench_compare_with_a_folder_says_so(cli: Cli, tmp_path: Path) -> None:
     # before: "not a ktg bench --json file (--compare X: no such file (...))"
     spec = write_spec(

@@ -37,6 +37,26 @@ def read_earlier(path: str) -> dict[str, Any]:
     return data
 
 
+def check_replaceable(path: str) -> None:
+    """Refuse a ``--json`` that names an existing file other than an earlier ``ktg bench
+    --json`` result (a JSON object with its ``spec`` and ``date``): a spec or a note there would
+    be replaced. An empty file, a device or a pipe is fine."""
+    from ..bounded import ReadRefused, read_bytes_capped
+
+    file = Path(path)
+    if not file.is_file() or file.stat().st_size == 0:
+        return
+    try:
+        data = json.loads(read_bytes_capped(file, MAX_BYTES, "--json"))
+    except (ReadRefused, ValueError):  # too large, or not JSON: not a bench result
+        data = None
+    if not (isinstance(data, dict) and {"spec", "date"} <= data.keys()):
+        raise ArgumentError(
+            f"--json {path} exists and is not a ktg bench --json result: writing it would "
+            "replace it; name another file (or remove it first)"
+        )
+
+
 def check_comparable(earlier: dict[str, Any], path: str, threads: int, why: str) -> None:
     """Refuse to compare with a measurement taken with another thread count."""
     before = earlier["threads"]

@@ -90,7 +90,7 @@ def _variants(text: str) -> tuple[str, ...]:
 
 def run(args: argparse.Namespace) -> int:
     from ..atomic import check_not_inputs, check_writable, write_text_atomic
-    from ..bench.compare import read_earlier
+    from ..bench.compare import check_replaceable, read_earlier
 
     spec, _ = checked(args.spec, args.set)
     if spec.self_supervised is not None and args.nproc is not None:
@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         # measurement with this one
         inputs = {"the spec": args.spec, "the --compare file": args.compare or args.spec}
         check_not_inputs({"--json": args.json}, inputs)
+        check_replaceable(args.json)
         check_writable(args.json)  # before minutes of measuring, not after
     earlier = read_earlier(args.compare) if args.compare else None
     result = _distributed(args, spec) if args.nproc is not None else _single(args, spec, earlier)
