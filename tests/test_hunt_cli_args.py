@@ -259,6 +259,29 @@ def test_bench_comparison_without_a_common_variant_says_so() -> None:
     assert "engine(fp32)" in both and "1.500" in both
 
 
+# --------------------------------------------------------------------------- ktg render
+
+
+def test_render_with_a_format_never_replaces_a_file_that_is_not_a_drawing(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # before: `-o other.yaml --format svg` replaced that spec with the picture
+    spec = write_spec(
+        tmp_path, small_spec("r", {"a": {"model": "small_cnn"}}, [{"to": "a", "from": "labels"}])
+    )
+    other = tmp_path / "other.yaml"
+    other.write_text("version: 1\n")
+    code, out, err = cli("render", spec, "-o", other, "--format", "svg")
+    assert code == 2 and out == ""
+    assert "exists and is not a drawing" in err
+    assert other.read_text() == "version: 1\n"
+    # a drawing of any name is drawn again, in any format
+    picture = tmp_path / "graph.txt"
+    for fmt in ("dot", "svg", "dot"):
+        assert cli("render", spec, "-o", picture, "--format", fmt)[0] == 0
+    assert picture.read_text().startswith("digraph")
+
+
 # --------------------------------------------------------------------------- plot, list
 
 
