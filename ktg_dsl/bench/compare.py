@@ -17,9 +17,11 @@ SAME = ("spec", "device", "precision_auto", "batch")  # besides the threads
 def read_earlier(path: str) -> dict[str, Any]:
     """An earlier ``ktg bench --json`` file, checked to hold what a comparison reads."""
     file = Path(path)
+    if file.is_dir():
+        raise ArgumentError(f"--compare {path} is a folder; give a ktg bench --json file")
+    if not file.is_file():
+        raise ArgumentError(f"--compare {path}: no such file (give a ktg bench --json file)")
     try:
-        if not file.is_file():
-            raise ArgumentError(f"--compare {path}: no such file (give a ktg bench --json file)")
         if file.stat().st_size > MAX_BYTES:
             raise ArgumentError(f"--compare {path}: larger than a ktg bench --json file")
         data = json.loads(file.read_text(encoding="utf-8"))
@@ -33,6 +35,26 @@ def read_earlier(path: str) -> dict[str, Any]:
             "'images_per_s' and 'threads'; --nproc results cannot be compared)"
         )
     return data
+
+
+def check_replaceable(path: str) -> None:
+    """Refuse a ``--json`` that names an existing file other than an earlier ``ktg bench
+    --json`` result (a JSON object with its ``spec`` and ``date``): a spec or a note there would
+    be replaced. An empty file, a device or a pipe is fine."""
+    from ..bounded import ReadRefused, read_bytes_capped
+
+    file = Path(path)
+    if not file.is_file() or file.stat().st_size == 0:
+        return
+    try:
+        data = json.loads(read_bytes_capped(file, MAX_BYTES, "--json"))
+    except (ReadRefused, ValueError):  # too large, or not JSON: not a bench result
+        data = None
+    if not (isinstance(data, dict) and {"spec", "date"} <= data.keys()):
+        raise ArgumentError(
+            f"--json {path} exists and is not a ktg bench --json result: writing it would "
+            "replace it; name another file (or remove it first)"
+        )
 
 
 def check_comparable(earlier: dict[str, Any], path: str, threads: int, why: str) -> None:
@@ -53,11 +75,22 @@ def format_comparison(earlier: dict[str, Any], now: dict[str, Any], path: str) -
     differ = [f"{k} {earlier.get(k)} -> {now.get(k)}" for k in SAME if earlier.get(k) != now.get(k)]
     if differ:
         lines.append("  warning: measured on another setup: " + ", ".join(differ))
-    lines.append(f"{'variant':<24}{'then img/s':>12}{'now img/s':>12}{'now/then':>10}")
+    rows = []
     for name, ips in now["images_per_s"].items():
         then = earlier["images_per_s"].get(name)
         if isinstance(then, (int, float)) and then > 0:
-            lines.append(f"{name:<24}{then:>12.1f}{ips:>12.1f}{ips / then:>10.3f}")
+            rows.append(f"{name:<24}{then:>12.1f}{ips:>12.1f}{ips / then:>10.3f}")
+    if not rows:  # e.g. --variants baseline now, engine then
+        then_names = ", ".join(earlier["images_per_s"]) or "none"
+        return "\n".join(
+            [
+                *lines,
+                f"  no variant was measured in both: nothing to compare (then: {then_names}; "
+                f"now: {', '.join(now['images_per_s']) or 'none'}); measure the same --variants",
+            ]
+        )
+    lines.append(f"{'variant':<24}{'then img/s':>12}{'now img/s':>12}{'now/then':>10}")
+    lines.extend(rows)
     lines.append(
         "(two runs at different times share no noise: trust only differences larger than the "
         "spread of each run's rounds)"

@@ -17,6 +17,7 @@ from .common import (
     add_threads,
     checked,
     err,
+    named,
     non_negative_int,
     positive_int,
 )
@@ -45,9 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=3,
         help="untimed steps first (default: %(default)s)",
     )
-    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--json", type=named, metavar="FILE", help="also write the results as JSON")
     parser.add_argument(
         "--compare",
+        type=named,
         metavar="EARLIER.json",
         help="compare with an earlier --json result of this spec, variant by variant (refused "
         "when it was measured with another thread count)",
@@ -88,7 +90,7 @@ def _variants(text: str) -> tuple[str, ...]:
 
 def run(args: argparse.Namespace) -> int:
     from ..atomic import check_not_inputs, check_writable, write_text_atomic
-    from ..bench.compare import read_earlier
+    from ..bench.compare import check_replaceable, read_earlier
 
     spec, _ = checked(args.spec, args.set)
     if spec.self_supervised is not None and args.nproc is not None:
@@ -100,8 +102,20 @@ def run(args: argparse.Namespace) -> int:
     if args.nproc is not None and (args.compile or args.variants or args.compare):
         flag = "--compile" if args.compile else "--variants" if args.variants else "--compare"
         raise UsageError(f"{flag} goes with the single-process measurement; leave out --nproc")
+    if args.variants and "features" in args.variants:
+        from ..bench.features import has_feature_edges
+
+        if not has_feature_edges(spec):  # the features kind would measure nothing
+            raise UsageError(
+                f"--variants features: {args.spec} has no feature edges (an edge between two "
+                "nodes' taps), so there is nothing of that kind to measure; leave features out"
+            )
     if args.json:
-        check_not_inputs({"--json": args.json}, {"the spec": args.spec})
+        # --compare's file is read first: a --json of the same name would replace the earlier
+        # measurement with this one
+        inputs = {"the spec": args.spec, "the --compare file": args.compare or args.spec}
+        check_not_inputs({"--json": args.json}, inputs)
+        check_replaceable(args.json)
         check_writable(args.json)  # before minutes of measuring, not after
     earlier = read_earlier(args.compare) if args.compare else None
     result = _distributed(args, spec) if args.nproc is not None else _single(args, spec, earlier)

@@ -72,6 +72,14 @@ def _whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
+def named(text: str) -> str:
+    """A file or folder argument that names something: an empty one (``-o "$OUT"`` with OUT
+    unset) is a wrong command line, not taken for the default or for the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: name a file or folder (an unset variable?)")
+    return text
+
+
 def positive_int(text: str) -> int:
     value = _whole_number(text)
     if value < 1:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .common import EXIT_OK, UsageError, add_threads, checked
+from .common import EXIT_OK, UsageError, add_threads, checked, named
 
 NAME = "eval"
 HELP = "measure a trained run's nodes on a split (top-1, top-5, per class, confusion)"
@@ -20,7 +20,9 @@ PER_CLASS_SHOWN = 20  # more classes: the table shows the worst few
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (e.g. runs/x/latest)")
+    parser.add_argument(
+        "run_dir", type=named, metavar="RUN_DIR", help="a run directory (e.g. runs/x/latest)"
+    )
     parser.add_argument(
         "--node",
         action="append",
@@ -41,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
         "--pictures",
+        type=named,
         metavar="DIR",
         help="where the confusion matrices go (default: RUN_DIR/eval; 'none' for no pictures)",
     )
@@ -61,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
     overrides = [f"data.split={args.split}"] if args.split else []
     spec, graph = checked(str(spec_file), overrides)
     folder = None if args.pictures == "none" else Path(args.pictures or path / "eval").expanduser()
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise UsageError(
+            f"--pictures {folder} is a file, not a folder: name a folder for the confusion "
+            "matrices (made if missing), or none for no pictures"
+        )
     if folder is not None:
         if not folder.exists():
             check_writable(folder)

@@ -41,7 +41,8 @@ def _kind(text: str, kinds: list[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..registry import REGISTRIES
 
-    kinds = [_kind(args.kind, list(REGISTRIES))] if args.kind else list(REGISTRIES)
+    # an empty KIND ("$KIND" unset) is refused, not taken for every kind
+    kinds = list(REGISTRIES) if args.kind is None else [_kind(args.kind, list(REGISTRIES))]
     for kind in kinds:
         print(f"{plural(kind)}:")
         for comp in REGISTRIES[kind]:

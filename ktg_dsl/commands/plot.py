@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import EXIT_OK, UsageError
+from .common import EXIT_OK, UsageError, named
 
 NAME = "plot"
 HELP = "draw a run's accuracy and loss per epoch"
@@ -15,10 +15,13 @@ DEFAULT = "curves"  # RUN_DIR/curves.svg and curves.png
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (holds metrics.jsonl)")
+    parser.add_argument(
+        "run_dir", type=named, metavar="RUN_DIR", help="a run directory (holds metrics.jsonl)"
+    )
     parser.add_argument(
         "-o",
         "--output",
+        type=named,
         metavar="FILE",
         help="the picture (.svg, .png or .pdf; default: RUN_DIR/curves.svg and curves.png)",
     )

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from .common import EXIT_OK, add_overrides, add_spec, checked
+from .common import EXIT_OK, UsageError, add_overrides, add_spec, checked, named
 
+PICTURES = (".svg", ".png", ".pdf", ".dot", ".gv")  # names a drawing may replace
+DRAWINGS = (b"<?xml", b"<svg", b"\x89PNG", b"%PDF", b"digraph", b"strict digraph")  # heads
 NAME = "render"
 HELP = "draw the graph (Graphviz)"
 
@@ -17,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         required=True,
+        type=named,
         help="output file (.svg .png .pdf .dot), or - for standard output (svg unless --format)",
     )
     parser.add_argument(
@@ -28,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show-cutoff", action="store_true", help="also draw cut-off edges")
     parser.add_argument(
         "--schedule",
+        type=named,
         metavar="FILE",
         help="also plot every edge's gate weight over the epochs (.svg or .csv)",
     )
@@ -40,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     # before anything is read: an output must never replace the spec (or the other output)
     check_not_inputs({"-o": args.output, "--schedule": args.schedule}, {"the spec": args.spec})
+    _check_picture_name(args.output)
     spec, graph = checked(args.spec, args.set, weights_needed=False)  # a picture
     written = render_files(
         spec,
@@ -55,3 +61,21 @@ def run(args: argparse.Namespace) -> int:
     for w in written:
         print(f"wrote {w.path} ({w.what})", file=status)
     return EXIT_OK
+
+
+def _check_picture_name(output: str) -> None:
+    """With ``--format``, ``-o`` may have any name; an existing file there that is not a
+    drawing (``-o other-spec.yaml --format svg``) is not replaced."""
+    path = Path(output)
+    if path.suffix.lower() in PICTURES or not path.is_file():
+        return
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError:
+        return  # cannot be read: writing it says what is wrong
+    if head and not head.lstrip().startswith(DRAWINGS):
+        raise UsageError(
+            f"-o {output} exists and is not a drawing (SVG, PNG, PDF or Graphviz): writing it "
+            "would replace it; name another file (or remove it first)"
+        )

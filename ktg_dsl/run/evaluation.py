@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..components.data.loader import eval_batches
 from ..engine.program import Program, RuntimeNode
-from ..errors import KtgRuntimeError
+from ..errors import KtgRuntimeError, did_you_mean
 from ..graph import GraphReport
 from ..spec.schema import Spec
 from . import checkpoint as ckpt
@@ -58,14 +58,17 @@ def evaluate_run(
 ) -> list[NodeScores]:
     """Every trained node of the run at ``path`` (or ``nodes``) from its ``checkpoint``
     (best/<node>.pt, or last.pt), on the evaluation split of ``spec``."""
+    unknown = [n for n in nodes or () if n not in spec.nodes]
+    if unknown:  # before the data is loaded (a large dataset takes a while)
+        close = did_you_mean(unknown[0], spec.nodes)
+        raise KtgRuntimeError(
+            f"the run has no node {unknown[0]!r}{f' ({close})' if close else ''}; its nodes: "
+            f"{', '.join(spec.nodes)}"
+        )
     bundle = load_bundle(spec)
     program = program_for(spec, graph, bundle)
-    chosen = nodes or [n.name for n in program.trainable()]
-    unknown = [n for n in chosen if n not in program.nodes]
-    if unknown:
-        raise KtgRuntimeError(
-            f"the run has no node {unknown[0]!r}; its nodes: {', '.join(program.nodes)}"
-        )
+    # a node named twice is measured once
+    chosen = list(dict.fromkeys(nodes)) if nodes else [n.name for n in program.trainable()]
     size = spec.data.eval_batch_size or 4 * spec.data.batch_size
 
     def in_order(part: Any) -> Any:
@@ -153,6 +156,7 @@ def _load(run: RunDir, program: Program, node: RuntimeNode, checkpoint: str) -> 
         what = what or "has no last.pt"
         raise KtgRuntimeError(f"the run {run.path} {what}: {file} does not exist")
     obj = ckpt.load(file, f"checkpoint of node '{node.name}'")
+    _check_kind(obj, file, node.name, checkpoint)
     state = ckpt.extract_state(obj, node.name, file)
     problems = ckpt.fit_problems(node.model.state_dict(), state)
     if problems:
@@ -163,6 +167,28 @@ def _load(run: RunDir, program: Program, node: RuntimeNode, checkpoint: str) -> 
     if not isinstance(epoch, int) or isinstance(epoch, bool):
         return None
     return epoch + 1 if checkpoint == "best" else epoch
+
+
+def _check_kind(obj: dict[str, Any], file: Path, node: str, checkpoint: str) -> None:
+    """Refuse a file of the wrong kind in a run's place: a node file as last.pt (every node
+    would get that one node's weights), a run file or another node's file as best/<node>.pt."""
+    fmt, owner = obj.get("format"), obj.get("node")
+    if checkpoint == "last" and fmt == ckpt.NODE_FORMAT:
+        raise KtgRuntimeError(
+            f"{file} is the node file of node '{owner}', not a run's last.pt (a run checkpoint "
+            "of every node); evaluate the best weights (--checkpoint best) or put the run's "
+            "own last.pt back"
+        )
+    if checkpoint == "best" and fmt == ckpt.RUN_FORMAT:
+        raise KtgRuntimeError(
+            f"{file} is a run checkpoint (a last.pt), not the node file of node '{node}' that "
+            "ktg train writes as best/<node>.pt; evaluate --checkpoint last instead"
+        )
+    if checkpoint == "best" and fmt == ckpt.NODE_FORMAT and owner not in (None, node):
+        raise KtgRuntimeError(
+            f"{file} holds the weights of node '{owner}', not of node '{node}' (a node file "
+            f"copied or renamed); put back the file that ktg train wrote for '{node}'"
+        )
 
 
 @torch.no_grad()

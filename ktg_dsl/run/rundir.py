@@ -120,6 +120,27 @@ class RunDir:
                 _remove(entry, ignore_errors=True)
 
 
+def written_files(path: Path) -> dict[str, str]:
+    """The files ``ktg train`` wrote in the run directory ``path``, by what each is: what a
+    command's output must never replace (``ktg export -o runs/x/latest/last.pt``)."""
+    named = {
+        "the run's spec": RESOLVED,
+        "the run's checkpoint": LAST,
+        "the run's metrics log": METRICS,
+        "the run's facts": RUN_INFO,
+        "the run's page": REPORT,
+        "the run's lock": LOCK,
+    }
+    out = {what: str(path / name) for what, name in named.items() if (path / name).exists()}
+    kinds = {BEST: "the best weights", STATE: "a part of the checkpoint", TENSORBOARD: "a log"}
+    for folder, what in kinds.items():
+        with contextlib.suppress(OSError):
+            for file in sorted((path / folder).rglob("*")):
+                if file.is_file():  # each its own key: "the best weights (b.pt) of the run"
+                    out[f"{what} ({file.relative_to(path / folder)}) of the run"] = str(file)
+    return out
+
+
 def empty(path: Path) -> None:
     """Remove what is in ``path`` (its lock aside), never ``path`` itself: it may be a link,
     a mount point, or a folder the user made."""
