@@ -251,7 +251,8 @@ def test_a_grace_that_is_not_whole_seconds_is_refused_before_anything_starts(
     data["nodes"]["a"]["model"]["type"] = "small_cnn"
     code, _, err = cli("train", write_spec(tmp_path, data), "--nproc", "2", "--no-progress")
     assert code == 2 and "Traceback" not in err, err
-    assert f"the environment sets TORCH_ELASTIC_SHUTDOWN_TIMEOUT={value!r}: expected whole " in err
+    assert f"sets TORCH_ELASTIC_SHUTDOWN_TIMEOUT={value!r}: expected a whole number" in err
+    assert "how long the ranks get to save after Ctrl-C" in err
     assert not (tmp_path / "runs").exists(), "nothing started"
 
 

@@ -35,6 +35,20 @@ def run(trained: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(trained, tmp_path / "run"))
 
 
+def one_node(folder: Path, name: str) -> Path:
+    """A spec of one node on the labels, written in ``folder``."""
+    return write_spec(
+        folder, small_spec(name, {"a": {"model": "small_cnn"}}, [{"to": "a", "from": "labels"}])
+    )
+
+
+def a_spec_file(folder: Path) -> Path:
+    """A file that is not any command's output (a user's spec): never to be replaced."""
+    other = folder / "other.yaml"
+    other.write_text("version: 1\n")
+    return other
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
@@ -193,9 +207,7 @@ def test_schema_never_replaces_a_file_it_did_not_write(cli: Cli, tmp_path: Path)
 
 def test_bench_json_may_not_be_the_file_it_compares_with(cli: Cli, tmp_path: Path) -> None:
     # before: the earlier measurement was read, then replaced by this one
-    spec = write_spec(
-        tmp_path, small_spec("b", {"a": {"model": "small_cnn"}}, [{"to": "a", "from": "labels"}])
-    )
+    spec = one_node(tmp_path, "b")
     earlier = tmp_path / "earlier.json"
     earlier.write_text('{"images_per_s": {}, "threads": 1}\n')
     code, out, err = cli("bench", spec, "--json", earlier, "--compare", earlier)
@@ -208,11 +220,8 @@ def test_bench_json_never_replaces_a_file_that_is_not_a_bench_result(
     cli: Cli, tmp_path: Path
 ) -> None:
     # before: `--json other.yaml` replaced that spec with the measurement
-    spec = write_spec(
-        tmp_path, small_spec("b", {"a": {"model": "small_cnn"}}, [{"to": "a", "from": "labels"}])
-    )
-    other = tmp_path / "other.yaml"
-    other.write_text("version: 1\n")
+    spec = one_node(tmp_path, "b")
+    other = a_spec_file(tmp_path)
     code, out, err = cli("bench", spec, "--json", other)
     assert code == 2 and out == ""
     assert "exists and is not a ktg bench --json result" in err
@@ -228,9 +237,7 @@ def test_bench_json_never_replaces_a_file_that_is_not_a_bench_result(
 
 def test_bench_compare_with_a_folder_says_so(cli: Cli, tmp_path: Path) -> None:
     # before: "not a ktg bench --json file (--compare X: no such file (...))"
-    spec = write_spec(
-        tmp_path, small_spec("b", {"a": {"model": "small_cnn"}}, [{"to": "a", "from": "labels"}])
-    )
+    spec = one_node(tmp_path, "b")
     code, _, err = cli("bench", spec, "--compare", tmp_path)
     assert code == 2
     assert f"--compare {tmp_path} is a folder" in err and "no such file" not in err
@@ -238,9 +245,7 @@ def test_bench_compare_with_a_folder_says_so(cli: Cli, tmp_path: Path) -> None:
 
 def test_bench_variants_features_without_feature_edges_is_refused(cli: Cli, tmp_path: Path) -> None:
     # before: nothing was measured, an empty table printed, exit 0
-    spec = write_spec(
-        tmp_path, small_spec("b", {"a": {"model": "small_cnn"}}, [{"to": "a", "from": "labels"}])
-    )
+    spec = one_node(tmp_path, "b")
     code, out, err = cli("bench", spec, "--variants", "features")
     assert code == 2 and out == ""
     assert "has no feature edges" in err and "leave features out" in err
@@ -266,11 +271,8 @@ def test_render_with_a_format_never_replaces_a_file_that_is_not_a_drawing(
     cli: Cli, tmp_path: Path
 ) -> None:
     # before: `-o other.yaml --format svg` replaced that spec with the picture
-    spec = write_spec(
-        tmp_path, small_spec("r", {"a": {"model": "small_cnn"}}, [{"to": "a", "from": "labels"}])
-    )
-    other = tmp_path / "other.yaml"
-    other.write_text("version: 1\n")
+    spec = one_node(tmp_path, "r")
+    other = a_spec_file(tmp_path)
     code, out, err = cli("render", spec, "-o", other, "--format", "svg")
     assert code == 2 and out == ""
     assert "exists and is not a drawing" in err
@@ -315,9 +317,7 @@ def test_an_empty_file_or_folder_name_is_a_wrong_command_line(
 ) -> None:
     from ktg_dsl.cli import main
 
-    spec = write_spec(
-        tmp_path, small_spec("e", {"a": {"model": "small_cnn"}}, [{"to": "a", "from": "labels"}])
-    )
+    spec = one_node(tmp_path, "e")
     given = [{"SPEC": str(spec), "RUN": str(run)}.get(a, a) for a in args]
     before = snapshot(tmp_path)
     with pytest.raises(SystemExit) as exit_:

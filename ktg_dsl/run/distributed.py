@@ -24,10 +24,15 @@ from ..spec.components import build
 from ..spec.schema import Spec
 from .threads import SHARE_ENV, apply_threads, available_cores
 
+TORCHRUN_SETS = "torchrun sets it for each process; unset it to train on one process"
 
-def env_int(name: str, default: int, low: int = 0, high: int | None = None) -> int:
+
+def env_int(
+    name: str, default: int, low: int = 0, high: int | None = None, why: str = TORCHRUN_SETS
+) -> int:
     """A whole number from the environment (what torchrun sets), read as carefully as a spec
-    value: anything else is a wrong command line (ArgumentError, exit 2), not a traceback."""
+    value: anything else is a wrong command line (ArgumentError, exit 2), not a traceback;
+    ``why``: what the variable is, in the message."""
     text = os.environ.get(name)
     if text is None:
         return default
@@ -39,7 +44,7 @@ def env_int(name: str, default: int, low: int = 0, high: int | None = None) -> i
     if value is None or value < low or (high is not None and value >= high):
         raise ArgumentError(
             f"the environment sets {name}={text[:40]!r}: expected a whole number from "
-            f"{low}{top} (torchrun sets it for each process; unset it to train on one process)"
+            f"{low}{top} ({why})"
         )
     return value
 

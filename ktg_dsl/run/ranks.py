@@ -21,7 +21,7 @@ from ..errors import ArgumentError, KtgRuntimeError
 from ..graph import GraphReport
 from ..spec.schema import Spec
 from .data import load_bundle
-from .distributed import Cluster, restarted, start
+from .distributed import Cluster, env_int, restarted, start
 from .recipe import EpochHook
 from .rundir import RunDir, claim_existing, claim_new, empty
 from .session import Say, train_in
@@ -158,20 +158,11 @@ SHUTDOWN_ENV = "TORCH_ELASTIC_SHUTDOWN_TIMEOUT"
 def stop_grace() -> int:
     """The ranks' seconds to save after a Ctrl-C: the user's TORCH_ELASTIC_SHUTDOWN_TIMEOUT,
     read as carefully as a spec value (ArgumentError, exit 2), or STOP_GRACE."""
-    text = os.environ.get(SHUTDOWN_ENV)
-    if text is None:
-        return STOP_GRACE
-    try:
-        value = int(text.strip())
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ArgumentError(
-            f"the environment sets {SHUTDOWN_ENV}={text[:40]!r}: expected whole seconds, 0 or "
-            f"more (how long the ranks get to save after Ctrl-C before they are killed; unset "
-            f"it for ktg's {STOP_GRACE})"
-        )
-    return value
+    why = (
+        "how long the ranks get to save after Ctrl-C before they are killed, in whole "
+        f"seconds; unset it for ktg's {STOP_GRACE}"
+    )
+    return env_int(SHUTDOWN_ENV, STOP_GRACE, low=0, why=why)
 
 
 def watch_launcher(grace: float, every: float = 0.5) -> None:
