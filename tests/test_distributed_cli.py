@@ -216,6 +216,28 @@ def test_ctrl_c_stops_every_rank_and_leaves_a_resumable_run(tmp_path: Path) -> N
     assert len({r["epoch"] for r in rows(tmp_path / "run")}) == 30
 
 
+@pytest.mark.slow
+def test_ctrl_c_in_the_last_batch_ends_a_finished_run_as_one_process_does(
+    tmp_path: Path,
+) -> None:
+    """The ranks agree on the stop at the end of the last epoch: the run is whole, so the
+    launcher says so and exits 0 (it said 'interrupted', exit 130, over a finished run)."""
+    spec = write_spec(tmp_path, spec_data(epochs=3))
+    mark = tmp_path / "last-batch"
+    run = tmp_path / "run"
+    args = ("train", spec, "--nproc", "2", "--run-dir", run, "--no-progress")
+    proc = start_ktg_marked(tmp_path, mark, 3 * 16, *args)  # the last batch of epoch 3
+    proc.send_signal(signal.SIGINT)
+    release(mark, proc, STOPPING)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "interrupted as the run ended: all 3 epochs are done" in err
+    assert "--resume" not in err and "3 epochs in" in out
+    manifest = ckpt.load(run / "last.pt")
+    assert (manifest["epoch"], manifest["step"]) == (3, 0)
+    assert len({r["epoch"] for r in rows(run)}) == 3
+
+
 @pytest.mark.parametrize(
     ("distributed", "nproc", "words"),
     [

@@ -259,9 +259,25 @@ def _launch(args: argparse.Namespace) -> int:
             _resume_hint(run_path, f"--nproc {args.nproc}{_distributed_args(args)}")
         return EXIT_INTERRUPTED if EXIT_INTERRUPTED in codes else max(1, min(codes[-1], 2))
     except (KeyboardInterrupt, SignalException):
+        if _finished(run_path, spec.train.epochs):  # the stop came as the run ended
+            say(f"interrupted as the run ended: all {spec.train.epochs} epochs are done")
+            return EXIT_OK
         say("interrupted; every rank was asked to stop and save")
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _finished(run: Path, epochs: int) -> bool:
+    """Whether the run's last.pt says every epoch is done (as a one-process run that a
+    Ctrl-C reached in its last batch ends: with its table, exit 0)."""
+    from ..run import checkpoint as ckpt
+    from ..run.rundir import LAST
+
+    try:
+        manifest = ckpt.load(run / LAST, limit=ckpt.MANIFEST_LIMIT)
+    except (KtgRuntimeError, OSError):
+        return False
+    return manifest.get("epoch") == epochs and not manifest.get("step")
 
 
 def _exit_text(code: int) -> str:
