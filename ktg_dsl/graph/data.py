@@ -48,14 +48,14 @@ def check_class_counts(g: Linked) -> list[SpecIssue]:
     return issues
 
 
-def _hook_args(g: Linked, hook: Callable[..., Any] | None) -> dict[str, Any] | None:
+def _hook_args(spec: Spec, hook: Callable[..., Any] | None) -> dict[str, Any] | None:
     """The dataset's checked arguments for one of its registration's hooks; None without the
     hook, or when the arguments do not check (the component checks report that)."""
     if hook is None:
         return None
     try:
-        comp = DATASETS.get(g.spec.data.dataset.type)
-        return dict(comp.check(g.spec.data.dataset.args).model_dump())
+        comp = DATASETS.get(spec.data.dataset.type)
+        return dict(comp.check(spec.data.dataset.args).model_dump())
     except (UnknownComponentError, ValidationError):
         return None
 
@@ -68,9 +68,9 @@ def _hook_issue(exc: ValueError) -> SpecIssue:
     return SpecIssue(where, message, hint=hint)
 
 
-def _meta(g: Linked) -> Any:
+def _meta(spec: Spec) -> Any:
     try:
-        return DATASETS.get(g.spec.data.dataset.type).meta
+        return DATASETS.get(spec.data.dataset.type).meta
     except UnknownComponentError:
         return None
 
@@ -79,18 +79,14 @@ def training_size(spec: Spec) -> int | None:
     """The training part's size as the dataset's registration knows it before loading (its
     ``train_size`` hook, on the checked arguments); None where it cannot tell, or where the
     arguments are wrong (``check_training_size`` says what is wrong with them)."""
-    try:
-        comp = DATASETS.get(spec.data.dataset.type)
-    except UnknownComponentError:
-        return None
-    size_of = comp.meta.train_size
-    if size_of is None:
+    meta = _meta(spec)
+    size_of = meta.train_size if meta else None
+    if (args := _hook_args(spec, size_of)) is None or size_of is None:
         return None
     try:
-        args = dict(comp.check(spec.data.dataset.args).model_dump())
         size: int | None = size_of(args, spec.data.split)
         return size
-    except (ValidationError, ValueError):
+    except ValueError:
         return None
 
 
@@ -98,9 +94,9 @@ def check_training_size(g: Linked) -> list[SpecIssue]:
     """What a dataset's registration knows of its training part before loading it (its
     ``train_size`` hook): what its arguments allow with this split, and room for one batch
     when the last incomplete one is dropped."""
-    data, meta = g.spec.data, _meta(g)
+    data, meta = g.spec.data, _meta(g.spec)
     size_of = meta.train_size if meta else None
-    if (args := _hook_args(g, size_of)) is None or size_of is None:
+    if (args := _hook_args(g.spec, size_of)) is None or size_of is None:
         return []
     try:
         size = size_of(args, data.split)
@@ -161,9 +157,9 @@ def check_batch_needs(g: Linked) -> list[SpecIssue]:
 def check_data_files(g: Linked) -> list[SpecIssue]:
     """A dataset whose registration can tell (its ``files`` hook) that its files are neither
     on this machine nor to be downloaded: an error that says how to get them."""
-    data, meta = g.spec.data, _meta(g)
+    data, meta = g.spec.data, _meta(g.spec)
     files = meta.files if meta else None
-    if (args := _hook_args(g, files)) is None or files is None:
+    if (args := _hook_args(g.spec, files)) is None or files is None:
         return []
     try:
         files(args, data.root, data.download, data.split)
