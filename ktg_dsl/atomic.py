@@ -85,6 +85,32 @@ def check_writable(path: str | os.PathLike[str]) -> None:
         _check_folder(Path(os.path.realpath(path)), shown=Path(path))
 
 
+def check_replaceable(
+    path: str | os.PathLike[str], option: str, what: str, ours: Callable[[Path], bool]
+) -> None:
+    """Refuse (ArgumentError, exit 2) to write over an existing file that ``ours`` does not
+    recognise as ``what`` (``-o spec.yaml`` would destroy the spec); a new or empty file, a
+    folder, a device or a pipe is left to the write, as is one that cannot be read."""
+    file = Path(path)
+    try:
+        if not file.is_file() or file.stat().st_size == 0:
+            return
+        known = ours(file)
+    except OSError:  # cannot be read: writing it says what is wrong
+        return
+    if not known:
+        raise ArgumentError(
+            f"{option} {path} exists and is not {what}: writing it would replace it; name "
+            "another file (or remove it first)"
+        )
+
+
+def file_head(path: Path, size: int) -> bytes:
+    """The first ``size`` bytes of ``path`` (how a file of a known format begins)."""
+    with path.open("rb") as f:
+        return f.read(size)
+
+
 def _check_folder(path: Path, shown: Path | None = None) -> None:
     shown = shown or path
     folder = path.parent if str(path.parent) else Path(".")

@@ -41,20 +41,17 @@ def check_replaceable(path: str) -> None:
     """Refuse a ``--json`` that names an existing file other than an earlier ``ktg bench
     --json`` result (a JSON object with its ``spec`` and ``date``): a spec or a note there would
     be replaced. An empty file, a device or a pipe is fine."""
+    from .. import atomic
     from ..bounded import ReadRefused, read_bytes_capped
 
-    file = Path(path)
-    if not file.is_file() or file.stat().st_size == 0:
-        return
-    try:
-        data = json.loads(read_bytes_capped(file, MAX_BYTES, "--json"))
-    except (ReadRefused, ValueError):  # too large, or not JSON: not a bench result
-        data = None
-    if not (isinstance(data, dict) and {"spec", "date"} <= data.keys()):
-        raise ArgumentError(
-            f"--json {path} exists and is not a ktg bench --json result: writing it would "
-            "replace it; name another file (or remove it first)"
-        )
+    def ours(file: Path) -> bool:
+        try:
+            data = json.loads(read_bytes_capped(file, MAX_BYTES, "--json"))
+        except (ReadRefused, ValueError):  # too large, or not JSON: not a bench result
+            return False
+        return isinstance(data, dict) and {"spec", "date"} <= data.keys()
+
+    atomic.check_replaceable(path, "--json", "a ktg bench --json result", ours)
 
 
 def check_comparable(earlier: dict[str, Any], path: str, threads: int, why: str) -> None:

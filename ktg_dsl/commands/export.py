@@ -74,6 +74,8 @@ def _output(text: str, fmt: str) -> Path:
     """``-o``, refused (exit 2) when it names the other format (``-o a.pt`` with the
     default ``--format onnx``), or is an existing file that is not of the format (a spec, a
     text): an export replaces only what an export could have written."""
+    from ..atomic import check_replaceable, file_head
+
     out = Path(text).expanduser()
     other = next(f for f in SUFFIXES if f != fmt)
     if out.suffix.lower() in SUFFIXES[other]:
@@ -81,16 +83,6 @@ def _output(text: str, fmt: str) -> Path:
             f"-o {text} is named as {NAMES[other]} ({out.suffix}), but --format is {fmt}: give "
             f"--format {other}, or name the file {SUFFIXES[fmt][0]}"
         )
-    head = b""
-    if out.is_file():  # not a device or pipe (written in place), not a folder
-        try:
-            with out.open("rb") as f:
-                head = f.read(len(HEADS[fmt]))
-        except OSError:
-            pass  # cannot be read: check_writable says what is wrong
-    if head and head != HEADS[fmt]:
-        raise UsageError(
-            f"-o {text} exists and is not {NAMES[fmt]}: writing it would replace it; name "
-            "another file (or remove it first)"
-        )
+    head = HEADS[fmt]
+    check_replaceable(out, "-o", NAMES[fmt], lambda f: file_head(f, len(head)) == head)
     return out

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import EXIT_OK, UsageError, add_overrides, add_spec, checked, named
+from .common import EXIT_OK, add_overrides, add_spec, checked, named
 
 PICTURES = (".svg", ".png", ".pdf", ".dot", ".gv")  # names a drawing may replace
 DRAWINGS = (b"<?xml", b"<svg", b"\x89PNG", b"%PDF", b"digraph", b"strict digraph")  # heads
@@ -66,16 +66,9 @@ def run(args: argparse.Namespace) -> int:
 def _check_picture_name(output: str) -> None:
     """With ``--format``, ``-o`` may have any name; an existing file there that is not a
     drawing (``-o other-spec.yaml --format svg``) is not replaced."""
-    path = Path(output)
-    if path.suffix.lower() in PICTURES or not path.is_file():
+    from ..atomic import check_replaceable, file_head
+
+    if Path(output).suffix.lower() in PICTURES:
         return
-    try:
-        with path.open("rb") as f:
-            head = f.read(16)
-    except OSError:
-        return  # cannot be read: writing it says what is wrong
-    if head and not head.lstrip().startswith(DRAWINGS):
-        raise UsageError(
-            f"-o {output} exists and is not a drawing (SVG, PNG, PDF or Graphviz): writing it "
-            "would replace it; name another file (or remove it first)"
-        )
+    what = "a drawing (SVG, PNG, PDF or Graphviz)"
+    check_replaceable(output, "-o", what, lambda f: file_head(f, 16).lstrip().startswith(DRAWINGS))

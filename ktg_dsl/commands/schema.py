@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
-import stat
 import sys
 from pathlib import Path
 
-from .common import EXIT_OK, UsageError, named
+from .common import EXIT_OK, named
 
 NAME = "schema"
 HELP = "print or write the JSON Schema of specs"
@@ -56,19 +54,13 @@ def run(args: argparse.Namespace) -> int:
 def _check_ours(out: Path, what: str) -> None:
     """Refuse to replace a file that is not ``what`` as an earlier ``ktg schema`` wrote it
     (``-o spec.yaml`` would destroy the spec); an empty file, a device or a pipe is fine."""
+    from ..atomic import check_replaceable
     from ..bounded import MIB, ReadRefused, read_bytes_capped
 
-    try:
-        if not stat.S_ISREG(os.stat(out).st_mode) or os.stat(out).st_size == 0:
-            return
-    except OSError:  # not there yet
-        return
-    try:
-        ours = MARKERS[what].encode() in read_bytes_capped(out, 16 * MIB, "-o")
-    except ReadRefused:
-        ours = False
-    if not ours:
-        raise UsageError(
-            f"-o {out} exists and is not {what} that ktg schema wrote: writing it would "
-            "replace it; name another file (or remove it first)"
-        )
+    def ours(file: Path) -> bool:
+        try:
+            return MARKERS[what].encode() in read_bytes_capped(file, 16 * MIB, "-o")
+        except ReadRefused:
+            return False
+
+    check_replaceable(out, "-o", f"{what} that ktg schema wrote", ours)
