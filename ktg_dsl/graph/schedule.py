@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from ..errors import Path, SpecIssue
-from ..registry import OPTIMIZERS, SCHEDULERS, UnknownComponentError
+from ..registry import UnknownComponentError
+from ..spec.components import resolved_args
 from ..spec.schema import ComponentRef, Spec
 
 if TYPE_CHECKING:
@@ -31,22 +32,22 @@ def check_schedules(g: Linked) -> list[SpecIssue]:
         scheduler = node.scheduler or spec.defaults.scheduler
         if scheduler.type not in COSINES:
             continue
-        args = _checked(SCHEDULERS, scheduler)
+        args = _checked(scheduler)
         if args is None:
             continue  # the component checks say what is wrong with it
         found = _warmup(spec, (*where, "scheduler"), scheduler, args)
         optimizer = node.optimizer or spec.defaults.optimizer
-        found += _rising(
-            (*where, "scheduler"), scheduler, args, optimizer, _checked(OPTIMIZERS, optimizer)
-        )
+        found += _rising((*where, "scheduler"), scheduler, args, optimizer, _checked(optimizer))
         for issue in found:
             issues.setdefault((issue.path, issue.message), issue)
     return list(issues.values())
 
 
-def _checked(registry: Any, ref: ComponentRef) -> dict[str, Any] | None:
+def _checked(ref: ComponentRef) -> dict[str, Any] | None:
+    """The reference's arguments with their defaults; None when it does not check (the
+    component checks say why)."""
     try:
-        return dict(registry.get(ref.type).check(ref.args).model_dump())
+        return resolved_args(ref)
     except (UnknownComponentError, ValidationError):
         return None
 
