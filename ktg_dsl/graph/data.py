@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from ..errors import SpecIssue
 from ..registry import DATASETS, UnknownComponentError
+from ..spec.components import resolved_args
 from .report import loss_target
 
 if TYPE_CHECKING:
@@ -54,8 +55,7 @@ def _hook_args(spec: Spec, hook: Callable[..., Any] | None) -> dict[str, Any] | 
     if hook is None:
         return None
     try:
-        comp = DATASETS.get(spec.data.dataset.type)
-        return dict(comp.check(spec.data.dataset.args).model_dump())
+        return resolved_args(spec.data.dataset)
     except (UnknownComponentError, ValidationError):
         return None
 
