@@ -281,9 +281,14 @@ def test_a_real_search_page(browser: Any, real_pages: dict[str, Path], tmp_path:
     ]
     assert numbers == [0, 1, 2, 3]
     assert "edge cnn_a<-" in text_of(browser, "#choices")
+    # the most opaque edge of the best graphs (the sampler's choices differ from run to run:
+    # the first edge may be one its gate closed, drawn at opacity 0.12, too faint to find)
     stroke = browser.execute_script(
-        "const p = document.querySelector('.side-by-side g.edge path');"
-        "return getComputedStyle(p).stroke"
+        "const gs = [...document.querySelectorAll('.side-by-side g.edge')];"
+        "const g = gs.reduce((a, b) =>"
+        "  +getComputedStyle(b).opacity > +getComputedStyle(a).opacity ? b : a);"
+        "g.scrollIntoView({block: 'center'});"
+        "return getComputedStyle(g.querySelector('path')).stroke"
     )
     screenshot(browser, tmp_path / "report-search.png", [stroke])
     browser.find_element(By.CSS_SELECTOR, "button.open-run").click()  # the best trial's run
